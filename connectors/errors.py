@@ -1,0 +1,41 @@
+"""Errors a connector raises, as one small tree.
+
+    ConnectorError            anything a CRM connector cannot recover from by itself
+    ├── AuthError             credentials missing, invalid or expired (HTTP 401): the run fails
+    ├── QuotaExhausted        the CRM's API allowance is spent or would be: stop cleanly, resume later
+    └── TransientError        a retryable failure (5xx, timeout) that outlived its retries
+        └── RateLimited       HTTP 429 that outlived its retries; carries the server's retry-after
+
+RecordRejected is not a failure of the run: a mapping function raises it for one
+record that cannot be normalized, and the sync quarantines that record and goes on.
+"""
+
+from __future__ import annotations
+
+
+class ConnectorError(Exception):
+    """A CRM connector failed in a way the sync run must record."""
+
+
+class AuthError(ConnectorError):
+    """The CRM refused our credentials (HTTP 401); retrying will not help."""
+
+
+class QuotaExhausted(ConnectorError):
+    """The CRM's API allowance is spent (or this run's share of it is)."""
+
+
+class TransientError(ConnectorError):
+    """A retryable failure that kept failing after all retries."""
+
+
+class RateLimited(TransientError):
+    """HTTP 429 that persisted after backing off as the server asked."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RecordRejected(ValueError):
+    """One CRM record cannot be mapped to a normalized record; the reason says why."""

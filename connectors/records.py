@@ -1,0 +1,174 @@
+"""Normalized records: what every connector produces, whatever the CRM (SPEC §4).
+
+Connectors map CRM payloads to these frozen dataclasses; the store upserts them
+keyed on (source, crm_id). Foreign references (rep, contact, deal) are CRM ids
+of the same source, resolved by the store and the KPI engine, because a CRM
+hands records over in any order.
+
+Timestamps are timezone-aware UTC datetimes. ``modified_at`` is the CRM's own
+last-modified time (HubSpot hs_lastmodifieddate, Salesforce SystemModstamp).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, ClassVar, Literal
+
+Source = Literal["hubspot", "salesforce"]
+
+CallOutcome = Literal[
+    "connected", "no_answer", "voicemail", "live_message", "wrong_number", "busy", "failed", "unknown"
+]
+CALL_OUTCOMES: tuple[str, ...] = (
+    "connected", "no_answer", "voicemail", "live_message", "wrong_number", "busy", "failed", "unknown",
+)
+# A call is reached (着電) when it rang through to someone or something.
+REACHED_OUTCOMES: frozenset[str] = frozenset(
+    {"connected", "no_answer", "voicemail", "live_message", "wrong_number"}
+)
+
+MeetingOutcome = Literal["scheduled", "completed", "rescheduled", "no_show", "canceled"]
+MEETING_OUTCOMES: tuple[str, ...] = ("scheduled", "completed", "rescheduled", "no_show", "canceled")
+
+Direction = Literal["outbound", "inbound"]
+
+COMPANY_SIZES: tuple[str, ...] = ("1-9", "10-49", "50-249", "250-999", "1000+")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Record:
+    """Fields every normalized record has."""
+
+    kind: ClassVar[str]
+
+    source: Source
+    crm_id: str
+    deleted: bool = False
+    modified_at: datetime | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The record as a column → value mapping for the store."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class Team(Record):
+    kind: ClassVar[str] = "team"
+
+    name: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rep(Record):
+    kind: ClassVar[str] = "rep"
+
+    name: str
+    email: str | None = None
+    team_crm_id: str | None = None
+    manager_crm_id: str | None = None
+    active: bool = True
+    # HubSpot: the owner's userId (the CRM users object's hs_internal_user_id), for write-back.
+    user_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Lead(Record):
+    kind: ClassVar[str] = "lead"
+
+    created_at: datetime
+    channel: str | None = None
+    industry: str | None = None
+    company_size: str | None = None  # one of COMPANY_SIZES, or None when unknown
+    status: str | None = None
+    sql_at: datetime | None = None
+    score: float | None = None
+    rep_crm_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Call(Record):
+    kind: ClassVar[str] = "call"
+
+    occurred_at: datetime
+    direction: Direction | None = None
+    outcome: CallOutcome = "unknown"
+    duration_ms: int | None = None
+    rep_crm_id: str | None = None
+    contact_crm_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Email(Record):
+    kind: ClassVar[str] = "email"
+
+    sent_at: datetime
+    direction: Direction | None = None
+    status: str | None = None
+    sent: bool = True
+    tracked: bool = False  # open tracking known: only tracked sent emails enter the rates
+    opened: bool | None = None
+    clicked: bool | None = None
+    replied: bool | None = None
+    rep_crm_id: str | None = None
+    contact_crm_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Meeting(Record):
+    kind: ClassVar[str] = "meeting"
+
+    booked_at: datetime
+    start_at: datetime | None = None
+    outcome: MeetingOutcome | None = None
+    rep_crm_id: str | None = None
+    contact_crm_id: str | None = None
+    deal_crm_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpTask(Record):
+    kind: ClassVar[str] = "task"
+
+    due_at: datetime
+    status: str | None = None
+    completed_at: datetime | None = None
+    rep_crm_id: str | None = None
+    contact_crm_id: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Deal(Record):
+    kind: ClassVar[str] = "deal"
+
+    created_at: datetime
+    closed_at: datetime | None = None
+    amount: Decimal | None = None
+    stage: str | None = None
+    pipeline: str | None = None
+    is_closed: bool = False
+    is_won: bool = False
+    probability: float | None = None  # stage probability, a fraction 0–1
+    owner_crm_id: str | None = None  # field sales owner
+    rep_crm_id: str | None = None  # the IS rep; set means the deal is IS-sourced
+    bant_budget: str | None = None
+    bant_authority: str | None = None
+    bant_need: str | None = None
+    bant_timing: str | None = None
+    handoff_rating: float | None = None
+    lead_source: str | None = None
+    contact_crm_id: str | None = None
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A CRM record that could not be normalized; it goes to quarantine."""
+
+    crm_id: str | None
+    payload: dict[str, Any]
+    reason: str
