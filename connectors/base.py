@@ -50,6 +50,7 @@ class SourceConnector(Protocol):
     """Pulls pages of normalized records from one CRM."""
 
     source: str
+    api_calls: int  # HTTP requests made so far, retries included
 
     @property
     def streams(self) -> Sequence[StreamSpec]:

@@ -20,10 +20,24 @@ from typing import Any, ClassVar, Literal
 Source = Literal["hubspot", "salesforce"]
 
 CallOutcome = Literal[
-    "connected", "no_answer", "voicemail", "live_message", "wrong_number", "busy", "failed", "unknown"
+    "connected",
+    "no_answer",
+    "voicemail",
+    "live_message",
+    "wrong_number",
+    "busy",
+    "failed",
+    "unknown",
 ]
 CALL_OUTCOMES: tuple[str, ...] = (
-    "connected", "no_answer", "voicemail", "live_message", "wrong_number", "busy", "failed", "unknown",
+    "connected",
+    "no_answer",
+    "voicemail",
+    "live_message",
+    "wrong_number",
+    "busy",
+    "failed",
+    "unknown",
 )
 # A call is reached (着電) when it rang through to someone or something.
 REACHED_OUTCOMES: frozenset[str] = frozenset(

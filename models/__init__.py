@@ -1,0 +1,34 @@
+"""The normalized store: SQLAlchemy 2 typed models and the statements that write them."""
+
+from models.base import Base
+from models.crm import (
+    TABLE_BY_KIND,
+    Call,
+    CrmRecord,
+    Deal,
+    Email,
+    FollowUpTask,
+    Lead,
+    Meeting,
+    Rep,
+    Team,
+)
+from models.sync import QuarantinedRecord, SyncLock, SyncRun, SyncState
+
+__all__ = [
+    "TABLE_BY_KIND",
+    "Base",
+    "Call",
+    "CrmRecord",
+    "Deal",
+    "Email",
+    "FollowUpTask",
+    "Lead",
+    "Meeting",
+    "QuarantinedRecord",
+    "Rep",
+    "SyncLock",
+    "SyncRun",
+    "SyncState",
+    "Team",
+]

@@ -1,0 +1,56 @@
+"""The FastAPI application: routers, health, and the scheduled sync's lifetime."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+
+from fastapi import FastAPI
+from pydantic import BaseModel
+from sqlalchemy import Engine
+
+from connectors.base import SourceConnector
+from service.routers import sync
+from service.scheduler import start_scheduler
+from service.settings import Settings
+
+
+class Health(BaseModel):
+    status: str
+    last_successful_sync: dict[str, datetime]
+
+
+def create_app(
+    settings: Settings,
+    engine: Engine,
+    *,
+    connectors: Callable[[], list[SourceConnector]] | None = None,
+) -> FastAPI:
+    """The service; with ``connectors`` it also runs the scheduled sync while it is up."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        scheduler = start_scheduler(settings, engine, connectors) if connectors else None
+        try:
+            yield
+        finally:
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)
+
+    app = FastAPI(
+        title="iskpi",
+        summary="Inside-sales KPIs from HubSpot and Salesforce",
+        version="0.1.0",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.engine = engine
+    app.include_router(sync.router)
+
+    @app.get("/healthz", response_model=Health, tags=["health"])
+    def healthz() -> Health:
+        """Liveness, and how fresh the data is per source."""
+        return Health(status="ok", last_successful_sync=sync.last_successful_sync(engine))
+
+    return app

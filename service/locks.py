@@ -1,0 +1,110 @@
+"""One sync per source at a time, across processes and replicas.
+
+PostgreSQL: a session advisory lock held on a dedicated connection for the
+whole run; the server drops it when that connection dies, so a killed process
+never leaves a stale lock. SQLite: a lease row that the holder renews while it
+works; a lease left by a killed process expires.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Connection, Engine, Table, delete, select, text, update
+from sqlalchemy.dialects import sqlite
+
+from models import SyncLock
+
+LEASE = timedelta(minutes=10)
+
+
+class SyncLocked(RuntimeError):
+    """Another process is syncing this source right now."""
+
+
+def _advisory_key(source: str) -> int:
+    digest = hashlib.sha256(f"iskpi-sync:{source}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SourceLock:
+    """A held lock on one source's sync; ``renew`` keeps a SQLite lease alive."""
+
+    def __init__(self, engine: Engine, source: str) -> None:
+        self.engine = engine
+        self.source = source
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self._pg_connection: Connection | None = None
+
+    def acquire(self) -> bool:
+        if self.engine.dialect.name == "postgresql":
+            conn = self.engine.connect()
+            got = conn.execute(
+                text("SELECT pg_try_advisory_lock(:key)"), {"key": _advisory_key(self.source)}
+            ).scalar_one()
+            conn.commit()
+            if got:
+                self._pg_connection = conn
+            else:
+                conn.close()
+            return bool(got)
+        now = datetime.now(UTC)
+        table = SyncLock.__table__
+        assert isinstance(table, Table)
+        stmt = sqlite.insert(table).values(
+            source=self.source, holder=self.holder, expires_at=now + LEASE
+        )
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["source"],
+            set_={"holder": stmt.excluded.holder, "expires_at": stmt.excluded.expires_at},
+            where=table.c.expires_at < now,
+        )
+        with self.engine.begin() as conn:
+            conn.execute(stmt)
+            holder = conn.execute(
+                select(SyncLock.holder).where(SyncLock.source == self.source)
+            ).scalar_one()
+        return holder == self.holder
+
+    def renew(self) -> None:
+        if self.engine.dialect.name != "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(
+                    update(SyncLock)
+                    .where(SyncLock.source == self.source, SyncLock.holder == self.holder)
+                    .values(expires_at=datetime.now(UTC) + LEASE)
+                )
+
+    def release(self) -> None:
+        if self._pg_connection is not None:
+            self._pg_connection.execute(
+                text("SELECT pg_advisory_unlock(:key)"), {"key": _advisory_key(self.source)}
+            )
+            self._pg_connection.commit()
+            self._pg_connection.close()
+            self._pg_connection = None
+        elif self.engine.dialect.name != "postgresql":
+            with self.engine.begin() as conn:
+                conn.execute(
+                    delete(SyncLock).where(
+                        SyncLock.source == self.source, SyncLock.holder == self.holder
+                    )
+                )
+
+
+@contextmanager
+def source_lock(engine: Engine, source: str) -> Iterator[SourceLock]:
+    """Hold the sync lock of ``source`` or raise SyncLocked at once."""
+    lock = SourceLock(engine, source)
+    if not lock.acquire():
+        raise SyncLocked(f"a sync of {source} is already running")
+    try:
+        yield lock
+    finally:
+        lock.release()

@@ -1,0 +1,210 @@
+"""The sync loop: pull page → map → upsert → advance cursor, one transaction per page.
+
+A run holds the source's lock, records itself in sync_runs, and for each
+stream of the connector stores every page together with the stream state the
+page ends at. A run killed at any point therefore resumes from its last stored
+page; upserts on (source, crm_id) make re-reading a page harmless.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Protocol
+
+from sqlalchemy import Engine, insert, update
+
+from connectors.base import Page, SourceConnector, StreamSpec
+from connectors.errors import AuthError, ConnectorError, QuotaExhausted
+from connectors.records import Record
+from models import TABLE_BY_KIND, SyncRun, store
+from service.locks import source_lock
+
+log = logging.getLogger(__name__)
+
+
+class SyncProgress(Protocol):
+    """What a sync reports while it runs (a terminal progress bar, a log)."""
+
+    def stream_started(self, stream: str) -> None: ...
+
+    def page_stored(self, stream: str, page: Page) -> None: ...
+
+    def stream_finished(self, stream: str) -> None: ...
+
+
+@dataclass
+class SyncReport:
+    """How one run went: the figures `iskpi sync` prints and sync_runs keeps."""
+
+    run_id: int
+    source: str
+    status: str  # ok, partial, failed
+    records: dict[str, int] = field(default_factory=dict)
+    quarantined: int = 0
+    api_calls: int = 0
+    seconds: float = 0.0
+    error: str | None = None
+
+
+def _payload_key(payload: dict[str, object]) -> str:
+    # A record rejected before its id could be read is keyed by its content instead.
+    return (
+        "?"
+        + hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    )
+
+
+def _store_page(
+    engine: Engine,
+    source: str,
+    spec: StreamSpec,
+    page: Page,
+    run_id: int,
+    report: SyncReport,
+    at: datetime,
+) -> None:
+    by_kind: dict[str, list[Record]] = defaultdict(list)
+    for record in page.records:
+        by_kind[record.kind].append(record)
+    stored = 0
+    with engine.begin() as conn:
+        for kind, records in by_kind.items():
+            stored += store.upsert_records(
+                conn, TABLE_BY_KIND[kind], [r.as_row() for r in records], at
+            )
+        if page.missing_crm_ids:
+            store.flag_deleted(
+                conn, TABLE_BY_KIND[spec.record_type.kind], source, page.missing_crm_ids, at
+            )
+        store.release_from_quarantine(conn, source, page.stream, [r.crm_id for r in page.records])
+        store.quarantine(
+            conn,
+            source,
+            page.stream,
+            [
+                {
+                    "crm_id": r.crm_id or _payload_key(r.payload),
+                    "payload": r.payload,
+                    "reason": r.reason,
+                }
+                for r in page.rejected
+            ],
+            run_id,
+        )
+        store.save_state(conn, source, page.stream, page.state, at)
+        report.records[page.stream] = report.records.get(page.stream, 0) + stored
+        report.quarantined += len(page.rejected)
+        report.api_calls += page.api_calls
+        conn.execute(
+            update(SyncRun)
+            .where(SyncRun.id == run_id)
+            .values(
+                records=dict(report.records),
+                quarantined=report.quarantined,
+                api_calls=report.api_calls,
+            )
+        )
+
+
+def _close_interrupted_runs(engine: Engine, source: str) -> None:
+    # We hold the source's lock, so any run of it still marked running was killed.
+    with engine.begin() as conn:
+        conn.execute(
+            update(SyncRun)
+            .where(SyncRun.source == source, SyncRun.status == "running")
+            .values(status="failed", finished_at=datetime.now(UTC), error="interrupted")
+        )
+
+
+def run_sync(
+    engine: Engine,
+    connector: SourceConnector,
+    *,
+    trigger: str = "cli",
+    full: bool = False,
+    progress: SyncProgress | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> SyncReport:
+    """Sync every stream of one connector into the store; raises SyncLocked if one is running."""
+    source = connector.source
+    with source_lock(engine, source) as lock:
+        _close_interrupted_runs(engine, source)
+        started_at = clock()
+        began = time.monotonic()
+        calls_before = connector.api_calls
+        with engine.begin() as conn:
+            if full:
+                store.clear_state(conn, source)
+            run_id = conn.execute(
+                insert(SyncRun)
+                .values(
+                    source=source,
+                    trigger=trigger,
+                    full=full,
+                    started_at=started_at,
+                    status="running",
+                    records={},
+                    quarantined=0,
+                    api_calls=0,
+                )
+                .returning(SyncRun.id)
+            ).scalar_one()
+        report = SyncReport(run_id=run_id, source=source, status="running")
+        failures: list[str] = []
+        try:
+            for spec in connector.streams:
+                report.records.setdefault(spec.name, 0)
+                if progress:
+                    progress.stream_started(spec.name)
+                with engine.connect() as conn:
+                    state = store.load_state(conn, source, spec.name)
+                try:
+                    for page in connector.pull(spec.name, state, until=started_at):
+                        _store_page(engine, source, spec, page, run_id, report, clock())
+                        lock.renew()
+                        if progress:
+                            progress.page_stored(spec.name, page)
+                except (AuthError, QuotaExhausted):
+                    raise
+                except ConnectorError as exc:
+                    # One stream's outage should not cost the others their sync.
+                    log.warning("sync of %s %s failed: %s", source, spec.name, exc)
+                    failures.append(f"{spec.name}: {exc}")
+                finally:
+                    if progress:
+                        progress.stream_finished(spec.name)
+            if not failures:
+                report.status = "ok"
+            else:
+                report.status = "partial" if len(failures) < len(connector.streams) else "failed"
+                report.error = "; ".join(failures)
+        except QuotaExhausted as exc:
+            report.status, report.error = "partial", str(exc)
+        except AuthError as exc:
+            report.status, report.error = "failed", str(exc)
+        except Exception as exc:
+            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
+            log.exception("sync of %s failed", source)
+        report.api_calls = connector.api_calls - calls_before
+        report.seconds = time.monotonic() - began
+        with engine.begin() as conn:
+            conn.execute(
+                update(SyncRun)
+                .where(SyncRun.id == run_id)
+                .values(
+                    status=report.status,
+                    finished_at=clock(),
+                    records=dict(report.records),
+                    quarantined=report.quarantined,
+                    api_calls=report.api_calls,
+                    error=report.error,
+                )
+            )
+        return report
