@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 import uvicorn
+from pydantic import SecretStr
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -35,6 +36,10 @@ app = typer.Typer(help="iskpi: inside-sales KPIs from HubSpot and Salesforce", n
 console = Console()
 err_console = Console(stderr=True)
 log = logging.getLogger("iskpi")
+
+# Tokens of the demo's API when none are configured; never used outside `iskpi demo`.
+DEMO_READ_TOKEN = "demo-read"
+DEMO_ADMIN_TOKEN = "demo-admin"
 
 
 class TerminalProgress:
@@ -195,6 +200,7 @@ def demo_command(
     port: Annotated[int, typer.Option(help="port to serve on")] = 8000,
     database: Annotated[str, typer.Option(help="store for the demo")] = "sqlite:///./iskpi-demo.db",
     serve: Annotated[bool, typer.Option(help="serve after the sync")] = True,
+    months: Annotated[int, typer.Option(help="months of simulated history", min=1, max=24)] = 6,
 ) -> None:
     """Start a simulated HubSpot portal, sync it through the real connector into SQLite, serve it."""
     from connectors.demo.dataset import generate_dataset
@@ -204,11 +210,20 @@ def demo_command(
     _setup_logging()
     demo_token = "demo-token"
     portal = HubSpotPortal(demo_token)
-    console.print("generating the demo portal (3 teams, 12 reps, 6 months)…")
-    portal.load(generate_dataset(end=datetime.now(UTC)))
+    console.print(f"generating the demo portal (3 teams, 12 reps, {months} months)…")
+    portal.load(generate_dataset(end=datetime.now(UTC), months=months))
     running = serve_portal(portal)
     console.print(f"simulated HubSpot portal at {running.url}")
     settings = get_settings().model_copy(update={"database_url": database})
+    if not settings.read_tokens and not settings.admin_tokens:
+        # The demo is for looking around: give it tokens the user can see.
+        settings = settings.model_copy(
+            update={
+                "read_tokens": [SecretStr(DEMO_READ_TOKEN)],
+                "admin_tokens": [SecretStr(DEMO_ADMIN_TOKEN)],
+            }
+        )
+        console.print(f"demo API tokens: read {DEMO_READ_TOKEN!r}, admin {DEMO_ADMIN_TOKEN!r}")
     engine = _engine(settings)
 
     def connectors() -> list[SourceConnector]:

@@ -25,6 +25,7 @@ from connectors.errors import AuthError, ConnectorError, QuotaExhausted
 from connectors.records import Record
 from models import TABLE_BY_KIND, SyncRun, store
 from service.locks import source_lock
+from service.prefetch import prefetched
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +167,7 @@ def run_sync(
                 with engine.connect() as conn:
                     state = store.load_state(conn, source, spec.name)
                 try:
-                    for page in connector.pull(spec.name, state, until=started_at):
+                    for page in prefetched(connector.pull(spec.name, state, until=started_at)):
                         _store_page(engine, source, spec, page, run_id, report, clock())
                         lock.renew()
                         if progress:
