@@ -210,6 +210,9 @@ def demo_command(
     _setup_logging()
     demo_token = "demo-token"
     portal = HubSpotPortal(demo_token)
+    # A generous simulated rate limit: the connector paces itself by the portal's
+    # rate-limit headers, and the demo should not take minutes.
+    portal.burst_limit = 2_000
     console.print(f"generating the demo portal (3 teams, 12 reps, {months} months)…")
     portal.load(generate_dataset(end=datetime.now(UTC), months=months))
     running = serve_portal(portal)

@@ -3,7 +3,8 @@
 PostgreSQL: a session advisory lock held on a dedicated connection for the
 whole run; the server drops it when that connection dies, so a killed process
 never leaves a stale lock. SQLite: a lease row that the holder renews while it
-works; a lease left by a killed process expires.
+works; a lease left by a killed process is taken over at once on the same host
+(its pid is gone) and expires elsewhere.
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class SyncLocked(RuntimeError):
 def _advisory_key(source: str) -> int:
     digest = hashlib.sha256(f"iskpi-sync:{source}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def _holder_is_dead(holder: str) -> bool:
+    """True when a lease holder ran on this host and its process is gone."""
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    try:
+        os.kill(int(pid_text), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:  # alive, owned by another user
+        return False
+    return False
 
 
 class SourceLock:
@@ -70,6 +86,15 @@ class SourceLock:
             holder = conn.execute(
                 select(SyncLock.holder).where(SyncLock.source == self.source)
             ).scalar_one()
+            if holder != self.holder and _holder_is_dead(holder):
+                # Killed on this host without releasing: take its lease over now
+                # rather than wait for it to expire.
+                conn.execute(
+                    update(SyncLock)
+                    .where(SyncLock.source == self.source, SyncLock.holder == holder)
+                    .values(holder=self.holder, expires_at=now + LEASE)
+                )
+                holder = self.holder
         return holder == self.holder
 
     def renew(self) -> None:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import socket
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
@@ -199,10 +202,30 @@ def test_source_lock_is_exclusive_until_released(engine: Engine) -> None:
 def test_sqlite_lease_of_a_killed_holder_expires(tmp_path: Any) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}")
     migrate(engine)
-    dead = SourceLock(engine, "hubspot")
-    assert dead.acquire()  # never released, like a process killed with SIGKILL
-    assert not SourceLock(engine, "hubspot").acquire()
+    elsewhere = SourceLock(engine, "hubspot")
+    elsewhere.holder = "another-host:4242:abcd"
+    assert elsewhere.acquire()  # never released, like a process killed with SIGKILL
+    assert not SourceLock(engine, "hubspot").acquire()  # cannot tell it is dead: wait
     with engine.begin() as conn:
         conn.execute(text("UPDATE sync_locks SET expires_at = '2000-01-01 00:00:00'"))
     assert SourceLock(engine, "hubspot").acquire()
+    engine.dispose()
+
+
+def test_sqlite_lease_of_a_dead_process_on_this_host_is_taken_over(tmp_path: Any) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'lock.db'}")
+    migrate(engine)
+    child = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead = SourceLock(engine, "hubspot")
+    dead.holder = f"{socket.gethostname()}:{child.stdout.strip()}:dead"
+    assert dead.acquire()
+    alive = SourceLock(engine, "hubspot")
+    alive.holder = f"{socket.gethostname()}:{os.getpid()}:alive"
+    assert alive.acquire()  # the dead holder's lease is taken over at once
+    assert not SourceLock(engine, "hubspot").acquire()  # but a live holder's is not
     engine.dispose()

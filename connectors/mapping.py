@@ -1,0 +1,385 @@
+"""Field and value mappings from CRM payloads to normalized records (SPEC §4), as data.
+
+A mapping has one part per source (``hubspot``, ``salesforce``), each with:
+
+``fields``
+    per record kind (``lead``, ``call``, ``email``, ``meeting``, ``task``, ``deal``):
+    normalized field → the CRM field (HubSpot property, Salesforce field) it is read from.
+    ``modified_at`` names the CRM's last-modified field, which the incremental cursor follows.
+``associations``
+    per record kind: normalized reference field → the object type it is associated with
+    (HubSpot only; Salesforce references are plain fields such as ``WhoId``).
+``values``
+    named value maps (CRM value → normalized value; looked up case-insensitively) and
+    value sets (CRM values with one meaning, e.g. the email statuses that are not "sent").
+
+The defaults below are SPEC §4. ``ISKPI_MAPPING_FILE`` names a TOML file merged over them
+by :func:`load_mapping`; any field name or value map can be overridden:
+
+.. code-block:: toml
+
+    # iskpi mapping overrides (ISKPI_MAPPING_FILE)
+
+    [hubspot.fields.deal]
+    rep_crm_id = "inside_sales_rep"       # the deal property holding the IS rep's owner id
+    handoff_rating = "handoff_score"
+
+    [hubspot.fields.lead]
+    channel = "lead_channel"
+
+    [hubspot.associations.meeting]
+    deal_crm_id = "deals"
+
+    [hubspot.values.call_disposition]     # merged into the default map: adds or changes entries
+    "0d2e7a4c-5b1e-4f0e-9a53-3c1c2f0f6b11" = "connected"   # a custom "Demo booked" outcome
+
+    [hubspot.values.meeting_outcome]
+    DEMO_HELD = "completed"
+
+    [hubspot.values]
+    email_not_sent = ["BOUNCED", "FAILED"]  # a value set replaces the default list
+    call_outbound = ["OUTBOUND", "OUTBOUND_DIALER"]
+
+Rules: a field or association override replaces that one entry; a value map table is
+merged entry by entry into the default map (to neutralize a default entry, map it to
+another value); a value set (a TOML array) replaces the default set. Normalized values
+are checked (call outcomes, meeting outcomes, company-size buckets). Any key the defaults
+do not have — an unknown source, section, record kind, field or value map — is an error
+naming the key, so a typo never silently falls back to a default.
+
+HubSpot value maps and sets: ``call_disposition`` (disposition id → call outcome),
+``call_status`` (hs_call_status → call outcome, used when there is no known disposition),
+``meeting_outcome`` (hs_meeting_outcome → meeting outcome), ``company_size`` (numemployees
+range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
+sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, MEETING_OUTCOMES
+
+SOURCES: tuple[str, ...] = ("hubspot", "salesforce")
+SECTIONS: tuple[str, ...] = ("fields", "associations", "values")
+
+
+class MappingError(ValueError):
+    """The mapping file cannot be used; the message names the offending key."""
+
+
+@dataclass(frozen=True)
+class SourceMapping:
+    """One CRM's part of the mapping: field names, associations, value maps and value sets."""
+
+    fields: dict[str, dict[str, str]] = field(default_factory=dict)
+    associations: dict[str, dict[str, str]] = field(default_factory=dict)
+    values: dict[str, dict[str, str]] = field(default_factory=dict)
+    sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def crm_field(self, kind: str, name: str) -> str:
+        """The CRM field a normalized field of a record kind is read from."""
+        return self.fields[kind][name]
+
+    def properties(self, kind: str) -> list[str]:
+        """Every CRM field a record kind needs, in a stable order, without duplicates."""
+        return sorted(set(self.fields.get(kind, {}).values()))
+
+    def value(self, name: str, raw: str | None) -> str | None:
+        """Look a CRM value up in a value map (case-insensitively); None when absent."""
+        if raw is None:
+            return None
+        wanted = raw.strip().casefold()
+        for key, normalized in self.values[name].items():
+            if key.casefold() == wanted:
+                return normalized
+        return None
+
+    def contains(self, name: str, raw: str | None) -> bool:
+        """Whether a CRM value is in a value set (case-insensitively)."""
+        if raw is None:
+            return False
+        wanted = raw.strip().casefold()
+        return any(item.casefold() == wanted for item in self.sets[name])
+
+
+@dataclass(frozen=True)
+class Mapping:
+    """The field and value mappings of every source."""
+
+    sources: dict[str, SourceMapping]
+
+    @property
+    def hubspot(self) -> SourceMapping:
+        return self.sources["hubspot"]
+
+    @property
+    def salesforce(self) -> SourceMapping:
+        return self.sources["salesforce"]
+
+
+# --- HubSpot (CRM v3 object properties) -------------------------------------------------
+
+HUBSPOT_FIELDS: dict[str, dict[str, str]] = {
+    "lead": {  # contacts
+        "created_at": "createdate",
+        "channel": "hs_analytics_source",
+        "industry": "industry",
+        "company_size": "numemployees",
+        "status": "lifecyclestage",
+        "sql_at": "hs_lifecyclestage_salesqualifiedlead_date",
+        "score": "hubspotscore",
+        "rep_crm_id": "hubspot_owner_id",
+        "modified_at": "lastmodifieddate",
+    },
+    "call": {
+        "occurred_at": "hs_timestamp",
+        "direction": "hs_call_direction",
+        "outcome": "hs_call_disposition",
+        "outcome_status": "hs_call_status",  # the fallback when there is no known disposition
+        "duration_ms": "hs_call_duration",
+        "rep_crm_id": "hubspot_owner_id",
+        "modified_at": "hs_lastmodifieddate",
+    },
+    "email": {
+        "sent_at": "hs_timestamp",
+        "direction": "hs_email_direction",
+        "status": "hs_email_status",
+        "opened": "hs_email_open_count",  # its presence also means the email is tracked
+        "clicked": "hs_email_click_count",
+        "replied": "hs_email_reply_count",
+        "rep_crm_id": "hubspot_owner_id",
+        "modified_at": "hs_lastmodifieddate",
+    },
+    "meeting": {
+        "booked_at": "hs_createdate",
+        "start_at": "hs_meeting_start_time",
+        "outcome": "hs_meeting_outcome",
+        "rep_crm_id": "hubspot_owner_id",
+        "modified_at": "hs_lastmodifieddate",
+    },
+    "task": {
+        "due_at": "hs_timestamp",
+        "status": "hs_task_status",
+        "completed_at": "hs_task_completion_date",
+        "rep_crm_id": "hubspot_owner_id",
+        "modified_at": "hs_lastmodifieddate",
+    },
+    "deal": {
+        "created_at": "createdate",
+        "closed_at": "closedate",
+        "amount": "amount",
+        "stage": "dealstage",
+        "pipeline": "pipeline",
+        "is_closed": "hs_is_closed",
+        "is_won": "hs_is_closed_won",
+        "owner_crm_id": "hubspot_owner_id",  # field sales
+        "rep_crm_id": "is_rep_owner_id",  # the IS rep
+        "bant_budget": "bant_budget",
+        "bant_authority": "bant_authority",
+        "bant_need": "bant_need",
+        "bant_timing": "bant_timing",
+        "handoff_rating": "handoff_rating",
+        "lead_source": "hs_analytics_source",
+        "modified_at": "hs_lastmodifieddate",
+    },
+}
+
+HUBSPOT_ASSOCIATIONS: dict[str, dict[str, str]] = {
+    "lead": {},
+    "call": {"contact_crm_id": "contacts"},
+    "email": {"contact_crm_id": "contacts"},
+    "meeting": {"contact_crm_id": "contacts", "deal_crm_id": "deals"},
+    "task": {"contact_crm_id": "contacts"},
+    "deal": {"contact_crm_id": "contacts"},
+}
+
+HUBSPOT_VALUES: dict[str, dict[str, str]] = {
+    # HubSpot's default call outcomes (disposition ids).
+    "call_disposition": {
+        "f240bbac-87c9-4f6e-bf70-924b57d47db7": "connected",
+        "73a0d17f-1163-4015-bdd5-ec830791da20": "no_answer",
+        "b2cf5968-551e-4856-9783-52b3da59a7d0": "voicemail",
+        "a4c4c377-d246-4b32-a13b-75a56a4cd0ff": "live_message",
+        "17b47fee-58de-441e-a44c-c6300d46f273": "wrong_number",
+        "9d9162e7-6cf3-4944-bf63-4dff82258764": "busy",
+    },
+    "call_status": {
+        "BUSY": "busy",
+        "NO_ANSWER": "no_answer",
+        "FAILED": "failed",
+        "CANCELED": "failed",
+    },
+    "meeting_outcome": {
+        "SCHEDULED": "scheduled",
+        "COMPLETED": "completed",
+        "RESCHEDULED": "rescheduled",
+        "NO_SHOW": "no_show",
+        "CANCELED": "canceled",
+    },
+    # numemployees is an enumeration of ranges, bucketed by its lower bound.
+    "company_size": {
+        "1-5": "1-9",
+        "5-25": "1-9",
+        "25-50": "10-49",
+        "50-100": "50-249",
+        "100-500": "50-249",
+        "500-1000": "250-999",
+        "1000+": "1000+",
+    },
+}
+
+HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
+    "email_not_sent": ("BOUNCED", "FAILED", "SCHEDULED", "SENDING"),
+    "call_outbound": ("OUTBOUND",),
+    "email_outbound": ("EMAIL",),
+}
+
+# --- Salesforce ---------------------------------------------------------------------------
+# Filled in by the Salesforce connector's engineer, in the same shape: fields per record
+# kind (normalized field → SObject field, e.g. "call": {"occurred_at": "CompletedDateTime"}),
+# value maps (e.g. "call_disposition": {"Connected": "connected"}) and value sets (e.g.
+# "call_outbound": ("Outbound",)). Until then the file may not override Salesforce keys.
+
+SALESFORCE_FIELDS: dict[str, dict[str, str]] = {}
+SALESFORCE_ASSOCIATIONS: dict[str, dict[str, str]] = {}
+SALESFORCE_VALUES: dict[str, dict[str, str]] = {}
+SALESFORCE_SETS: dict[str, tuple[str, ...]] = {}
+
+# The normalized values a value map may produce; maps not listed here are free-form.
+VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
+    "call_disposition": CALL_OUTCOMES,
+    "call_status": CALL_OUTCOMES,
+    "meeting_outcome": MEETING_OUTCOMES,
+    "company_size": COMPANY_SIZES,
+}
+
+
+def default_mapping() -> Mapping:
+    """The SPEC §4 defaults (a fresh copy: callers may not share mutable state)."""
+
+    def copy_nested(table: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        return {key: dict(inner) for key, inner in table.items()}
+
+    return Mapping(
+        sources={
+            "hubspot": SourceMapping(
+                fields=copy_nested(HUBSPOT_FIELDS),
+                associations=copy_nested(HUBSPOT_ASSOCIATIONS),
+                values=copy_nested(HUBSPOT_VALUES),
+                sets=dict(HUBSPOT_SETS),
+            ),
+            "salesforce": SourceMapping(
+                fields=copy_nested(SALESFORCE_FIELDS),
+                associations=copy_nested(SALESFORCE_ASSOCIATIONS),
+                values=copy_nested(SALESFORCE_VALUES),
+                sets=dict(SALESFORCE_SETS),
+            ),
+        }
+    )
+
+
+def _known(key: str, options: Any) -> str:
+    names = sorted(options)
+    return f"unknown key {key!r} (known: {', '.join(names) if names else 'none yet'})"
+
+
+def _table(value: Any, key: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise MappingError(f"{key!r} must be a table, got {type(value).__name__}")
+    return value
+
+
+def _merge_names(
+    defaults: dict[str, dict[str, str]], overrides: dict[str, Any], key: str
+) -> dict[str, dict[str, str]]:
+    merged = {kind: dict(names) for kind, names in defaults.items()}
+    for kind, names in overrides.items():
+        kind_key = f"{key}.{kind}"
+        if kind not in defaults:
+            raise MappingError(_known(kind_key, defaults))
+        for name, crm_name in _table(names, kind_key).items():
+            name_key = f"{kind_key}.{name}"
+            if name not in defaults[kind]:
+                raise MappingError(_known(name_key, defaults[kind]))
+            if not isinstance(crm_name, str) or not crm_name.strip():
+                raise MappingError(f"{name_key!r} must be a non-empty string")
+            merged[kind][name] = crm_name.strip()
+    return merged
+
+
+def _merge_values(
+    base: SourceMapping, overrides: dict[str, Any], key: str
+) -> tuple[dict[str, dict[str, str]], dict[str, tuple[str, ...]]]:
+    values = {name: dict(table) for name, table in base.values.items()}
+    sets = dict(base.sets)
+    for name, override in overrides.items():
+        name_key = f"{key}.{name}"
+        if name in base.values:
+            domain = VALUE_DOMAINS.get(name)
+            for crm_value, normalized in _table(override, name_key).items():
+                entry_key = f"{name_key}.{crm_value}"
+                if not isinstance(normalized, str):
+                    raise MappingError(f"{entry_key!r} must be a string")
+                if domain is not None and normalized not in domain:
+                    raise MappingError(
+                        f"{entry_key!r}: {normalized!r} is not one of {', '.join(domain)}"
+                    )
+                # Replace an entry that differs only in case rather than keep both.
+                for existing in [k for k in values[name] if k.casefold() == crm_value.casefold()]:
+                    del values[name][existing]
+                values[name][crm_value] = normalized
+        elif name in base.sets:
+            if not isinstance(override, list) or not all(isinstance(v, str) for v in override):
+                raise MappingError(f"{name_key!r} must be a list of strings")
+            sets[name] = tuple(override)
+        else:
+            raise MappingError(_known(name_key, [*base.values, *base.sets]))
+    return values, sets
+
+
+def merge_mapping(base: Mapping, overrides: dict[str, Any]) -> Mapping:
+    """A new mapping: ``overrides`` (the parsed TOML document) merged over ``base``."""
+    sources = dict(base.sources)
+    for source, parts in overrides.items():
+        if source not in base.sources:
+            raise MappingError(_known(source, base.sources))
+        current = base.sources[source]
+        fields, associations = current.fields, current.associations
+        values, sets = current.values, current.sets
+        for section, table in _table(parts, source).items():
+            key = f"{source}.{section}"
+            table = _table(table, key)
+            if section == "fields":
+                fields = _merge_names(current.fields, table, key)
+            elif section == "associations":
+                associations = _merge_names(current.associations, table, key)
+            elif section == "values":
+                values, sets = _merge_values(current, table, key)
+            else:
+                raise MappingError(_known(key, SECTIONS))
+        sources[source] = SourceMapping(
+            fields=fields, associations=associations, values=values, sets=sets
+        )
+    return Mapping(sources=sources)
+
+
+def load_mapping(path: Path | None) -> Mapping:
+    """The default mapping, with the TOML file at ``path`` (ISKPI_MAPPING_FILE) merged over it."""
+    mapping = default_mapping()
+    if path is None:
+        return mapping
+    try:
+        with open(path, "rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise MappingError(f"mapping file {str(path)!r} does not exist") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise MappingError(f"mapping file {str(path)!r} is not valid TOML: {exc}") from None
+    try:
+        return merge_mapping(mapping, document)
+    except MappingError as exc:
+        raise MappingError(f"mapping file {str(path)!r}: {exc}") from None
