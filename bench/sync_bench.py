@@ -218,9 +218,17 @@ def main() -> None:
     )
     parser.add_argument("--calls", type=int, nargs="+", default=[100_000, 1_000_000])
     parser.add_argument("--engines", nargs="+", default=["sqlite", "postgresql"])
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--repeat", type=int, default=3, help="runs per figure at sizes up to 200,000 calls"
+    )
+    parser.add_argument(
+        "--repeat-large", type=int, default=1, help="runs per figure above 200,000 calls"
+    )
     args = parser.parse_args()
-    results = [bench(n, args.engines, args.repeat) for n in args.calls]
+    results = [
+        bench(n, args.engines, args.repeat if n <= 200_000 else args.repeat_large)
+        for n in args.calls
+    ]
     if len(results) >= 2:
         small, large = results[0], results[-1]
         print("\n## memory")

@@ -288,7 +288,7 @@ def generate_dataset(
 
     ``end`` (default: today 00:00 UTC) is exclusive; activity covers the ``months``
     before it. ``total_calls`` overrides ``calls_per_rep_day`` to produce exactly that
-    many calls (other activity keeps the per-day rates).
+    many calls; emails keep their proportion to the calls.
     """
     if teams < 1 or reps_per_team < 1 or months < 1:
         raise ValueError("teams, reps_per_team and months must be at least 1")
@@ -302,6 +302,9 @@ def generate_dataset(
     start = _months_before(end, months).replace(hour=0, minute=0, second=0, microsecond=0)
     builder = _Builder(random.Random(seed), start, end, teams, reps_per_team)
     builder.contacts()
+    if total_calls is not None and builder.days:
+        # Other activity keeps its proportion to the calls.
+        calls_per_rep_day = total_calls / (len(builder.reps) * len(builder.days))
     builder.calls(calls_per_rep_day, total_calls)
     builder.emails(calls_per_rep_day * 0.7)
     builder.meetings()
