@@ -3,9 +3,10 @@
 A mapping has one part per source (``hubspot``, ``salesforce``), each with:
 
 ``fields``
-    per record kind (``lead``, ``call``, ``email``, ``meeting``, ``task``, ``deal``):
-    normalized field → the CRM field (HubSpot property, Salesforce field) it is read from.
-    ``modified_at`` names the CRM's last-modified field, which the incremental cursor follows.
+    per record kind (``lead``, ``call``, ``email``, ``meeting``, ``task``, ``deal``; Salesforce
+    also ``rep``, ``team`` and ``email_message``): normalized field → the CRM field (HubSpot
+    property, Salesforce field) it is read from. ``modified_at`` names the CRM's last-modified
+    field, which the incremental cursor follows.
 ``associations``
     per record kind: normalized reference field → the object type it is associated with
     (HubSpot only; Salesforce references are plain fields such as ``WhoId``).
@@ -40,6 +41,19 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     email_not_sent = ["BOUNCED", "FAILED"]  # a value set replaces the default list
     call_outbound = ["OUTBOUND", "OUTBOUND_DIALER"]
 
+    [salesforce.fields.deal]
+    rep_crm_id = "Inside_Sales_Rep__c"    # the Opportunity lookup holding the IS rep
+    pipeline = "RecordTypeId"             # unmapped by default
+
+    [salesforce.fields.lead]
+    score = "Lead_Score__c"
+
+    [salesforce.values.call_disposition]
+    "Reached - Demo Booked" = "connected"
+
+    [salesforce.values]
+    call_types = ["Call", "Outbound Call"]
+
 Rules: a field or association override replaces that one entry; a value map table is
 merged entry by entry into the default map (to neutralize a default entry, map it to
 another value); a value set (a TOML array) replaces the default set. Normalized values
@@ -52,6 +66,16 @@ HubSpot value maps and sets: ``call_disposition`` (disposition id → call outco
 ``meeting_outcome`` (hs_meeting_outcome → meeting outcome), ``company_size`` (numemployees
 range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
 sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound).
+
+Salesforce value maps: ``call_disposition`` (CallDisposition label → call outcome),
+``meeting_outcome`` (Meeting_Outcome__c label → meeting outcome), ``task_status`` (Task
+Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass unchanged).
+Value sets: ``call_outbound`` (CallType values that are outbound), ``call_subtypes`` and
+``call_types`` (a Task is a call when its TaskSubtype or its Type is listed; a call is never
+a follow-up), ``email_subtypes``, ``task_subtypes``, ``user_types`` (User.UserType values
+synced as reps), and the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
+``contact_id_prefixes``. A Salesforce field mapped to ``""`` is not read; the connector also
+leaves empty any mapped field the org does not have (it describes the objects first).
 """
 
 from __future__ import annotations
@@ -238,16 +262,156 @@ HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "email_outbound": ("EMAIL",),
 }
 
-# --- Salesforce ---------------------------------------------------------------------------
-# Filled in by the Salesforce connector's engineer, in the same shape: fields per record
-# kind (normalized field → SObject field, e.g. "call": {"occurred_at": "CompletedDateTime"}),
-# value maps (e.g. "call_disposition": {"Connected": "connected"}) and value sets (e.g.
-# "call_outbound": ("Outbound",)). Until then the file may not override Salesforce keys.
+# --- Salesforce (SObject fields, REST/Bulk API field names) ------------------------------
+# Salesforce references are plain fields (WhoId, WhatId, OwnerId), so there are no
+# associations. An empty field name means "not mapped by default" (a mapping file may point
+# it at a field the org has, e.g. a lead score). The connector describes each object first
+# and leaves a mapped field empty when the org does not have it, instead of failing the query.
 
-SALESFORCE_FIELDS: dict[str, dict[str, str]] = {}
+SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
+    "team": {  # UserRole
+        "name": "Name",
+        "modified_at": "SystemModstamp",
+    },
+    "rep": {  # User
+        "name": "Name",
+        "email": "Email",
+        "team_crm_id": "UserRoleId",
+        "manager_crm_id": "ManagerId",
+        "active": "IsActive",
+        "user_type": "UserType",  # only the user types in the ``user_types`` set are reps
+        "modified_at": "SystemModstamp",
+    },
+    "lead": {  # Lead
+        "created_at": "CreatedDate",
+        "channel": "LeadSource",
+        "industry": "Industry",
+        "company_size": "NumberOfEmployees",  # a number, bucketed into the company sizes
+        "status": "Status",
+        "is_converted": "IsConverted",
+        "sql_at": "ConvertedDate",  # a date: the day the lead was converted
+        "score": "",
+        "rep_crm_id": "OwnerId",
+        "converted_contact": "ConvertedContactId",  # activities on this contact reach the lead
+        "converted_deal": "ConvertedOpportunityId",  # the opportunity the lead became
+        "modified_at": "SystemModstamp",
+    },
+    "call": {  # Task with TaskSubtype in ``call_subtypes`` or Type in ``call_types``
+        "occurred_at": "CompletedDateTime",
+        "created_at": "CreatedDate",  # occurred at when the call has no completion time
+        "direction": "CallType",
+        "outcome": "CallDisposition",
+        "duration_seconds": "CallDurationInSeconds",
+        "rep_crm_id": "OwnerId",
+        "contact_crm_id": "WhoId",
+        "subtype": "TaskSubtype",
+        "type": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "email": {  # Task with TaskSubtype in ``email_subtypes``
+        "sent_at": "CompletedDateTime",
+        "created_at": "CreatedDate",  # sent at when the task has no completion time
+        "rep_crm_id": "OwnerId",
+        "contact_crm_id": "WhoId",
+        "subtype": "TaskSubtype",
+        "type": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "email_message": {  # EmailMessage, joined to its email Task by ActivityId
+        "activity": "ActivityId",
+        "tracked": "IsTracked",
+        "opened": "FirstOpenedDate",
+        "clicked": "FirstLinkClickedDate",
+        "replied": "HasReply",
+        "bounced": "IsBounced",
+        "modified_at": "SystemModstamp",
+    },
+    "meeting": {  # Event
+        "booked_at": "CreatedDate",
+        "start_at": "StartDateTime",
+        "outcome": "Meeting_Outcome__c",
+        "rep_crm_id": "OwnerId",
+        "contact_crm_id": "WhoId",
+        "deal_crm_id": "WhatId",  # kept when it is an opportunity (``deal_id_prefixes``)
+        "modified_at": "SystemModstamp",
+    },
+    "task": {  # Task with TaskSubtype in ``task_subtypes`` that is not a call
+        "due_at": "ActivityDate",  # a date: the task is due that day
+        "status": "Status",
+        "is_closed": "IsClosed",
+        "completed_at": "CompletedDateTime",
+        "rep_crm_id": "OwnerId",
+        "contact_crm_id": "WhoId",
+        "subtype": "TaskSubtype",
+        "type": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "deal": {  # Opportunity
+        "created_at": "CreatedDate",
+        "closed_at": "CloseDate",  # a date
+        "amount": "Amount",
+        "stage": "StageName",
+        "pipeline": "",
+        "is_closed": "IsClosed",
+        "is_won": "IsWon",
+        "probability": "Probability",  # a percentage: divided by 100
+        "owner_crm_id": "OwnerId",  # field sales
+        "rep_crm_id": "IS_Rep__c",  # the IS rep (a User lookup)
+        "bant_budget": "BANT_Budget__c",
+        "bant_authority": "BANT_Authority__c",
+        "bant_need": "BANT_Need__c",
+        "bant_timing": "BANT_Timing__c",
+        "handoff_rating": "Handoff_Rating__c",
+        "lead_source": "LeadSource",
+        "contact_crm_id": "ContactId",  # the primary contact, when no lead was converted into it
+        "modified_at": "SystemModstamp",
+    },
+}
 SALESFORCE_ASSOCIATIONS: dict[str, dict[str, str]] = {}
-SALESFORCE_VALUES: dict[str, dict[str, str]] = {}
-SALESFORCE_SETS: dict[str, tuple[str, ...]] = {}
+
+SALESFORCE_VALUES: dict[str, dict[str, str]] = {
+    # Task.CallDisposition is free text; these labels are looked up case-insensitively.
+    "call_disposition": {
+        "Connected": "connected",
+        "No Answer": "no_answer",
+        "Left Voicemail": "voicemail",
+        "Left Message": "live_message",
+        "Wrong Number": "wrong_number",
+        "Busy": "busy",
+        "Failed": "failed",
+    },
+    # Event.Meeting_Outcome__c picklist labels.
+    "meeting_outcome": {
+        "Scheduled": "scheduled",
+        "Completed": "completed",
+        "Rescheduled": "rescheduled",
+        "No Show": "no_show",
+        "No-Show": "no_show",
+        "Canceled": "canceled",
+        "Cancelled": "canceled",
+    },
+    # The default Task Status picklist, in the follow-up status vocabulary both CRMs share
+    # (HubSpot's hs_task_status); a status not listed here is kept as Salesforce has it.
+    "task_status": {
+        "Not Started": "NOT_STARTED",
+        "In Progress": "IN_PROGRESS",
+        "Completed": "COMPLETED",
+        "Waiting on someone else": "WAITING",
+        "Deferred": "DEFERRED",
+    },
+}
+
+SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
+    "call_outbound": ("Outbound",),  # CallType values that are outbound
+    "call_subtypes": ("Call",),  # TaskSubtype values of calls
+    "call_types": ("Call",),  # Type values of calls (as CTI apps log them)
+    "email_subtypes": ("Email", "ListEmail"),
+    "task_subtypes": ("Task",),
+    "user_types": ("Standard",),  # User.UserType values synced as reps
+    "deal_id_prefixes": ("006",),  # key prefix of Opportunity ids (for Event.WhatId)
+    "lead_id_prefixes": ("00Q",),  # key prefix of Lead ids (WhoId)
+    "contact_id_prefixes": ("003",),  # key prefix of Contact ids (WhoId, mapped to the lead)
+}
 
 # The normalized values a value map may produce; maps not listed here are free-form.
 VALUE_DOMAINS: dict[str, tuple[str, ...]] = {

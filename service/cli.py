@@ -201,23 +201,40 @@ def demo_command(
     database: Annotated[str, typer.Option(help="store for the demo")] = "sqlite:///./iskpi-demo.db",
     serve: Annotated[bool, typer.Option(help="serve after the sync")] = True,
     months: Annotated[int, typer.Option(help="months of simulated history", min=1, max=24)] = 6,
+    source: Annotated[
+        str, typer.Option(help="the simulated CRM: hubspot, salesforce or both")
+    ] = "hubspot",
 ) -> None:
-    """Start a simulated HubSpot portal, sync it through the real connector into SQLite, serve it."""
+    """Start simulated CRMs, sync them through the real connectors into SQLite, serve it."""
     from connectors.demo.dataset import generate_dataset
-    from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
+    from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
+    from connectors.demo.launch import SalesforceDemo, start_salesforce_demo
     from connectors.hubspot import HubSpotConnector
+    from connectors.mapping import load_mapping
 
+    if source not in ("hubspot", "salesforce", "both"):
+        err_console.print(f"[red]unknown source {source!r}: use hubspot, salesforce or both[/red]")
+        raise typer.Exit(2)
     _setup_logging()
-    demo_token = "demo-token"
-    portal = HubSpotPortal(demo_token)
-    # A generous simulated rate limit: the connector paces itself by the portal's
-    # rate-limit headers, and the demo should not take minutes.
-    portal.burst_limit = 2_000
-    console.print(f"generating the demo portal (3 teams, 12 reps, {months} months)…")
-    portal.load(generate_dataset(end=datetime.now(UTC), months=months))
-    running = serve_portal(portal)
-    console.print(f"simulated HubSpot portal at {running.url}")
     settings = get_settings().model_copy(update={"database_url": database})
+    demo_token = "demo-token"
+    portal_running: RunningPortal | None = None
+    salesforce: SalesforceDemo | None = None
+    if source in ("hubspot", "both"):
+        portal = HubSpotPortal(demo_token)
+        # A generous simulated rate limit: the connector paces itself by the portal's
+        # rate-limit headers, and the demo should not take minutes.
+        portal.burst_limit = 2_000
+        console.print(f"generating the demo HubSpot portal (3 teams, 12 reps, {months} months)…")
+        portal.load(generate_dataset(end=datetime.now(UTC), months=months))
+        portal_running = serve_portal(portal)
+        console.print(f"simulated HubSpot portal at {portal_running.url}")
+    if source in ("salesforce", "both"):
+        console.print(f"generating the demo Salesforce org (3 teams, 12 reps, {months} months)…")
+        salesforce = start_salesforce_demo(months=months)
+        # Served over HTTPS with a throwaway CA: the connector trusts that CA (verification
+        # stays on); REQUESTS_CA_BUNDLE=<this file> does the same for other clients.
+        console.print(f"simulated Salesforce org at {salesforce.url} (CA: {salesforce.ca_bundle})")
     if not settings.read_tokens and not settings.admin_tokens:
         # The demo is for looking around: give it tokens the user can see.
         settings = settings.model_copy(
@@ -228,9 +245,15 @@ def demo_command(
         )
         console.print(f"demo API tokens: read {DEMO_READ_TOKEN!r}, admin {DEMO_ADMIN_TOKEN!r}")
     engine = _engine(settings)
+    mapping = load_mapping(settings.mapping_file)
 
     def connectors() -> list[SourceConnector]:
-        return [HubSpotConnector(demo_token, host=running.url)]
+        out: list[SourceConnector] = []
+        if portal_running is not None:
+            out.append(HubSpotConnector(demo_token, host=portal_running.url, mapping=mapping))
+        if salesforce is not None:
+            out.append(salesforce.connector(mapping=mapping, timezone=settings.tz))
+        return out
 
     try:
         ok = sync_all(engine, connectors(), full=True, trigger="demo")
@@ -240,7 +263,10 @@ def demo_command(
             console.print(f"serving on http://127.0.0.1:{port}  (API docs at /docs)")
             _serve(settings, engine, connectors, "127.0.0.1", port)
     finally:
-        running.stop()
+        if portal_running is not None:
+            portal_running.stop()
+        if salesforce is not None:
+            salesforce.stop()
 
 
 def main() -> None:

@@ -39,6 +39,10 @@ class Settings(BaseSettings):
     salesforce_refresh_token: SecretStr | None = None
     salesforce_login_url: str = "https://login.salesforce.com"
     salesforce_api_version: str = "59.0"
+    # Share of the org's remaining daily API requests one sync may spend.
+    salesforce_quota_share: float = Field(default=0.25, gt=0, le=1)
+    # Rows above which a first sync of a stream uses a Bulk API 2.0 query job.
+    salesforce_bulk_threshold: int = Field(default=200_000, ge=0)
 
     sync_cron: str = "0 2 * * *"
     sync_lookback_minutes: int = Field(default=10, ge=0)

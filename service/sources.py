@@ -2,19 +2,106 @@
 
 from __future__ import annotations
 
+import hashlib
+import threading
 from datetime import timedelta
 
-from connectors.hubspot import HubSpotConnector
-from connectors.mapping import load_mapping
-
 from connectors.base import SourceConnector
+from connectors.hubspot import HubSpotConnector
+from connectors.mapping import Mapping, load_mapping
+from connectors.salesforce import OAuthApp, SalesforceConnector
 from service.settings import Settings
 
 SOURCES = ("hubspot", "salesforce")
 
+# A connected app with refresh token rotation invalidates a refresh token once it is used: the
+# newest one is kept here for the life of the process (every scheduled run builds a new
+# connector), keyed by a digest of the configured token, never the token itself.
+_rotated_refresh_tokens: dict[str, str] = {}
+_rotated_lock = threading.Lock()
+
 
 class SourceNotConfigured(ValueError):
     """The requested source has no credentials in the settings."""
+
+
+def _token_key(settings: Settings) -> str:
+    configured = settings.salesforce_refresh_token
+    raw = "|".join(
+        (
+            settings.salesforce_login_url,
+            settings.salesforce_client_id or "",
+            configured.get_secret_value() if configured else "",
+        )
+    )
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def salesforce_connector(
+    settings: Settings, mapping: Mapping, lookback: timedelta
+) -> SalesforceConnector:
+    """The Salesforce connector of SPEC §2: a session id, an OAuth connected app, or both."""
+    instance_url = settings.salesforce_instance_url
+    if not instance_url:
+        raise SourceNotConfigured(
+            "Salesforce is not configured: set ISKPI_SALESFORCE_INSTANCE_URL (e.g. "
+            "https://acme.my.salesforce.com)"
+        )
+    oauth_parts = {
+        "ISKPI_SALESFORCE_CLIENT_ID": settings.salesforce_client_id,
+        "ISKPI_SALESFORCE_CLIENT_SECRET": settings.salesforce_client_secret,
+        "ISKPI_SALESFORCE_REFRESH_TOKEN": settings.salesforce_refresh_token,
+    }
+    given = [name for name, value in oauth_parts.items() if value]
+    session_id = (
+        settings.salesforce_session_id.get_secret_value()
+        if settings.salesforce_session_id is not None
+        else None
+    )
+    if given and len(given) < len(oauth_parts):
+        missing = [name for name in oauth_parts if name not in given]
+        raise SourceNotConfigured(
+            f"the Salesforce connected app is half configured: set {', '.join(missing)}"
+        )
+    if not given and not session_id:
+        raise SourceNotConfigured(
+            "Salesforce has no credentials: set ISKPI_SALESFORCE_SESSION_ID (an access token), "
+            "or the OAuth connected app (ISKPI_SALESFORCE_CLIENT_ID, _CLIENT_SECRET, "
+            "_REFRESH_TOKEN)"
+        )
+    oauth: OAuthApp | None = None
+    key = _token_key(settings)
+    if given:
+        assert settings.salesforce_client_id is not None
+        assert settings.salesforce_client_secret is not None
+        assert settings.salesforce_refresh_token is not None
+        with _rotated_lock:
+            refresh_token = _rotated_refresh_tokens.get(
+                key, settings.salesforce_refresh_token.get_secret_value()
+            )
+        oauth = OAuthApp(
+            client_id=settings.salesforce_client_id,
+            client_secret=settings.salesforce_client_secret.get_secret_value(),
+            refresh_token=refresh_token,
+            login_url=settings.salesforce_login_url,
+        )
+
+    def keep(rotated: str) -> None:
+        with _rotated_lock:
+            _rotated_refresh_tokens[key] = rotated
+
+    return SalesforceConnector(
+        instance_url,
+        session_id=session_id,
+        oauth=oauth,
+        api_version=settings.salesforce_api_version,
+        mapping=mapping,
+        lookback=lookback,
+        timezone=settings.tz,
+        quota_share=settings.salesforce_quota_share,
+        bulk_threshold=settings.salesforce_bulk_threshold,
+        on_refresh_token=keep,
+    )
 
 
 def build_connectors(settings: Settings, which: str = "all") -> list[SourceConnector]:
@@ -33,10 +120,8 @@ def build_connectors(settings: Settings, which: str = "all") -> list[SourceConne
                 lookback=lookback,
             )
         )
-    if which == "salesforce":
-        # The Salesforce connector is its own piece of work (issue 3); until it lands,
-        # say so rather than sync nothing.
-        raise SourceNotConfigured("the Salesforce connector is not available in this version")
+    if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
+        connectors.append(salesforce_connector(settings, mapping, lookback))
     if which == "hubspot" and not connectors:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     if which == "all" and not connectors:
