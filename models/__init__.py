@@ -32,3 +32,36 @@ __all__ = [
     "SyncState",
     "Team",
 ]
+
+# The KPI engine's tables (rollups, lead first touches, targets, costs, forecast snapshots).
+from models.kpi import (  # noqa: E402
+    ROLLUP_BY_KIND,
+    DailyCalls,
+    DailyEmails,
+    DailyMeetings,
+    DailyRollup,
+    DailyTasks,
+    ForecastSnapshot,
+    KpiCost,
+    KpiTarget,
+    LeadDirty,
+    LeadFirstTouch,
+    RollupDirtyDay,
+    RollupState,
+)
+
+__all__ += [
+    "ROLLUP_BY_KIND",
+    "DailyCalls",
+    "DailyEmails",
+    "DailyMeetings",
+    "DailyRollup",
+    "DailyTasks",
+    "ForecastSnapshot",
+    "KpiCost",
+    "KpiTarget",
+    "LeadDirty",
+    "LeadFirstTouch",
+    "RollupDirtyDay",
+    "RollupState",
+]

@@ -25,6 +25,7 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from connectors.base import Page, SourceConnector
+from service import kpi_cli
 from service.app import create_app
 from service.db import make_engine, migrate, safe_url
 from service.locks import SyncLocked
@@ -267,6 +268,9 @@ def demo_command(
             portal_running.stop()
         if salesforce is not None:
             salesforce.stop()
+
+
+kpi_cli.register(app)
 
 
 def main() -> None:
