@@ -197,19 +197,29 @@ WIDE_WINDOW = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC
 
 @lru_cache(maxsize=32)
 def wide_segments(zone_name: str) -> tuple[tuple[datetime, int], ...]:
-    """The zone's offset segments over WIDE_WINDOW (a day's step: changes are months apart)."""
-    return tuple(offset_segments(ZoneInfo(zone_name), *WIDE_WINDOW, step=timedelta(days=1)))
+    """The zone's offset segments over WIDE_WINDOW (a week's step: changes are months apart)."""
+    return tuple(offset_segments(ZoneInfo(zone_name), *WIDE_WINDOW, step=timedelta(days=7)))
+
+
+def _day_start_offset(day: date, zone: ZoneInfo) -> int:
+    # The offset that turns the day's first instant into local midnight (SPEC: days are
+    # cut in the business time zone; a skipped midnight starts the day at the transition).
+    midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return int((midnight - day_start_utc(day, zone)).total_seconds())
 
 
 @lru_cache(maxsize=32)
 def midnight_offsets(zone_name: str) -> tuple[tuple[date, int], ...]:
-    """(first local date, offset in force at the start of each local day) over WIDE_WINDOW."""
+    """(first local date, offset at the start of each local day from it) over WIDE_WINDOW."""
     zone = ZoneInfo(zone_name)
+    # The offset at a day's start can only change on the days around a transition.
+    candidates = {WIDE_WINDOW[0].date()}
+    for at, _ in wide_segments(zone_name)[1:]:
+        local = at.astimezone(zone).date()
+        candidates.update(local + timedelta(days=k) for k in (-1, 0, 1, 2))
     out: list[tuple[date, int]] = []
-    for day in days(WIDE_WINDOW[0].date(), WIDE_WINDOW[1].date()):
-        start = day_start_utc(day, zone)
-        # The first instant of the day: local midnight, or the transition when midnight is skipped.
-        offset = int((datetime(day.year, day.month, day.day, tzinfo=UTC) - start).total_seconds())
+    for day in sorted(candidates):
+        offset = _day_start_offset(day, zone)
         if not out or out[-1][1] != offset:
             out.append((day, offset))
     return tuple(out)

@@ -482,7 +482,7 @@ def apply(engine: Engine, ctx: KpiContext, written: list[Any]) -> None:
 
 
 @settings(
-    max_examples=20,
+    max_examples=12,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
