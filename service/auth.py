@@ -1,12 +1,20 @@
-"""Bearer-token access: read tokens read, admin tokens read and write (SPEC §7)."""
+"""Bearer-token access: read tokens read, admin tokens read and write (SPEC §7).
+
+A caller is named for audit records by the token's role and 1-based position in
+its list plus a short SHA-256 fingerprint (``admin#2 (sha256:1f2e3d4c)``), so a
+push or a target change can be traced to a token without ever storing it.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from fastapi import Depends, HTTPException, status
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import SecretStr
 
 from service.deps import SettingsDep
 
@@ -15,22 +23,38 @@ Access = Literal["read", "admin"]
 _bearer = HTTPBearer(auto_error=False)
 
 
-def _matches(presented: str, tokens: list[str]) -> bool:
-    # Compare against every token in constant time, so timing reveals nothing.
-    found = False
-    for token in tokens:
-        found |= hmac.compare_digest(presented.encode(), token.encode())
+@dataclass(frozen=True)
+class Caller:
+    """Who called: the access the token grants and a printable name that is not the token."""
+
+    access: Access
+    name: str
+
+
+def _match(presented: str, tokens: list[SecretStr]) -> int | None:
+    """1-based position of the presented token; every token compared in constant time."""
+    found: int | None = None
+    for position, token in enumerate(tokens, start=1):
+        if hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
+            found = position
     return found
 
 
-def access_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None) -> Access:
-    """The access a bearer token grants, or 401."""
+def _caller(access: Access, position: int, token: str) -> Caller:
+    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:8]
+    return Caller(access=access, name=f"{access}#{position} (sha256:{fingerprint})")
+
+
+def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+    """The caller a bearer token identifies, or 401."""
     if credentials is not None:
         presented = credentials.credentials
-        if _matches(presented, [t.get_secret_value() for t in settings.admin_tokens]):
-            return "admin"
-        if _matches(presented, [t.get_secret_value() for t in settings.read_tokens]):
-            return "read"
+        admin = _match(presented, settings.admin_tokens)
+        read = _match(presented, settings.read_tokens)
+        if admin is not None:
+            return _caller("admin", admin, presented)
+        if read is not None:
+            return _caller("read", read, presented)
     raise HTTPException(
         status.HTTP_401_UNAUTHORIZED,
         detail="a valid bearer token is required",
@@ -41,18 +65,19 @@ def access_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials |
 def require_read(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Access:
-    return access_of(settings, credentials)
+) -> Caller:
+    return caller_of(settings, credentials)
 
 
 def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Access:
-    if access_of(settings, credentials) != "admin":
+) -> Caller:
+    caller = caller_of(settings, credentials)
+    if caller.access != "admin":
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route needs an admin token")
-    return "admin"
+    return caller
 
 
-ReadAccess = Annotated[Access, Depends(require_read)]
-AdminAccess = Annotated[Access, Depends(require_admin)]
+ReadAccess = Annotated[Caller, Depends(require_read)]
+AdminAccess = Annotated[Caller, Depends(require_admin)]

@@ -25,11 +25,12 @@ from rich.table import Table
 from sqlalchemy import Engine
 
 from connectors.base import Page, SourceConnector
+from kpi import KpiContext
 from service import kpi_cli
 from service.app import create_app
 from service.db import make_engine, migrate, safe_url
 from service.locks import SyncLocked
-from service.settings import Settings, get_settings
+from service.settings import Settings, get_settings, kpi_context
 from service.sources import SourceNotConfigured, build_connectors
 from service.sync import SyncReport, run_sync
 
@@ -104,14 +105,21 @@ def print_report(report: SyncReport) -> None:
 
 
 def sync_all(
-    engine: Engine, connectors: list[SourceConnector], *, full: bool, trigger: str
+    engine: Engine,
+    connectors: list[SourceConnector],
+    *,
+    full: bool,
+    trigger: str,
+    kpi: KpiContext | None = None,
 ) -> bool:
     """Sync each connector with progress and a summary; True when all ended ok."""
     ok = True
     for connector in connectors:
         try:
             with sync_progress() as progress:
-                report = run_sync(engine, connector, trigger=trigger, full=full, progress=progress)
+                report = run_sync(
+                    engine, connector, trigger=trigger, full=full, progress=progress, kpi=kpi
+                )
         except SyncLocked as exc:
             err_console.print(f"[red]{exc}[/red]")
             ok = False
@@ -161,7 +169,7 @@ def sync_command(
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     engine = _engine(settings)
-    if not sync_all(engine, connectors, full=full, trigger="cli"):
+    if not sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings)):
         raise typer.Exit(1)
 
 
@@ -257,7 +265,7 @@ def demo_command(
         return out
 
     try:
-        ok = sync_all(engine, connectors(), full=True, trigger="demo")
+        ok = sync_all(engine, connectors(), full=True, trigger="demo", kpi=kpi_context(settings))
         if not ok:
             raise typer.Exit(1)
         if serve:

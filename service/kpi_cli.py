@@ -19,27 +19,15 @@ from kpi import (
     GRAINS,
     KPIS,
     SCOPES,
-    KpiContext,
     KpiRequestError,
     KpiRow,
     RowBand,
     compute,
 )
 from service.db import make_engine, migrate
-from service.settings import Settings, get_settings
+from service.settings import get_settings, kpi_context
 
 STATUS_STYLE = {"below": "red", "within": "green", "above": "cyan"}
-
-
-def kpi_context(settings: Settings) -> KpiContext:
-    """The KPI engine's view of the settings (ISKPI_TIMEZONE, _HOLIDAYS, … , _NOW)."""
-    return KpiContext(
-        timezone=settings.timezone,
-        holidays=settings.holidays,
-        effective_call_seconds=settings.effective_call_seconds,
-        ltv_months=settings.ltv_months,
-        now=settings.now,
-    )
 
 
 def _month_range(month: str) -> tuple[date, date]:

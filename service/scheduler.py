@@ -11,8 +11,9 @@ from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
+from kpi import KpiContext
 from service.locks import SyncLocked
-from service.settings import Settings
+from service.settings import Settings, kpi_context
 from service.sync import run_sync
 
 log = logging.getLogger(__name__)
@@ -72,11 +73,15 @@ def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
     )
 
 
-def scheduled_sync(engine: Engine, connectors: Callable[[], list[SourceConnector]]) -> None:
+def scheduled_sync(
+    engine: Engine,
+    connectors: Callable[[], list[SourceConnector]],
+    kpi: KpiContext | None = None,
+) -> None:
     """One scheduled pass over every configured source; a source locked elsewhere is skipped."""
     for connector in connectors():
         try:
-            report = run_sync(engine, connector, trigger="schedule")
+            report = run_sync(engine, connector, trigger="schedule", kpi=kpi)
         except SyncLocked as exc:
             log.info("scheduled sync skipped: %s", exc)
             continue
@@ -99,7 +104,7 @@ def start_scheduler(
     scheduler.add_job(
         scheduled_sync,
         cron_trigger(settings.sync_cron, settings.tz),
-        args=(engine, connectors),
+        args=(engine, connectors, kpi_context(settings)),
         id="sync",
         max_instances=1,
         coalesce=True,

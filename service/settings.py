@@ -11,6 +11,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from kpi import KpiContext
+
 
 def _split_tokens(value: object) -> object:
     if isinstance(value, str):
@@ -84,3 +86,14 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()
+
+
+def kpi_context(settings: Settings) -> KpiContext:
+    """The KPI engine's view of the settings (ISKPI_TIMEZONE, _HOLIDAYS, … , _NOW)."""
+    return KpiContext(
+        timezone=settings.timezone,
+        holidays=settings.holidays,
+        effective_call_seconds=settings.effective_call_seconds,
+        ltv_months=settings.ltv_months,
+        now=settings.now,
+    )

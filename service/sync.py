@@ -23,6 +23,7 @@ from sqlalchemy import Engine, insert, update
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
 from connectors.records import Record
+from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
 from models import TABLE_BY_KIND, SyncRun, store
 from service.locks import source_lock
 from service.prefetch import prefetched
@@ -70,6 +71,7 @@ def _store_page(
     run_id: int,
     report: SyncReport,
     at: datetime,
+    rollups: RollupMaintainer | None,
 ) -> None:
     by_kind: dict[str, list[Record]] = defaultdict(list)
     for record in page.records:
@@ -77,13 +79,25 @@ def _store_page(
     stored = 0
     with engine.begin() as conn:
         for kind, records in by_kind.items():
-            stored += store.upsert_records(
-                conn, TABLE_BY_KIND[kind], [r.as_row() for r in records], at
+            rows = [r.as_row() for r in records]
+            # The KPI rollups note the (rep, day) keys these rows had and get, so the
+            # end of the run recomputes exactly those days.
+            token = (
+                rollups.before_upsert(conn, kind, source, [r.crm_id for r in records])
+                if rollups
+                else None
             )
+            stored += store.upsert_records(conn, TABLE_BY_KIND[kind], rows, at)
+            if rollups and token is not None:
+                rollups.after_upsert(conn, token)
         if page.missing_crm_ids:
-            store.flag_deleted(
-                conn, TABLE_BY_KIND[spec.record_type.kind], source, page.missing_crm_ids, at
+            kind = spec.record_type.kind
+            token = (
+                rollups.before_upsert(conn, kind, source, page.missing_crm_ids) if rollups else None
             )
+            store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
+            if rollups and token is not None:
+                rollups.after_upsert(conn, token)
         store.release_from_quarantine(conn, source, page.stream, [r.crm_id for r in page.records])
         store.quarantine(
             conn,
@@ -124,6 +138,19 @@ def _close_interrupted_runs(engine: Engine, source: str) -> None:
         )
 
 
+def _finish_kpis(engine: Engine, kpi: KpiContext, source: str) -> None:
+    """Recompute the rollup days the run touched, then snapshot the landing forecast."""
+    try:
+        with engine.begin() as conn:
+            flush_rollups(conn, kpi, source)
+        with engine.begin() as conn:
+            store_forecast_snapshot(conn, kpi)
+    except Exception:
+        # KPIs stay exact without the flush (unflushed days are read from raw rows);
+        # the next run flushes them.
+        log.exception("KPI rollups of %s not flushed", source)
+
+
 def run_sync(
     engine: Engine,
     connector: SourceConnector,
@@ -132,8 +159,13 @@ def run_sync(
     full: bool = False,
     progress: SyncProgress | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    kpi: KpiContext | None = None,
 ) -> SyncReport:
-    """Sync every stream of one connector into the store; raises SyncLocked if one is running."""
+    """Sync every stream of one connector into the store; raises SyncLocked if one is running.
+
+    With ``kpi`` the run also keeps the KPI engine's daily rollups current and
+    stores a landing-forecast snapshot at its end.
+    """
     source = connector.source
     with source_lock(engine, source) as lock:
         _close_interrupted_runs(engine, source)
@@ -159,7 +191,14 @@ def run_sync(
             ).scalar_one()
         report = SyncReport(run_id=run_id, source=source, status="running")
         failures: list[str] = []
+        rollups: RollupMaintainer | None = None
         try:
+            if kpi is not None:
+                with engine.begin() as conn:
+                    # A changed time zone or threshold rebuilds; a dead run's marks are
+                    # flushed; a first or --full sync marks the whole source.
+                    ensure_rollups(conn, kpi, source, whole=True if full else None)
+                rollups = RollupMaintainer(kpi)
             for spec in connector.streams:
                 report.records.setdefault(spec.name, 0)
                 if progress:
@@ -168,7 +207,7 @@ def run_sync(
                     state = store.load_state(conn, source, spec.name)
                 try:
                     for page in prefetched(connector.pull(spec.name, state, until=started_at)):
-                        _store_page(engine, source, spec, page, run_id, report, clock())
+                        _store_page(engine, source, spec, page, run_id, report, clock(), rollups)
                         lock.renew()
                         if progress:
                             progress.page_stored(spec.name, page)
@@ -193,6 +232,8 @@ def run_sync(
         except Exception as exc:
             report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
             log.exception("sync of %s failed", source)
+        if kpi is not None:
+            _finish_kpis(engine, kpi, source)
         report.api_calls = connector.api_calls - calls_before
         report.seconds = time.monotonic() - began
         with engine.begin() as conn:

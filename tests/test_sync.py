@@ -12,7 +12,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,15 +23,19 @@ from sqlalchemy.orm import Session
 from connectors.demo.dataset import generate_dataset
 from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
 from connectors.hubspot import HubSpotConnector
+from kpi import KpiContext, compute
 from models import (
     Call,
+    DailyCalls,
     Deal,
     Email,
     FollowUpTask,
+    ForecastSnapshot,
     Lead,
     Meeting,
     QuarantinedRecord,
     Rep,
+    RollupDirtyDay,
     SyncRun,
     SyncState,
     Team,
@@ -311,3 +315,37 @@ def test_kill_mid_sync_then_resume_equals_a_clean_run(
     assert statuses[:kills] == ["failed"] * kills  # the killed runs, marked interrupted
     assert streams == len(TABLES) + 1  # owners too
     clean.dispose()
+
+
+def test_sync_keeps_kpi_rollups_equal_to_raw_rows_and_snapshots_the_forecast(
+    engine: Engine, portal: RunningPortal
+) -> None:
+    hub = portal.portal
+    ctx = KpiContext(timezone="Asia/Tokyo", now=END)
+    assert run_sync(engine, connector(portal), kpi=ctx).status == "ok"
+    now = datetime.now(UTC)
+    for call in hub.ids("calls")[:40:4]:
+        hub.update("calls", call, {"hs_call_duration": "59999"}, modified_at=now)
+    hub.archive("calls", hub.ids("calls")[50], at=now)
+    assert run_sync(engine, connector(portal), kpi=ctx).status == "ok"
+    with engine.connect() as conn:
+        dirty = conn.execute(select(func.count()).select_from(RollupDirtyDay)).scalar_one()
+        rollup_rows = conn.execute(select(func.count()).select_from(DailyCalls)).scalar_one()
+        snapshots = conn.execute(select(func.count()).select_from(ForecastSnapshot)).scalar_one()
+    assert dirty == 0  # every touched day was recomputed at the end of the run
+    assert rollup_rows > 0 and snapshots > 0
+    window = {"grain": "day", "start": date(2026, 10, 1), "end": date(2026, 10, 31), "scope": "rep"}
+    from_rollups = compute(engine, ctx, **window)  # type: ignore[arg-type]
+    from_raw = compute(engine, ctx, use_rollups=False, **window)  # type: ignore[arg-type]
+    assert from_rollups == from_raw
+    calls = sum(r.value or 0 for r in from_rollups if r.kpi == "calls")
+    with engine.connect() as conn:
+        outbound = conn.execute(
+            select(func.count())
+            .select_from(Call)
+            .where(Call.deleted.is_(False), Call.direction == "outbound")
+            .where(Call.occurred_at >= datetime(2026, 9, 30, 15, tzinfo=UTC))
+            .where(Call.occurred_at < datetime(2026, 10, 31, 15, tzinfo=UTC))
+            .where(Call.rep_crm_id.in_(select(Rep.crm_id).where(Rep.deleted.is_(False))))
+        ).scalar_one()
+    assert calls == outbound > 0
