@@ -38,6 +38,7 @@ from models.crm import Rep, Team
 from models.kpi import KpiCost, KpiTarget
 
 MAX_ROWS = 200_000
+MAX_DAY_GRAIN_YEARS = 3
 
 
 class KpiRequestError(ValueError):
@@ -149,6 +150,13 @@ def scope_members(
     return [(f"{source}:{crm_id}", name) for source, crm_id, name in rows]
 
 
+def _years_after(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year + years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year + years, day=28)
+
+
 def _check_dates(start: date, end: date) -> None:
     if not isinstance(start, date) or isinstance(start, datetime):
         raise KpiRequestError("from", "a date (YYYY-MM-DD)")
@@ -190,6 +198,12 @@ def compute(
     if by is not None and by not in BYS:
         raise KpiRequestError("by", f"unknown breakdown {by!r}; one of {', '.join(BYS)}")
     _check_dates(start, end)
+    if grain == "day" and end > _years_after(start, MAX_DAY_GRAIN_YEARS):
+        raise KpiRequestError(
+            "to",
+            f"a day-grain range is at most {MAX_DAY_GRAIN_YEARS} years; "
+            f"{start} to {end} is longer: use week or month grain, or a shorter range",
+        )
     key = parse_scope_id(scope, scope_id)
     periods = period_starts(grain, start, end)
     with _connection(bind) as conn:
@@ -447,6 +461,8 @@ def put_cost(bind: Connection | Engine, month: date, amount: Decimal | float | i
     value = Decimal(str(amount))
     if not value.is_finite():
         raise KpiRequestError("amount", "a finite number")
+    if value < 0 or abs(value) >= Decimal("1e16"):
+        raise KpiRequestError("amount", "from 0 to 9,999,999,999,999,999.99")
     table = _table(KpiCost)
     with _connection(bind, write=True) as conn:
         stmt = _insert(conn, table).values(

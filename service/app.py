@@ -7,13 +7,15 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
+from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
-from service.routers import sync
+from service.routers import kpis, planning, sync, targets
+from service.routers.common import last_successful_sync, validation_error
 from service.scheduler import start_scheduler
-from service.settings import Settings
+from service.settings import Settings, kpi_context
 
 
 class Health(BaseModel):
@@ -46,11 +48,15 @@ def create_app(
     )
     app.state.settings = settings
     app.state.engine = engine
-    app.include_router(sync.router)
+    app.state.kpi = kpi_context(settings)
+    app.state.connectors = connectors
+    app.add_exception_handler(RequestValidationError, validation_error)
+    for module in (kpis, planning, targets, sync):
+        app.include_router(module.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
         """Liveness, and how fresh the data is per source."""
-        return Health(status="ok", last_successful_sync=sync.last_successful_sync(engine))
+        return Health(status="ok", last_successful_sync=last_successful_sync(engine))
 
     return app

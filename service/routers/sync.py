@@ -1,18 +1,35 @@
-"""Sync history (GET /v1/sync/runs) and freshness (part of /healthz)."""
+"""Sync history (GET /v1/sync/runs) and a sync on demand (POST /v1/sync)."""
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable
 from datetime import datetime
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import BaseModel
-from sqlalchemy import Engine, func, select
+from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from pydantic import BaseModel, Field
+from sqlalchemy import Engine, select
 
+from connectors.base import SourceConnector
+from kpi import KpiContext
 from models import SyncRun
-from service.auth import ReadAccess
+from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep
+from service.locks import SyncLocked
+from service.routers.common import (
+    ADMIN_RESPONSES,
+    READ_RESPONSES,
+    ErrorOut,
+    KpiContextDep,
+    unprocessable,
+)
+from service.sync import SyncReport, run_sync
 
-router = APIRouter()
+log = logging.getLogger(__name__)
+
+router = APIRouter(tags=["sync"], responses=READ_RESPONSES)
 
 
 class SyncRunOut(BaseModel):
@@ -22,8 +39,8 @@ class SyncRunOut(BaseModel):
     full: bool
     started_at: datetime
     finished_at: datetime | None
-    status: str
-    records: dict[str, int]
+    status: str = Field(description="running, ok, partial or failed")
+    records: dict[str, int] = Field(description="records stored per stream")
     quarantined: int
     api_calls: int
     error: str | None
@@ -33,23 +50,14 @@ class SyncRunsOut(BaseModel):
     data: list[SyncRunOut]
 
 
-def last_successful_sync(engine: Engine) -> dict[str, datetime]:
-    """When each source last finished a sync with status ok."""
-    with engine.connect() as conn:
-        rows = conn.execute(
-            select(SyncRun.source, func.max(SyncRun.finished_at))
-            .where(SyncRun.status == "ok")
-            .group_by(SyncRun.source)
-        ).all()
-    return {source: at for source, at in rows if at is not None}
-
-
-@router.get("/v1/sync/runs", response_model=SyncRunsOut, tags=["sync"])
+@router.get("/v1/sync/runs", response_model=SyncRunsOut)
 def list_sync_runs(
     _: ReadAccess,
     engine: EngineDep,
-    source: str | None = Query(default=None, description="hubspot or salesforce"),
-    limit: int = Query(default=50, ge=1, le=1000),
+    source: Annotated[
+        Literal["hubspot", "salesforce"] | None, Query(description="one source's runs")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=1000, description="newest first, at most this many")] = 50,
 ) -> SyncRunsOut:
     """Recent sync runs, newest first, with records per stream and API calls used."""
     query = select(SyncRun).order_by(SyncRun.id.desc()).limit(limit)
@@ -58,3 +66,85 @@ def list_sync_runs(
     with engine.connect() as conn:
         rows = conn.execute(query).mappings().all()
     return SyncRunsOut(data=[SyncRunOut.model_validate(dict(row)) for row in rows])
+
+
+class SyncReportOut(BaseModel):
+    run_id: int
+    source: str
+    status: str = Field(description="ok, partial or failed")
+    records: dict[str, int]
+    quarantined: int
+    api_calls: int
+    seconds: float
+    error: str | None
+
+
+class SyncStarted(BaseModel):
+    status: Literal["started", "finished"]
+    sources: list[str]
+    reports: list[SyncReportOut] = Field(
+        default_factory=list, description="with wait=true: how each source's run went"
+    )
+
+
+# One on-demand sync per process at a time; other processes are kept out by run_sync's lock.
+_running = threading.Lock()
+
+
+def _sync(
+    engine: Engine, connectors: list[SourceConnector], full: bool, ctx: KpiContext
+) -> list[SyncReport]:
+    reports: list[SyncReport] = []
+    try:
+        for connector in connectors:
+            try:
+                reports.append(run_sync(engine, connector, trigger="api", full=full, kpi=ctx))
+            except SyncLocked as exc:
+                log.info("API sync of %s skipped: %s", connector.source, exc)
+    finally:
+        _running.release()
+    return reports
+
+
+@router.post(
+    "/v1/sync",
+    response_model=SyncStarted,
+    status_code=status.HTTP_202_ACCEPTED,
+    responses={
+        **ADMIN_RESPONSES,
+        200: {"model": SyncStarted, "description": "with wait=true: the finished runs"},
+        409: {"model": ErrorOut, "description": "a sync started through the API is still running"},
+    },
+)
+def trigger_sync(
+    _: AdminAccess,
+    request: Request,
+    response: Response,
+    engine: EngineDep,
+    ctx: KpiContextDep,
+    source: Annotated[
+        Literal["hubspot", "salesforce", "all"], Query(description="which configured CRM")
+    ] = "all",
+    full: Annotated[bool, Query(description="ignore the saved cursors")] = False,
+    wait: Annotated[bool, Query(description="answer when the sync has finished")] = False,
+) -> SyncStarted:
+    """Sync now: in the background (202), or with wait=true when it has finished (200)."""
+    factory: Callable[[], list[SourceConnector]] | None = request.app.state.connectors
+    connectors = [c for c in (factory() if factory else []) if source in ("all", c.source)]
+    if not connectors:
+        unprocessable("query", "source", message=f"no configured CRM to sync for {source!r}")
+    if not _running.acquire(blocking=False):
+        raise HTTPException(status.HTTP_409_CONFLICT, detail="a sync is already running")
+    sources = [c.source for c in connectors]
+    if wait:
+        reports = _sync(engine, connectors, full, ctx)
+        response.status_code = status.HTTP_200_OK
+        return SyncStarted(
+            status="finished",
+            sources=sources,
+            reports=[SyncReportOut.model_validate(r.__dict__) for r in reports],
+        )
+    threading.Thread(
+        target=_sync, args=(engine, connectors, full, ctx), name="api-sync", daemon=True
+    ).start()
+    return SyncStarted(status="started", sources=sources)

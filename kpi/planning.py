@@ -1,0 +1,585 @@
+"""Planning (逆算), funnel diagnosis and target suggestions (SPEC §6, §10).
+
+Every figure over activity rows comes from ``compute`` (SQL); Python only chains
+the few per-stage numbers:
+
+- ``plan``: from a won target back to the activity needed, each step rounded to 6
+  decimal places and then up (40 ÷ 0.10 is 400, not 401), each step dividing the
+  previous step's rounded value. Rates not given are the scope's trailing three
+  complete months pooled (Σ numerator / Σ denominator).
+- ``funnel``: a month's stages against their month targets; the bottleneck is the
+  rate stage furthest below target, the cause ``volume`` when calls are short.
+- ``suggest_targets``: the mean of the trailing three complete months × factors.
+
+The results are frozen dataclasses with ``as_dict()`` (JSON-ready, dates ISO) for
+the routers of /v1/plan, /v1/funnel and /v1/targets/suggest.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Connection, Engine, false, func, select, true
+
+from kpi.compiler import Scope
+from kpi.engine import (
+    KpiRequestError,
+    KpiRow,
+    _connection,
+    _table,
+    compute,
+    parse_scope_id,
+    scope_members,
+    select_specs,
+)
+from kpi.periods import BusinessCalendar, KpiContext, next_period
+from models.crm import Rep
+
+RateSource = Literal["given", "derived"]
+Cause = Literal["volume", "quality"]
+
+# The plan's chain: (stage, the rate that divides the previous stage into it).
+PLAN_CHAIN: tuple[tuple[str, str], ...] = (
+    ("meetings_set", "win_rate"),
+    ("effective_contacts", "meeting_conversion_rate"),
+    ("calls", "effective_contact_rate"),
+)
+PLAN_RATES: tuple[str, ...] = tuple(rate for _, rate in PLAN_CHAIN)
+
+# What a plan rate's numerator and denominator count, for the error when it cannot be derived.
+_RATE_COUNTS: dict[str, tuple[str, str]] = {
+    "win_rate": ("won deals", "closed deals"),
+    "meeting_conversion_rate": ("meetings set", "effective contacts"),
+    "effective_contact_rate": ("effective contacts", "calls"),
+}
+
+FUNNEL_STAGES: tuple[str, ...] = (
+    "calls",
+    "connect_rate",
+    "effective_contacts",
+    "meeting_conversion_rate",
+    "meetings_set",
+    "win_rate",
+    "won_count",
+)
+FUNNEL_RATES: tuple[str, ...] = ("connect_rate", "meeting_conversion_rate", "win_rate")
+
+TRAILING_MONTHS = 3
+# No team needs a trillion calls a month: a plan past this is a typo in the target or a rate.
+MAX_PLAN_VALUE = 1e12
+
+
+@dataclass(frozen=True)
+class Hint:
+    """Where to look, in the seed's words (原因の切り分けフローチャート)."""
+
+    en: str
+    ja: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"en": self.en, "ja": self.ja}
+
+
+# The seed's flowchart: a short stage and what to work on.
+STAGE_HINTS: dict[str, Hint] = {
+    "calls": Hint("how calling time is spent, tool use", "時間の使い方・ツール活用"),
+    "connect_rate": Hint("list quality, calling hours", "リストの質・架電時間帯"),
+    "meeting_conversion_rate": Hint("talk script, hearing", "トークスクリプト・ヒアリング"),
+    "win_rate": Hint("meeting quality, handoff information", "商談品質・引継ぎ情報"),
+}
+# The seed's 改善アプローチ per cause.
+CAUSE_APPROACHES: dict[str, Hint] = {
+    "volume": Hint(
+        "work efficiency, more resources, revisit priorities",
+        "業務効率化・リソース追加・優先順位の見直し",
+    ),
+    "quality": Hint(
+        "skill building, better talk, revisit targeting",
+        "スキル向上・トーク改善・ターゲット見直し",
+    ),
+}
+
+
+# --- results ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PlanRate:
+    """A rate the plan divides by: given by the caller, or derived from the trailing months."""
+
+    kpi: str
+    value: float
+    source: RateSource
+    numerator: float | None  # derived: Σ over the trailing months; given: None
+    denominator: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class PlanStep:
+    """One stage of the plan: the month's need, and its pace per business day and per rep."""
+
+    stage: str
+    value: float  # won_count: the target as given; later stages: whole numbers, rounded up
+    rate: str | None  # the rate dividing the previous stage into this one (None for won_count)
+    rate_used: float | None
+    per_business_day: float | None  # value / business days (not rounded up; 6 decimals)
+    per_rep: float | None  # value / reps (None without reps)
+    per_rep_per_business_day: float | None  # value / (business days × reps)
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(self.__dict__)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """SPEC §6 plan (逆算): from a won target to the meetings, contacts and calls it needs."""
+
+    month: date
+    as_of: date
+    scope: str
+    scope_id: str
+    scope_name: str
+    won_target: float
+    business_days: int
+    reps: int  # non-deleted, active reps in the scope (1 at rep scope)
+    rates: tuple[PlanRate, ...]  # win_rate, meeting_conversion_rate, effective_contact_rate
+    trailing_months: tuple[date, ...] | None  # the months derived rates pooled; None: all given
+    steps: tuple[PlanStep, ...]  # won_count, meetings_set, effective_contacts, calls
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "month": self.month.isoformat(),
+            "as_of": self.as_of.isoformat(),
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+            "scope_name": self.scope_name,
+            "won_target": self.won_target,
+            "business_days": self.business_days,
+            "reps": self.reps,
+            "rates": [r.as_dict() for r in self.rates],
+            "trailing_months": (
+                None
+                if self.trailing_months is None
+                else [m.isoformat() for m in self.trailing_months]
+            ),
+            "steps": [s.as_dict() for s in self.steps],
+        }
+
+
+@dataclass(frozen=True)
+class FunnelStage:
+    """A funnel stage's month target, actual and achievement (actual / target)."""
+
+    stage: str
+    kind: Literal["count", "rate"]
+    target: float | None
+    actual: float | None
+    achievement: float | None  # None without a target, with a 0 target, or without an actual
+    hint: Hint | None  # the seed's hint for calls and the three rates
+
+    @property
+    def below_target(self) -> bool:
+        return self.achievement is not None and self.achievement < 1
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "stage": self.stage,
+            "kind": self.kind,
+            "target": self.target,
+            "actual": self.actual,
+            "achievement": self.achievement,
+            "below_target": self.below_target,
+            "hint": None if self.hint is None else self.hint.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class Funnel:
+    """SPEC §6 funnel diagnosis of a month for one scope id."""
+
+    month: date
+    scope: str
+    scope_id: str
+    scope_name: str
+    stages: tuple[FunnelStage, ...]
+    bottleneck: str | None  # the rate stage with the lowest achievement below 1
+    bottleneck_achievement: float | None
+    cause: Cause | None  # None when no stage is below its target
+    hint: Hint | None  # volume: the calls hint; quality: the bottleneck's
+    approach: Hint | None  # the seed's improvement approach for the cause
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "month": self.month.isoformat(),
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+            "scope_name": self.scope_name,
+            "stages": [s.as_dict() for s in self.stages],
+            "bottleneck": self.bottleneck,
+            "bottleneck_achievement": self.bottleneck_achievement,
+            "cause": self.cause,
+            "hint": None if self.hint is None else self.hint.as_dict(),
+            "approach": None if self.approach is None else self.approach.as_dict(),
+        }
+
+
+@dataclass(frozen=True)
+class SuggestionMonth:
+    month: date
+    value: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"month": self.month.isoformat(), "value": self.value}
+
+
+@dataclass(frozen=True)
+class Suggestion:
+    """SPEC §6 target suggestion for one KPI and scope id (values rounded to 6 decimals)."""
+
+    kpi: str
+    as_of: date
+    scope: str
+    scope_id: str
+    scope_name: str
+    months: tuple[SuggestionMonth, ...]  # the trailing three complete months, oldest first
+    mean: float | None  # of the months with a value; None when none has one
+    factors: tuple[float, float, float]
+    minimum: float | None
+    achievement: float | None
+    stretch: float | None
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "kpi": self.kpi,
+            "as_of": self.as_of.isoformat(),
+            "scope": self.scope,
+            "scope_id": self.scope_id,
+            "scope_name": self.scope_name,
+            "months": [m.as_dict() for m in self.months],
+            "mean": self.mean,
+            "factors": list(self.factors),
+            "minimum": self.minimum,
+            "achievement": self.achievement,
+            "stretch": self.stretch,
+        }
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def round_up(value: float) -> int:
+    """SPEC §10: rounded to 6 decimal places, then up (so float noise never adds one)."""
+    return math.ceil(round(value, 6))
+
+
+def trailing_months(as_of: date) -> tuple[date, ...]:
+    """The first days of the three complete months before ``as_of``'s month, oldest first."""
+    months: list[date] = []
+    current = as_of.replace(day=1)
+    for _ in range(TRAILING_MONTHS):
+        current = (current - timedelta(days=1)).replace(day=1)
+        months.insert(0, current)
+    return tuple(months)
+
+
+def _span(months: Sequence[date]) -> str:
+    return f"{months[0]:%Y-%m}..{months[-1]:%Y-%m}"
+
+
+def _check_day(param: str, value: date | None) -> None:
+    if value is not None and (not isinstance(value, date) or isinstance(value, datetime)):
+        raise KpiRequestError(param, "a date (YYYY-MM-DD)")
+
+
+def _check_rate(param: str, value: float | None) -> None:
+    if value is None:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise KpiRequestError(param, "a finite number")
+    if not 0 < value <= 1:
+        raise KpiRequestError(param, f"a fraction in (0, 1], not {value}")
+
+
+def _one_member(conn: Connection, scope: Scope, scope_id: str | None, what: str) -> tuple[str, str]:
+    """(scope id, name) of the one scope id a plan or funnel is for; raises naming the param."""
+    key = parse_scope_id(scope, scope_id)
+    if scope != "org" and key is None:
+        raise KpiRequestError("id", f"a {scope} {what} needs an id")
+    members = scope_members(conn, scope, key)
+    if not members:
+        raise KpiRequestError("id", f"no {scope} with id {scope_id!r}")
+    return members[0]
+
+
+def _reps_in_scope(conn: Connection, scope: Scope, key: tuple[str, str] | None) -> int:
+    """Headcount for the per-rep pace: non-deleted, active reps (the org's, the team's; 1 rep)."""
+    if scope == "rep":
+        return 1
+    reps = _table(Rep)
+    where = [reps.c.deleted == false(), reps.c.active == true()]
+    if scope == "team" and key is not None:
+        where += [reps.c.source == key[0], reps.c.team_crm_id == key[1]]
+    count = conn.execute(select(func.count()).select_from(reps).where(*where)).scalar_one()
+    return int(count)
+
+
+def _pace(value: float, divisor: int) -> float | None:
+    return round(value / divisor, 6) if divisor > 0 else None
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def plan(
+    bind: Connection | Engine,
+    ctx: KpiContext,
+    *,
+    won_target: float,
+    win_rate: float | None = None,
+    meeting_conversion_rate: float | None = None,
+    effective_contact_rate: float | None = None,
+    month: date | None = None,
+    scope: Scope = "org",
+    scope_id: str | None = None,
+    as_of: date | None = None,
+) -> Plan:
+    """The activity a won target needs in ``month`` (default: as_of's month; as_of: today)."""
+    if (
+        isinstance(won_target, bool)
+        or not isinstance(won_target, int | float)
+        or not math.isfinite(won_target)
+        or won_target <= 0
+    ):
+        raise KpiRequestError("won_target", f"a finite number above 0, not {won_target!r}")
+    given = {
+        "win_rate": win_rate,
+        "meeting_conversion_rate": meeting_conversion_rate,
+        "effective_contact_rate": effective_contact_rate,
+    }
+    for param, value in given.items():
+        _check_rate(param, value)
+    _check_day("as_of", as_of)
+    _check_day("month", month)
+    day = as_of or ctx.today()
+    first = (month or day).replace(day=1)
+    window = trailing_months(day)
+    missing = [k for k in PLAN_RATES if given[k] is None]
+    with _connection(bind) as conn:
+        member_id, member_name = _one_member(conn, scope, scope_id, "plan")
+        reps = _reps_in_scope(conn, scope, parse_scope_id(scope, scope_id))
+        history = (
+            compute(
+                conn,
+                ctx,
+                kpis=missing,
+                grain="month",
+                start=window[0],
+                end=window[-1],
+                scope=scope,
+                scope_id=None if scope == "org" else member_id,
+                as_of=day,
+                max_rows=None,
+            )
+            if missing
+            else []
+        )
+    rates: dict[str, PlanRate] = {}
+    for key in PLAN_RATES:
+        value = given[key]
+        if value is not None:
+            rates[key] = PlanRate(key, float(value), "given", None, None)
+            continue
+        rows = [r for r in history if r.kpi == key]
+        numerator = float(sum(r.numerator or 0 for r in rows))
+        denominator = float(sum(r.denominator or 0 for r in rows))
+        won, out_of = _RATE_COUNTS[key]
+        if not denominator:
+            raise KpiRequestError(key, f"no {out_of} in {_span(window)} to derive it from; give it")
+        if not numerator:
+            raise KpiRequestError(key, f"no {won} in {_span(window)}, so it derives as 0; give it")
+        rates[key] = PlanRate(key, numerator / denominator, "derived", numerator, denominator)
+
+    business_days = BusinessCalendar(ctx.holidays).count(first, next_period(first, "month"))
+
+    def step(stage: str, value: float, rate: PlanRate | None) -> PlanStep:
+        return PlanStep(
+            stage=stage,
+            value=value,
+            rate=None if rate is None else rate.kpi,
+            rate_used=None if rate is None else rate.value,
+            per_business_day=_pace(value, business_days),
+            per_rep=_pace(value, reps),
+            per_rep_per_business_day=_pace(value, business_days * reps),
+        )
+
+    steps = [step("won_count", float(won_target), None)]
+    previous = float(won_target)
+    for stage, key in PLAN_CHAIN:
+        need = previous / rates[key].value
+        if not need <= MAX_PLAN_VALUE:  # also catches inf from a vanishing rate
+            raise KpiRequestError(
+                "won_target" if rates[key].source == "derived" else key,
+                f"the plan would need more than {MAX_PLAN_VALUE:,.0f} {stage} a month "
+                f"({previous:,.6g} ÷ {key} {rates[key].value:.6g}); check the target and the rates",
+            )
+        previous = round_up(need)  # each step divides the rounded value
+        steps.append(step(stage, previous, rates[key]))
+    return Plan(
+        month=first,
+        as_of=day,
+        scope=scope,
+        scope_id=member_id,
+        scope_name=member_name,
+        won_target=float(won_target),
+        business_days=business_days,
+        reps=reps,
+        rates=tuple(rates[k] for k in PLAN_RATES),
+        trailing_months=window if missing else None,
+        steps=tuple(steps),
+    )
+
+
+# --- funnel -------------------------------------------------------------------------------------
+
+
+def funnel(
+    bind: Connection | Engine,
+    ctx: KpiContext,
+    *,
+    month: date,
+    scope: Scope = "org",
+    scope_id: str | None = None,
+) -> Funnel:
+    """The funnel of ``month`` (any day of it) against its month targets, with the bottleneck."""
+    _check_day("month", month)
+    first = month.replace(day=1)
+    with _connection(bind) as conn:
+        member_id, member_name = _one_member(conn, scope, scope_id, "funnel")
+        rows = compute(
+            conn,
+            ctx,
+            kpis=list(FUNNEL_STAGES),
+            grain="month",
+            start=first,
+            end=first,
+            scope=scope,
+            scope_id=None if scope == "org" else member_id,
+        )
+    by_kpi: dict[str, KpiRow] = {r.kpi: r for r in rows}
+    stages = tuple(
+        FunnelStage(
+            stage=key,
+            kind="rate" if key in FUNNEL_RATES else "count",
+            target=by_kpi[key].target,
+            actual=by_kpi[key].value,
+            achievement=by_kpi[key].achievement,  # actual / target, in SQL (NULL on a 0 target)
+            hint=STAGE_HINTS.get(key),
+        )
+        for key in FUNNEL_STAGES
+    )
+    short = [s for s in stages if s.kind == "rate" and s.below_target]
+    # min() keeps the first of equals: the earlier stage in the funnel wins a tie.
+    worst = min(short, key=lambda s: s.achievement or 0.0) if short else None
+    calls = stages[0]
+    cause: Cause | None
+    if calls.below_target:
+        cause = "volume"
+    elif any(s.below_target for s in stages):
+        cause = "quality"
+    else:
+        cause = None
+    hint = calls.hint if cause == "volume" else (worst.hint if worst is not None else None)
+    return Funnel(
+        month=first,
+        scope=scope,
+        scope_id=member_id,
+        scope_name=member_name,
+        stages=stages,
+        bottleneck=None if worst is None else worst.stage,
+        bottleneck_achievement=None if worst is None else worst.achievement,
+        cause=cause,
+        hint=hint,
+        approach=None if cause is None else CAUSE_APPROACHES[cause],
+    )
+
+
+# --- target suggestion --------------------------------------------------------------------------
+
+
+def suggest_targets(
+    bind: Connection | Engine,
+    ctx: KpiContext,
+    *,
+    kpi: str,
+    scope: Scope = "org",
+    scope_id: str | None = None,
+    as_of: date | None = None,
+    factors: tuple[float, float, float] = (0.90, 1.00, 1.10),
+) -> list[Suggestion]:
+    """Minimum, achievement and stretch targets per scope id from the trailing months' mean.
+
+    One suggestion for the org or for the scope id given; one per rep or team when
+    a rep or team scope has no id.
+    """
+    select_specs([kpi])  # raises naming "kpi" for an unknown key
+    if len(factors) != 3:
+        raise KpiRequestError("factors", "three factors: minimum, achievement, stretch")
+    for factor in factors:
+        if (
+            isinstance(factor, bool)
+            or not isinstance(factor, int | float)
+            or not math.isfinite(factor)
+            or factor <= 0
+        ):
+            raise KpiRequestError("factors", f"finite numbers above 0, not {factor!r}")
+    _check_day("as_of", as_of)
+    day = as_of or ctx.today()
+    window = trailing_months(day)
+    rows = compute(
+        bind,
+        ctx,
+        kpis=[kpi],
+        grain="month",
+        start=window[0],
+        end=window[-1],
+        scope=scope,
+        scope_id=scope_id,
+        as_of=day,
+        max_rows=None,
+    )
+    per_member: dict[tuple[str, str], dict[date, float | None]] = {}
+    for row in rows:
+        value = None if row.value is None else float(row.value)
+        per_member.setdefault((row.scope_id, row.scope_name), {})[row.period_start] = value
+    minimum_f, achievement_f, stretch_f = (float(f) for f in factors)
+    out: list[Suggestion] = []
+    for (member_id, member_name), values in per_member.items():
+        present = [v for v in values.values() if v is not None]
+        mean = sum(present) / len(present) if present else None
+
+        def times(factor: float, mean: float | None = mean) -> float | None:
+            return None if mean is None else round(mean * factor, 6)
+
+        out.append(
+            Suggestion(
+                kpi=kpi,
+                as_of=day,
+                scope=scope,
+                scope_id=member_id,
+                scope_name=member_name,
+                months=tuple(SuggestionMonth(m, values.get(m)) for m in window),
+                mean=None if mean is None else round(mean, 6),
+                factors=(minimum_f, achievement_f, stretch_f),
+                minimum=times(minimum_f),
+                achievement=times(achievement_f),
+                stretch=times(stretch_f),
+            )
+        )
+    return out

@@ -1,0 +1,517 @@
+"""Plan (逆算), funnel diagnosis and target suggestions (SPEC §6, §10) against hand-worked numbers.
+
+Each test runs on SQLite and PostgreSQL (the ``engine`` fixture). "Now" is 15 Oct
+2026 12:00 JST, so the trailing three complete months are July–September 2026.
+Business days (JP holidays): October 2026 has 21 (Sports Day, Mon 12 Oct);
+September 2026 has 22 weekdays minus Respect for the Aged Day (21st), the
+bridging national holiday (22nd) and the Autumnal Equinox (23rd) = 19.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import Engine
+
+from connectors.records import Call, Deal, Meeting, Record, Rep, Team
+from kpi import (
+    Funnel,
+    KpiContext,
+    KpiRequestError,
+    Target,
+    ensure_rollups,
+    funnel,
+    plan,
+    put_targets,
+    suggest_targets,
+)
+from tests.test_kpi_engine import at, call, put
+
+H = "hubspot"
+NOW = datetime(2026, 10, 15, 3, 0, tzinfo=UTC)
+CTX = KpiContext(timezone="Asia/Tokyo", holidays="JP", now=NOW)
+OCT_1 = date(2026, 10, 1)
+JUL_1, AUG_1, SEP_1 = date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)
+
+PEOPLE: list[Record] = [
+    Team(source=H, crm_id="t1", name="Tokyo"),
+    Rep(source=H, crm_id="r1", name="Aiko", team_crm_id="t1"),
+    Rep(source=H, crm_id="r2", name="Ben", team_crm_id="t1"),
+    Rep(source=H, crm_id="r3", name="Chie (left)", team_crm_id="t1", active=False),
+    Rep(source=H, crm_id="r4", name="Gone", team_crm_id="t1", deleted=True),
+]
+
+
+def deal(crm_id: str, closed: str, won: bool, rep: str | None) -> Deal:
+    return Deal(
+        source=H,
+        crm_id=crm_id,
+        created_at=at(closed) - timedelta(days=20),
+        closed_at=at(closed),
+        is_closed=True,
+        is_won=won,
+        amount=Decimal("100000"),
+        rep_crm_id=rep,
+    )
+
+
+def meeting(crm_id: str, booked: str, rep: str) -> Meeting:
+    return Meeting(source=H, crm_id=crm_id, booked_at=at(booked), rep_crm_id=rep)
+
+
+# A hand-built history (timestamps UTC, all at 01:00 = 10:00 JST, so the day is the same):
+#
+#            calls  connected  effective (≥ 60 s)  meetings  closed  won
+#   June r1    5        5            5                0         1      0   (outside the window)
+#   July r1    2        1            1                1         1      1
+#   Aug  r1    4        2            1                0         1      0
+#   Aug  r2    4        2            2                1         2      0
+#   Sep  r2    0        0            0                0         1      1
+#   Oct  r1    3        3            3                0         1      1   (the current month)
+#
+# Org, July–September pooled:
+#   effective_contact_rate  = (1 + 3 + 0) / (2 + 8 + 0) = 4 / 10 = 0.4
+#   meeting_conversion_rate = (1 + 1 + 0) / (1 + 3 + 0) = 2 / 4  = 0.5
+#   win_rate                = (1 + 0 + 1) / (1 + 3 + 1) = 2 / 5  = 0.4
+# (the monthly rates' mean would differ: effective_contact_rate (0.5 + 0.375) / 2 = 0.4375).
+HISTORY: list[Record] = [
+    *PEOPLE,
+    *(
+        call(f"jun{i}", f"2026-06-{i + 1:02d}T01:00", duration_ms=120_000, rep_crm_id="r1")
+        for i in range(5)
+    ),
+    deal("d-jun", "2026-06-20T01:00", False, "r1"),
+    call("jul1", "2026-07-01T01:00", duration_ms=120_000, rep_crm_id="r1"),
+    call("jul2", "2026-07-02T01:00", "no_answer", rep_crm_id="r1"),
+    meeting("m-jul", "2026-07-03T01:00", "r1"),
+    deal("d-jul", "2026-07-20T01:00", True, "r1"),
+    call("aug1", "2026-08-03T01:00", duration_ms=90_000, rep_crm_id="r1"),
+    call("aug2", "2026-08-03T02:00", duration_ms=30_000, rep_crm_id="r1"),
+    call("aug3", "2026-08-04T01:00", "no_answer", rep_crm_id="r1"),
+    call("aug4", "2026-08-04T02:00", "busy", rep_crm_id="r1"),
+    call("aug5", "2026-08-05T01:00", duration_ms=200_000, rep_crm_id="r2"),
+    call("aug6", "2026-08-05T02:00", duration_ms=61_000, rep_crm_id="r2"),
+    call("aug7", "2026-08-06T01:00", "voicemail", rep_crm_id="r2"),
+    call("aug8", "2026-08-06T02:00", "no_answer", rep_crm_id="r2"),
+    meeting("m-aug", "2026-08-07T01:00", "r2"),
+    deal("d-aug1", "2026-08-20T01:00", False, "r1"),
+    deal("d-aug2", "2026-08-21T01:00", False, "r2"),
+    deal("d-aug3", "2026-08-24T01:00", False, "r2"),
+    deal("d-sep", "2026-09-15T01:00", True, "r2"),
+    *(
+        call(f"oct{i}", f"2026-10-0{i + 1}T01:00", duration_ms=120_000, rep_crm_id="r1")
+        for i in range(3)
+    ),
+    deal("d-oct", "2026-10-05T01:00", True, "r1"),
+]
+
+
+@pytest.fixture
+def people(engine: Engine) -> Engine:
+    put(engine, PEOPLE)
+    return engine
+
+
+@pytest.fixture
+def history(engine: Engine) -> Engine:
+    put(engine, HISTORY)
+    with engine.begin() as conn:
+        ensure_rollups(conn, CTX)
+    return engine
+
+
+# --- plan ---------------------------------------------------------------------------------------
+
+
+def test_plan_seed_example(people: Engine) -> None:
+    result = plan(
+        people,
+        CTX,
+        won_target=10,
+        win_rate=0.25,
+        meeting_conversion_rate=0.10,
+        effective_contact_rate=0.30,
+    )
+    # 10 ÷ 0.25 = 40 meetings; 40 ÷ 0.10 = 400 contacts; 400 ÷ 0.30 = 1,333.3… → 1,334 calls.
+    assert [(s.stage, s.value, s.rate, s.rate_used) for s in result.steps] == [
+        ("won_count", 10, None, None),
+        ("meetings_set", 40, "win_rate", 0.25),
+        ("effective_contacts", 400, "meeting_conversion_rate", 0.10),
+        ("calls", 1334, "effective_contact_rate", 0.30),
+    ]
+    assert [(r.kpi, r.source) for r in result.rates] == [
+        ("win_rate", "given"),
+        ("meeting_conversion_rate", "given"),
+        ("effective_contact_rate", "given"),
+    ]
+    assert result.trailing_months is None  # nothing derived
+    # Month and as_of from ISKPI_NOW: October, 21 business days; reps r1 r2 (r3 inactive,
+    # r4 deleted). 1,334 / 21 = 63.523810; / 2 = 667; / 42 = 31.761905.
+    assert (result.month, result.as_of, result.business_days, result.reps) == (
+        OCT_1,
+        date(2026, 10, 15),
+        21,
+        2,
+    )
+    calls = result.steps[-1]
+    assert (calls.per_business_day, calls.per_rep, calls.per_rep_per_business_day) == (
+        63.52381,
+        667,
+        31.761905,
+    )
+    body = result.as_dict()
+    assert json.loads(json.dumps(body)) == body  # JSON-ready
+    assert (body["month"], body["as_of"], body["scope_id"]) == ("2026-10-01", "2026-10-15", "org")
+    assert body["steps"][-1]["value"] == 1334
+    # A team counts its active reps; a rep is one.
+    team = plan(
+        people,
+        CTX,
+        won_target=10,
+        win_rate=0.25,
+        meeting_conversion_rate=0.10,
+        effective_contact_rate=0.30,
+        scope="team",
+        scope_id="hubspot:t1",
+    )
+    assert (team.reps, team.scope_name) == (2, "Tokyo")
+    rep = plan(
+        people,
+        CTX,
+        won_target=10,
+        win_rate=0.25,
+        meeting_conversion_rate=0.10,
+        effective_contact_rate=0.30,
+        scope="rep",
+        scope_id="hubspot:r1",
+        month=date(2026, 9, 30),
+    )
+    assert (rep.reps, rep.month, rep.business_days, rep.steps[-1].per_rep) == (
+        1,
+        SEP_1,
+        19,
+        1334,
+    )
+
+
+@pytest.mark.parametrize(
+    ("won", "rates", "expected"),
+    [
+        # 40 ÷ 0.10 is 400, not 401 (the seed's second step on its own).
+        (4, (0.10, 0.10, 1.0), [4, 40, 400, 400]),
+        # 21 ÷ 0.35 is 60.00000000000001 in floating point: 60, not 61; then 60 ÷ 0.29 =
+        # 206.9 → 207; 207 ÷ 1 = 207.
+        (21, (0.35, 0.29, 1.0), [21, 60, 207, 207]),
+        # 145 ÷ 0.29 = 500.00000000000006 → 500; 500 ÷ 0.35 = 1,428.57 → 1,429 (it divides the
+        # rounded 500, not 500.00000000000006); 1,429 ÷ 0.57 = 2,507.02 → 2,508.
+        (145, (0.29, 0.35, 0.57), [145, 500, 1429, 2508]),
+    ],
+)
+def test_plan_rounds_each_step_to_6_places_then_up(
+    people: Engine, won: int, rates: tuple[float, float, float], expected: list[int]
+) -> None:
+    result = plan(
+        people,
+        CTX,
+        won_target=won,
+        win_rate=rates[0],
+        meeting_conversion_rate=rates[1],
+        effective_contact_rate=rates[2],
+    )
+    assert [s.value for s in result.steps] == expected
+
+
+def test_plan_derives_missing_rates_from_the_trailing_months(history: Engine) -> None:
+    result = plan(history, CTX, won_target=2)
+    assert result.trailing_months == (JUL_1, AUG_1, SEP_1)
+    assert [(r.kpi, r.source, r.numerator, r.denominator, r.value) for r in result.rates] == [
+        ("win_rate", "derived", 2, 5, 0.4),
+        ("meeting_conversion_rate", "derived", 2, 4, 0.5),
+        ("effective_contact_rate", "derived", 4, 10, 0.4),
+    ]
+    # 2 ÷ 0.4 = 5 meetings; 5 ÷ 0.5 = 10 contacts; 10 ÷ 0.4 = 25 calls.
+    assert [s.value for s in result.steps] == [2, 5, 10, 25]
+    assert result.as_dict()["trailing_months"] == ["2026-07-01", "2026-08-01", "2026-09-01"]
+    # Given and derived together: only the missing rates come from the history.
+    mixed = plan(history, CTX, won_target=2, win_rate=0.25)
+    assert [(r.kpi, r.source, r.value) for r in mixed.rates] == [
+        ("win_rate", "given", 0.25),
+        ("meeting_conversion_rate", "derived", 0.5),
+        ("effective_contact_rate", "derived", 0.4),
+    ]
+    assert [s.value for s in mixed.steps] == [2, 8, 16, 40]
+    # Rep r1, July–August: effective_contact_rate (1 + 1) / (2 + 4) = 1/3; conversion
+    # 1 / 2 = 0.5; win_rate 1 / 2 = 0.5. Won 1 → 2 meetings → 4 contacts → 12 calls.
+    rep = plan(history, CTX, won_target=1, scope="rep", scope_id="hubspot:r1")
+    assert [r.value for r in rep.rates] == [0.5, 0.5, pytest.approx(1 / 3)]
+    assert [s.value for s in rep.steps] == [1, 2, 4, 12]
+
+
+def test_plan_replays_as_of_a_past_day(history: Engine) -> None:
+    # As of 5 Sep: June–August. effective_contact_rate (5 + 1 + 3) / (5 + 2 + 8) = 9/15 = 0.6;
+    # conversion (0 + 1 + 1) / 9 = 2/9; win_rate (0 + 1 + 0) / (1 + 1 + 3) = 1/5 = 0.2.
+    # Won 1 → 5 meetings → 5 ÷ 2/9 = 22.5 → 23 contacts → 23 ÷ 0.6 = 38.3 → 39 calls,
+    # in September (as_of's month): 19 business days.
+    result = plan(history, CTX, won_target=1, as_of=date(2026, 9, 5))
+    assert result.trailing_months == (date(2026, 6, 1), JUL_1, AUG_1)
+    assert [r.value for r in result.rates] == [0.2, pytest.approx(2 / 9), 0.6]
+    assert [s.value for s in result.steps] == [1, 5, 23, 39]
+    assert (result.month, result.business_days) == (SEP_1, 19)
+
+
+def test_plan_missing_rate_errors(history: Engine) -> None:
+    # As of 15 Jan 2027 (October–December) r2 closed nothing: no win_rate to derive.
+    with pytest.raises(KpiRequestError) as err:
+        plan(
+            history, CTX, won_target=5, scope="rep", scope_id="hubspot:r2", as_of=date(2027, 1, 15)
+        )
+    assert err.value.param == "win_rate"
+    assert str(err.value) == (
+        "win_rate: no closed deals in 2026-10..2026-12 to derive it from; give it"
+    )
+    # A rate that derives as 0 cannot be divided by: as of 10 Jul (April–June) the org had
+    # 5 effective contacts and no meetings.
+    with pytest.raises(KpiRequestError) as err:
+        plan(history, CTX, won_target=1, win_rate=0.5, as_of=date(2026, 7, 10))
+    assert err.value.param == "meeting_conversion_rate"
+    assert "no meetings set in 2026-04..2026-06" in err.value.message
+    # Nothing at all in January–March: the missing rate is named, the given ones are not.
+    with pytest.raises(KpiRequestError) as err:
+        plan(
+            history,
+            CTX,
+            won_target=1,
+            win_rate=0.2,
+            meeting_conversion_rate=0.1,
+            as_of=date(2026, 4, 1),
+        )
+    assert err.value.param == "effective_contact_rate"
+    assert "no calls in 2026-01..2026-03" in err.value.message
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "param"),
+    [
+        ({"won_target": 0}, "won_target"),
+        ({"won_target": -3}, "won_target"),
+        ({"won_target": float("nan")}, "won_target"),
+        ({"won_target": float("inf")}, "won_target"),
+        ({"won_target": 10, "win_rate": 0}, "win_rate"),
+        ({"won_target": 10, "meeting_conversion_rate": 1.5}, "meeting_conversion_rate"),
+        ({"won_target": 10, "effective_contact_rate": float("nan")}, "effective_contact_rate"),
+        ({"won_target": 10, "scope": "rep"}, "id"),
+        ({"won_target": 10, "scope": "rep", "scope_id": "hubspot:r9"}, "id"),
+        ({"won_target": 10, "scope": "galaxy"}, "scope"),
+    ],
+)
+def test_plan_validation_names_the_parameter(
+    people: Engine, kwargs: dict[str, object], param: str
+) -> None:
+    rates = {"win_rate": 0.25, "meeting_conversion_rate": 0.1, "effective_contact_rate": 0.3}
+    with pytest.raises(KpiRequestError) as err:
+        plan(people, CTX, **{**rates, **kwargs})  # type: ignore[arg-type]
+    assert err.value.param == param
+
+
+# --- funnel -------------------------------------------------------------------------------------
+
+# The seed's example in October 2026: 1,200 calls, 360 of them connected for 2 minutes (30 %,
+# all effective contacts), 840 unanswered; 12 meetings set. Each call at its own minute from
+# 1 Oct 09:00 JST (1,200 minutes: through 2 Oct 05:00 JST).
+SEED_MONTH: list[Record] = [
+    *PEOPLE,
+    *(
+        Call(
+            source=H,
+            crm_id=f"c{i}",
+            occurred_at=datetime(2026, 10, 1, 0, 0, tzinfo=UTC) + timedelta(minutes=i),
+            direction="outbound",
+            outcome="connected" if i % 10 < 3 else "no_answer",
+            duration_ms=120_000 if i % 10 < 3 else None,
+            rep_crm_id="r1" if i % 2 else "r2",
+        )
+        for i in range(1200)
+    ),
+    *(meeting(f"m{i}", f"2026-10-{i + 5:02d}T01:00", "r1") for i in range(12)),
+]
+
+
+def seed_targets(**override: float) -> list[Target]:
+    # The seed's targets: 20 meetings from 1,200 calls at a 30 % connect rate, i.e. 360
+    # contacts, so a conversion of 20 / 360 = 5.5…% (the seed prints it truncated: 5.5 %).
+    values = {
+        "calls": 1200.0,
+        "connect_rate": 0.30,
+        "effective_contacts": 360.0,
+        "meeting_conversion_rate": 20 / 360,
+        "meetings_set": 20.0,
+        **override,
+    }
+    return [Target(kpi, "month", OCT_1, "org", "org", value) for kpi, value in values.items()]
+
+
+@pytest.fixture
+def seed_month(engine: Engine) -> Engine:
+    put(engine, SEED_MONTH)
+    with engine.begin() as conn:
+        ensure_rollups(conn, CTX)
+    return engine
+
+
+def stages(result: Funnel) -> dict[str, tuple[float | None, float | None, float | None]]:
+    return {s.stage: (s.target, s.actual, s.achievement) for s in result.stages}
+
+
+def test_funnel_seed_example(seed_month: Engine) -> None:
+    put_targets(seed_month, seed_targets())
+    result = funnel(seed_month, CTX, month=date(2026, 10, 20))  # any day names its month
+    got = stages(result)
+    assert list(got) == [
+        "calls",
+        "connect_rate",
+        "effective_contacts",
+        "meeting_conversion_rate",
+        "meetings_set",
+        "win_rate",
+        "won_count",
+    ]
+    assert got["calls"] == (1200, 1200, 1.0)
+    assert got["connect_rate"] == (0.30, 0.30, pytest.approx(1.0))
+    assert got["effective_contacts"] == (360, 360, 1.0)
+    # 12 / 360 = 3.3…% against 20 / 360 = 5.5…%: 0.6 (= 12 meetings of 20).
+    assert got["meeting_conversion_rate"] == (
+        pytest.approx(20 / 360),
+        pytest.approx(12 / 360),
+        pytest.approx(0.6),
+    )
+    assert got["meetings_set"] == (20, 12, 0.6)
+    assert got["win_rate"] == (None, None, None)  # no targets, nothing closed
+    assert got["won_count"] == (None, 0, None)
+    assert (result.bottleneck, result.bottleneck_achievement) == (
+        "meeting_conversion_rate",
+        pytest.approx(0.6),
+    )
+    assert result.cause == "quality"  # calls on target
+    assert result.hint is not None and result.hint.ja == "トークスクリプト・ヒアリング"
+    assert result.approach is not None and result.approach.ja.startswith("スキル向上")
+    body = result.as_dict()
+    assert json.loads(json.dumps(body)) == body  # JSON-ready
+    assert (body["month"], body["bottleneck"], body["cause"]) == (
+        "2026-10-01",
+        "meeting_conversion_rate",
+        "quality",
+    )
+    assert body["stages"][3]["hint"] == {
+        "en": "talk script, hearing",
+        "ja": "トークスクリプト・ヒアリング",
+    }
+    assert body["stages"][3]["below_target"] is True
+    # With the conversion target as printed (5.5 %), the achievement is 0.0333… / 0.055 =
+    # 0.606; the bottleneck and cause are the same.
+    put_targets(seed_month, seed_targets(meeting_conversion_rate=0.055))
+    printed = funnel(seed_month, CTX, month=OCT_1)
+    assert printed.bottleneck == "meeting_conversion_rate"
+    assert printed.bottleneck_achievement == pytest.approx(12 / 360 / 0.055)
+    assert round(printed.bottleneck_achievement or 0, 3) == 0.606
+
+
+def test_funnel_volume_cause(seed_month: Engine) -> None:
+    # Calls at 1,200 of 1,500 (0.8): volume. The connect rate at 0.30 of 0.40 (0.75) is short
+    # too, but the conversion's 0.6 is the lowest: still the bottleneck.
+    put_targets(seed_month, seed_targets(calls=1500, connect_rate=0.40))
+    result = funnel(seed_month, CTX, month=OCT_1)
+    assert stages(result)["calls"][2] == 0.8
+    assert stages(result)["connect_rate"][2] == pytest.approx(0.75)
+    assert (result.bottleneck, result.cause) == ("meeting_conversion_rate", "volume")
+    assert result.hint is not None and result.hint.ja == "時間の使い方・ツール活用"
+    assert result.approach is not None and result.approach.en.startswith("work efficiency")
+    # Calls back on target (1,200) and the connect rate at 0.30 of 0.60 (0.5), below the
+    # conversion's 0.6: connect_rate is the bottleneck, and the cause is quality.
+    put_targets(seed_month, seed_targets(connect_rate=0.60))
+    connect = funnel(seed_month, CTX, month=OCT_1)
+    assert (connect.bottleneck, connect.cause) == ("connect_rate", "quality")
+    assert connect.hint is not None and connect.hint.ja == "リストの質・架電時間帯"
+
+
+def test_funnel_without_targets(seed_month: Engine) -> None:
+    result = funnel(seed_month, CTX, month=OCT_1)
+    assert all(s.target is None and s.achievement is None for s in result.stages)
+    assert stages(result)["calls"] == (None, 1200, None)
+    assert (result.bottleneck, result.bottleneck_achievement, result.cause, result.hint) == (
+        None,
+        None,
+        None,
+        None,
+    )
+    # A rep's funnel reads rep targets only (the org's do not apply), and needs an id.
+    put_targets(seed_month, seed_targets())
+    rep = funnel(seed_month, CTX, month=OCT_1, scope="rep", scope_id="hubspot:r1")
+    assert stages(rep)["calls"] == (None, 600, None)
+    assert stages(rep)["meetings_set"] == (None, 12, None)
+    with pytest.raises(KpiRequestError) as err:
+        funnel(seed_month, CTX, month=OCT_1, scope="team")
+    assert err.value.param == "id"
+
+
+# --- target suggestion --------------------------------------------------------------------------
+
+
+def test_suggestion_mean_leaves_out_a_null_month(history: Engine) -> None:
+    (org,) = suggest_targets(history, CTX, kpi="effective_contact_rate")
+    # July 1/2 = 0.5, August 3/8 = 0.375, September no calls (null, left out): mean 0.4375.
+    assert [(m.month, m.value) for m in org.months] == [(JUL_1, 0.5), (AUG_1, 0.375), (SEP_1, None)]
+    assert org.mean == 0.4375
+    # 0.4375 × 0.9 / 1.0 / 1.1
+    assert (org.minimum, org.achievement, org.stretch) == (0.39375, 0.4375, 0.48125)
+    body = org.as_dict()
+    assert json.loads(json.dumps(body)) == body  # JSON-ready
+    assert body["months"][2] == {"month": "2026-09-01", "value": None}
+    assert (body["as_of"], body["scope_id"], body["factors"]) == (
+        "2026-10-15",
+        "org",
+        [0.9, 1.0, 1.1],
+    )
+    # Counts are 0, not null, in a month without calls: calls (2 + 8 + 0) / 3.
+    (calls,) = suggest_targets(history, CTX, kpi="calls", factors=(0.5, 1, 2))
+    assert calls.mean == pytest.approx(10 / 3)
+    assert (calls.minimum, calls.stretch) == (pytest.approx(5 / 3), pytest.approx(20 / 3))
+
+
+def test_suggestion_per_member_and_all_null(history: Engine) -> None:
+    reps = suggest_targets(history, CTX, kpi="calls", scope="rep")
+    # r1: 2, 4, 0 → 2; r2: 0, 4, 0 → 4/3; r3 (inactive, still a known rep): 0.
+    assert [(s.scope_id, s.scope_name, s.mean) for s in reps] == [
+        ("hubspot:r1", "Aiko", 2.0),
+        ("hubspot:r2", "Ben", pytest.approx(4 / 3)),
+        ("hubspot:r3", "Chie (left)", 0.0),
+    ]
+    (one,) = suggest_targets(history, CTX, kpi="calls", scope="rep", scope_id="hubspot:r2")
+    assert one.scope_id == "hubspot:r2"
+    # r3 made no calls: every month's connect rate is null, and so is every suggestion.
+    (idle,) = suggest_targets(history, CTX, kpi="connect_rate", scope="rep", scope_id="hubspot:r3")
+    assert [m.value for m in idle.months] == [None, None, None]
+    assert (idle.mean, idle.minimum, idle.achievement, idle.stretch) == (None, None, None, None)
+    for kwargs, param in (
+        ({"kpi": "nope"}, "kpi"),
+        ({"kpi": "calls", "factors": (0.9, 0, 1.1)}, "factors"),
+        ({"kpi": "calls", "factors": (0.9, 1.0, float("inf"))}, "factors"),
+        ({"kpi": "calls", "scope": "team", "scope_id": "hubspot:t9"}, "id"),
+    ):
+        with pytest.raises(KpiRequestError) as err:
+            suggest_targets(history, CTX, **kwargs)  # type: ignore[arg-type]
+        assert err.value.param == param
+
+
+def test_suggestion_replays_as_of_a_past_day(history: Engine) -> None:
+    # As of 20 Sep: June 5, July 2, August 8 calls → mean 5.
+    (past,) = suggest_targets(history, CTX, kpi="calls", as_of=date(2026, 9, 20))
+    assert [m.month for m in past.months] == [date(2026, 6, 1), JUL_1, AUG_1]
+    assert (past.as_of, past.mean, past.minimum, past.stretch) == (date(2026, 9, 20), 5, 4.5, 5.5)
+    # ISKPI_NOW moves "today": a context fixed at 2 Nov reads August–October.
+    later = KpiContext(timezone="Asia/Tokyo", holidays="JP", now=datetime(2026, 11, 2, tzinfo=UTC))
+    (now,) = suggest_targets(history, later, kpi="calls")
+    assert [(m.month, m.value) for m in now.months] == [(AUG_1, 8), (SEP_1, 0), (OCT_1, 3)]
+    assert now.mean == pytest.approx(11 / 3)
