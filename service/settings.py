@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     read_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
 
+    # Memory for cached /v1/kpis answers (0 turns the cache off); see service/cache.py.
+    api_cache_mb: int = Field(default=256, ge=0)
+
     effective_call_seconds: int = Field(default=60, ge=0)
     ltv_months: int = Field(default=12, ge=1)
     mapping_file: Path | None = None

@@ -22,7 +22,9 @@ from sqlalchemy import Engine
 
 from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
 from connectors.hubspot import HubSpotConnector
+from connectors.records import Call
 from kpi import CATALOG, put_targets
+from models import TABLE_BY_KIND, store
 from service.app import create_app
 from service.settings import Settings
 from tests.test_kpi_engine import FIXTURE, put
@@ -359,7 +361,9 @@ def test_sync_trigger_runs_and_is_listed(engine: Engine) -> None:
             assert response.status_code == 200, response.text
             [report] = response.json()["reports"]
             assert report["status"] == "ok" and report["source"] == "hubspot"
-            assert report["records"]["calls"] == len(hub.objects["calls"])
+            assert report["records"]["calls"] == hub.count("calls") + hub.count(
+                "calls", archived=True
+            )
             runs = get(client, "/v1/sync/runs")["data"]
             assert [(r["id"], r["trigger"], r["status"]) for r in runs] == [
                 (report["run_id"], "api", "ok")
@@ -500,3 +504,48 @@ def test_suggestion_is_the_trailing_mean_times_the_factors(engine: Engine) -> No
         client.get("/v1/targets/suggest", params={"kpi": "calls", "stretch": -1}, headers=auth()),
         "stretch",
     )
+
+
+def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
+    client: TestClient, engine: Engine
+) -> None:
+    params = {
+        "kpi": "calls",
+        "scope": "rep",
+        "id": "hubspot:r1",
+        "from": "2026-10-01",
+        "to": "2026-10-31",
+    }
+    cache = client.app.state.kpi_cache  # type: ignore[attr-defined]
+    assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 5
+    hits = cache.hits
+    assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 5
+    assert cache.hits == hits + 1
+    # A sync page: the record and its stream's cursor in one transaction, as run_sync stores it.
+    page_at = datetime(2026, 11, 15, 4, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        store.upsert_records(
+            conn,
+            TABLE_BY_KIND["call"],
+            [
+                Call(
+                    source="hubspot",
+                    crm_id="c-new",
+                    occurred_at=datetime(2026, 10, 20, 1, tzinfo=UTC),
+                    outcome="connected",
+                    direction="outbound",
+                    rep_crm_id="r1",
+                ).as_row()
+            ],
+            page_at,
+        )
+        store.save_state(conn, "hubspot", "calls", {"cursor": "x"}, page_at)
+    assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 6
+    # Big answers travel gzipped to clients that accept it (httpx decodes them).
+    response = client.get(
+        "/v1/kpis",
+        params={"scope": "rep", "from": "2026-10-01", "to": "2026-10-31"},
+        headers={**auth(), "Accept-Encoding": "gzip"},
+    )
+    assert response.headers["content-encoding"] == "gzip"
+    assert len(response.json()["data"]) == 32 * 4

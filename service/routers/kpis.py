@@ -10,11 +10,12 @@ from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
 from pydantic import BaseModel, Field
 
 from kpi import PHASE_GAPS, By, Grain, KpiRequestError, KpiRow, Scope, catalog, compute
 from service.auth import ReadAccess
+from service.cache import ResponseCache, data_version
 from service.deps import EngineDep
 from service.routers.common import READ_RESPONSES, Freshness, KpiContextDep, freshness, kpi_error
 
@@ -145,6 +146,7 @@ def _json_rows(rows: Sequence[KpiRow]) -> list[dict[str, Any]]:
 )
 def get_kpis(
     _: ReadAccess,
+    request: Request,
     engine: EngineDep,
     ctx: KpiContextDep,
     kpi: Annotated[
@@ -172,44 +174,58 @@ def get_kpis(
 
     Rows are ordered by kpi, scope_id, period_start, by_value. A request that
     would return more than 200,000 rows, or a day-grain range of more than three
-    years, is a 422 asking to narrow it.
+    years, is a 422 asking to narrow it. Answers are cached until the next write
+    to the store (a synced page, a target, a cost) and sent gzipped when the
+    client accepts it.
     """
     end = to or ctx.today()
     start = from_ or _trailing_month_start(end)
-    try:
-        rows = compute(
-            engine,
-            ctx,
-            kpis=_keys(kpi),
-            grain=grain,
-            start=start,
-            end=end,
-            scope=scope,
-            scope_id=id,
-            by=by,
-            tier=tier,
-        )
-    except KpiRequestError as exc:
-        kpi_error(exc)
+    keys = _keys(kpi)
+
+    def build() -> bytes:
+        try:
+            rows = compute(
+                engine,
+                ctx,
+                kpis=keys,
+                grain=grain,
+                start=start,
+                end=end,
+                scope=scope,
+                scope_id=id,
+                by=by,
+                tier=tier,
+            )
+        except KpiRequestError as exc:
+            kpi_error(exc)
+        if format == "csv":
+            return _csv(rows)
+        meta = {
+            **freshness(engine, ctx).model_dump(mode="json"),
+            "grain": grain,
+            "from": start.isoformat(),
+            "to": end.isoformat(),
+            "scope": scope,
+            "id": id,
+            "by": by,
+            "kpis": sorted({row.kpi for row in rows}),
+            "rows": len(rows),
+        }
+        return orjson.dumps({"data": _json_rows(rows), "meta": meta})
+
+    cache: ResponseCache = request.app.state.kpi_cache
+    request_key = (tuple(keys or ()), grain, start, end, scope, id, by, tier, format)
+    entry = cache.get_or_build((request_key, data_version(engine)), build)
+    headers = {"Vary": "Accept-Encoding"}
     if format == "csv":
-        return Response(
-            _csv(rows),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": 'inline; filename="kpis.csv"'},
-        )
-    meta = {
-        **freshness(engine, ctx).model_dump(mode="json"),
-        "grain": grain,
-        "from": start.isoformat(),
-        "to": end.isoformat(),
-        "scope": scope,
-        "id": id,
-        "by": by,
-        "kpis": sorted({row.kpi for row in rows}),
-        "rows": len(rows),
-    }
-    body = orjson.dumps({"data": _json_rows(rows), "meta": meta})
-    return Response(body, media_type="application/json")
+        media_type = "text/csv; charset=utf-8"
+        headers["Content-Disposition"] = 'inline; filename="kpis.csv"'
+    else:
+        media_type = "application/json"
+    if entry.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(entry.gzipped, media_type=media_type, headers=headers)
+    return Response(entry.body, media_type=media_type, headers=headers)
 
 
 class CatalogBand(BaseModel):
