@@ -12,7 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
-from service.cache import ResponseCache
+from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.routers import kpis, planning, sync, targets
 from service.routers.common import last_successful_sync, validation_error
 from service.scheduler import start_scheduler
@@ -51,6 +51,8 @@ def create_app(
     app.state.engine = engine
     app.state.kpi = kpi_context(settings)
     app.state.kpi_cache = ResponseCache(settings.api_cache_mb * 2**20)
+    app.state.data_version = DataVersionClock(engine, settings.api_cache_check_seconds)
+    app.add_middleware(WritesInvalidate, clock=app.state.data_version)
     app.state.connectors = connectors
     app.add_exception_handler(RequestValidationError, validation_error)
     for module in (kpis, planning, targets, sync):

@@ -62,14 +62,14 @@ def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials |
     )
 
 
-def require_read(
+async def require_read(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     return caller_of(settings, credentials)
 
 
-def require_admin(
+async def require_admin(
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:

@@ -1,4 +1,8 @@
-"""Request dependencies: settings and the store's engine, as short Annotated aliases."""
+"""Request dependencies: settings and the store's engine, as short Annotated aliases.
+
+They are ``async`` because they do no I/O: FastAPI runs them in the event loop
+instead of handing each to the thread pool.
+"""
 
 from __future__ import annotations
 
@@ -10,13 +14,13 @@ from sqlalchemy import Engine
 from service.settings import Settings
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings = request.app.state.settings
     assert isinstance(settings, Settings)
     return settings
 
 
-def get_engine(request: Request) -> Engine:
+async def get_engine(request: Request) -> Engine:
     engine = request.app.state.engine
     assert isinstance(engine, Engine)
     return engine

@@ -54,6 +54,8 @@ class Settings(BaseSettings):
 
     # Memory for cached /v1/kpis answers (0 turns the cache off); see service/cache.py.
     api_cache_mb: int = Field(default=256, ge=0)
+    # How often the store's data version is re-read (writes through this API re-read at once).
+    api_cache_check_seconds: float = Field(default=1.0, ge=0)
 
     effective_call_seconds: int = Field(default=60, ge=0)
     ltv_months: int = Field(default=12, ge=1)

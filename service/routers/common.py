@@ -75,7 +75,7 @@ def parse_month(value: str | None, param: str = "month") -> date | None:
     return date(int(year), int(month), 1)
 
 
-def get_kpi_context(request: Request) -> KpiContext:
+async def get_kpi_context(request: Request) -> KpiContext:
     ctx = request.app.state.kpi
     assert isinstance(ctx, KpiContext)
     return ctx
