@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
+from service.limits import BodyLimit
 from service.routers import kpis, planning, sync, targets
 from service.routers.common import last_successful_sync, validation_error
 from service.scheduler import start_scheduler
@@ -53,6 +54,7 @@ def create_app(
     app.state.kpi_cache = ResponseCache(settings.api_cache_mb * 2**20)
     app.state.data_version = DataVersionClock(engine, settings.api_cache_check_seconds)
     app.add_middleware(WritesInvalidate, clock=app.state.data_version)
+    app.add_middleware(BodyLimit)
     app.state.connectors = connectors
     app.add_exception_handler(RequestValidationError, validation_error)
     for module in (kpis, planning, targets, sync):
