@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from datetime import tzinfo
+from datetime import UTC, datetime, tzinfo
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -78,10 +78,15 @@ def scheduled_sync(
     connectors: Callable[[], list[SourceConnector]],
     kpi: KpiContext | None = None,
 ) -> None:
-    """One scheduled pass over every configured source; a source locked elsewhere is skipped."""
+    """One scheduled pass over every configured source; a source locked elsewhere is skipped.
+
+    The cron fires on whole minutes: the pass claims its minute, so a replica firing
+    the same minute skips a source another replica has synced in it already.
+    """
+    minute = datetime.now(UTC).replace(second=0, microsecond=0)
     for connector in connectors():
         try:
-            report = run_sync(engine, connector, trigger="schedule", kpi=kpi)
+            report = run_sync(engine, connector, trigger="schedule", kpi=kpi, once_since=minute)
         except SyncLocked as exc:
             log.info("scheduled sync skipped: %s", exc)
             continue

@@ -18,14 +18,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Protocol
 
-from sqlalchemy import Engine, insert, update
+from sqlalchemy import Engine, insert, select, update
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
 from connectors.records import Record
 from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
 from models import TABLE_BY_KIND, SyncRun, store
-from service.locks import source_lock
+from service.locks import SyncLocked, source_lock
 from service.prefetch import prefetched
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,10 @@ class SyncReport:
     api_calls: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+
+class SyncAlreadyRan(SyncLocked):
+    """Another replica has already run this scheduled sync."""
 
 
 def _payload_key(payload: dict[str, object]) -> str:
@@ -160,15 +164,32 @@ def run_sync(
     progress: SyncProgress | None = None,
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     kpi: KpiContext | None = None,
+    once_since: datetime | None = None,
 ) -> SyncReport:
     """Sync every stream of one connector into the store; raises SyncLocked if one is running.
 
     With ``kpi`` the run also keeps the KPI engine's daily rollups current and
-    stores a landing-forecast snapshot at its end.
+    stores a landing-forecast snapshot at its end. With ``once_since`` it raises
+    SyncAlreadyRan instead when a run with the same trigger started at or after
+    that time: replicas firing the same scheduled minute sync once between them,
+    however quickly the first one finishes.
     """
     source = connector.source
     with source_lock(engine, source) as lock:
         _close_interrupted_runs(engine, source)
+        if once_since is not None:
+            with engine.connect() as conn:
+                earlier = conn.execute(
+                    select(SyncRun.id).where(
+                        SyncRun.source == source,
+                        SyncRun.trigger == trigger,
+                        SyncRun.started_at >= once_since,
+                    )
+                ).first()
+            if earlier is not None:
+                raise SyncAlreadyRan(
+                    f"{source}: run #{earlier[0]} already synced for the {trigger} of {once_since:%Y-%m-%d %H:%M} UTC"
+                )
         started_at = clock()
         began = time.monotonic()
         calls_before = connector.api_calls
