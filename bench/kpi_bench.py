@@ -398,11 +398,6 @@ def sync_child(
     sync_module.RollupMaintainer = TimedMaintainer  # type: ignore[misc]
     sync_module.ensure_rollups = timed(sync_module.ensure_rollups)
     sync_module.flush_rollups = timed(sync_module.flush_rollups)
-    if schema:
-        # PostgreSQL advisory locks span schemas: key this run's lock by its schema, so a
-        # benchmark never waits on (or blocks) another sync of the same source elsewhere.
-        real_lock = sync_module.source_lock
-        sync_module.source_lock = lambda engine, source: real_lock(engine, f"{source}@{schema}")  # type: ignore[assignment]
     connector = HubSpotConnector("bench-token", host=portal_url)
     began = time.perf_counter()
     report = sync_module.run_sync(engine, connector, trigger="bench", kpi=ctx if maintain else None)

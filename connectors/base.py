@@ -1,17 +1,22 @@
-"""The contract between a CRM connector and the sync that drives it.
+"""The contracts between a CRM connector and the service: pulling pages, pushing targets.
 
 A connector knows its CRM's wire format and nothing about the database: it
 turns a stream's saved state into pages of normalized records, each page
 carrying the state to save once that page is stored. The sync (service/)
 stores the page and the state in one transaction, so a killed run resumes
 from its last stored page.
+
+Write-back goes the other way (service/writeback.py): a TargetWriter checks the
+destination fields (creating them where the CRM allows), reads their current
+values for the reps' users, and writes field updates in batches, one result per
+update, so the service can diff before writing and audit every row.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 from connectors.records import Record, Rejected
@@ -59,4 +64,101 @@ class SourceConnector(Protocol):
 
     def pull(self, stream: str, state: StreamState | None, *, until: datetime) -> Iterator[Page]:
         """Yield the stream's pages from ``state`` (None: a full sync) up to ``until``."""
+        ...
+
+
+# --- write-back: KPI targets into CRM fields ---------------------------------------------------
+
+
+@dataclass(frozen=True)
+class FieldRef:
+    """A CRM field a target is written to, on a record that belongs to a rep's CRM user.
+
+    ``crm_object`` is the CRM's own name: Salesforce ``User`` or ``ForecastingQuota``, HubSpot
+    ``users``. Which record of it is the rep's is the connector's business (the User itself, the
+    users-object record of the owner's user, the user's quota for the period).
+    """
+
+    crm_object: str
+    field: str
+
+
+@dataclass(frozen=True)
+class FieldCheck:
+    """What a connector found about the destination fields before a push."""
+
+    # Fields the CRM does not have yet and the connector would create (HubSpot properties);
+    # after ``prepare_fields(create=True)`` these exist.
+    missing: list[FieldRef] = field(default_factory=list)
+    created: list[FieldRef] = field(default_factory=list)
+    # Decimal places each field keeps (a value is rounded to them when stored); None: as sent.
+    decimals: dict[FieldRef, int | None] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CurrentValue:
+    """A destination field's value in the CRM now, for one rep's user."""
+
+    user_id: str
+    ref: FieldRef
+    record_id: str | None  # the record holding the field; None: the CRM has none (yet)
+    value: float | None
+    # Why there is no record; None when there is one or one will be created by the push.
+    missing_reason: str | None = None
+
+
+@dataclass(frozen=True)
+class FieldUpdate:
+    """One value to write: the rep's user, the field, the record (None: create it) and the value."""
+
+    user_id: str
+    ref: FieldRef
+    record_id: str | None
+    value: float
+    period_start: date
+
+
+@dataclass(frozen=True)
+class UpdateResult:
+    """How one field update went; a record that fails fails every field written to it."""
+
+    update: FieldUpdate
+    ok: bool
+    record_id: str | None  # the record written (a created record's new id)
+    error: str | None = None
+
+
+@dataclass
+class PushBatch:
+    """One write request's outcome: a result per field update and the requests it cost."""
+
+    results: list[UpdateResult]
+    api_calls: int = 0
+    records: int = 0  # records in the request
+
+
+class TargetWriter(Protocol):
+    """Writes KPI targets into CRM fields: check fields, read current values, push updates."""
+
+    source: str
+    api_calls: int  # HTTP requests made so far, retries included
+    write_requests: int  # of those, the record write requests (batches sent, retries included)
+
+    @property
+    def batch_size(self) -> int:
+        """Records per write request (HubSpot 100, Salesforce 200)."""
+        ...
+
+    def prepare_fields(self, refs: Sequence[FieldRef], *, create: bool) -> FieldCheck:
+        """Check the fields exist and can be written; with ``create``, create missing ones."""
+        ...
+
+    def read_values(
+        self, user_ids: Sequence[str], refs: Sequence[FieldRef], period_start: date
+    ) -> list[CurrentValue]:
+        """The current value of every field for every user (missing users included, no record)."""
+        ...
+
+    def push(self, updates: Sequence[FieldUpdate]) -> Iterator[PushBatch]:
+        """Write the updates in batches, yielding each batch's per-update results as it returns."""
         ...

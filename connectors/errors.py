@@ -2,6 +2,8 @@
 
     ConnectorError            anything a CRM connector cannot recover from by itself
     ├── AuthError             credentials missing, invalid or expired (HTTP 401): the run fails
+    ├── PermissionDenied      the token or user lacks a scope or permission for an operation (403)
+    ├── DestinationMissing    a field, property or object a target is written to does not exist
     ├── QuotaExhausted        the CRM's API allowance is spent or would be: stop cleanly, resume later
     └── TransientError        a retryable failure (5xx, timeout) that outlived its retries
         └── RateLimited       HTTP 429 that outlived its retries; carries the server's retry-after
@@ -19,6 +21,18 @@ class ConnectorError(Exception):
 
 class AuthError(ConnectorError):
     """The CRM refused our credentials (HTTP 401); retrying will not help."""
+
+
+class PermissionDenied(ConnectorError):
+    """The CRM refused an operation for lack of a scope or permission; the message names it."""
+
+    def __init__(self, message: str, missing: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.missing = missing  # the scopes or permissions the CRM said are required
+
+
+class DestinationMissing(ConnectorError):
+    """A field, property or object to write to does not exist in the CRM (or cannot be written)."""
 
 
 class QuotaExhausted(ConnectorError):

@@ -70,6 +70,17 @@ through the injected ``sleep``; after ``max_retries`` retries a request raises R
 TransientError. 401 raises AuthError, 403 and other 4xx a ConnectorError naming the
 endpoint. Every attempt counts in ``api_calls`` (and calls ``on_request``); a page's
 own cost is ``Page.api_calls``. The token never appears in a message or a log line.
+
+Write-back (the TargetWriter side, SPEC §9)
+-------------------------------------------
+Targets go to properties of the ``users`` object record of the owner's user (the owner's
+``userId`` is its ``hs_internal_user_id``). ``prepare_fields`` batch-reads the property
+definitions and, unless in a dry run, creates what is missing: the group (``iskpi``) first,
+then each property as a number. ``read_values`` finds the records by search (``IN``, 100
+userIds a request) and reads the values by batch read (100 a request). ``push`` sends batch
+updates of at most 100 inputs; a 207 fails the records its errors name, a 400 the batch's
+records (a property that does not exist stops the push), a 403 MISSING_SCOPES raises
+PermissionDenied naming the scope.
 """
 
 from __future__ import annotations
@@ -82,7 +93,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from functools import partial
 from typing import Any
@@ -93,12 +104,25 @@ from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsA
 from hubspot.crm.objects.exceptions import ApiException as ObjectsApiError
 from hubspot.crm.owners.exceptions import ApiException as OwnersApiError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiError
+from hubspot.crm.properties.exceptions import ApiException as PropertiesApiError
 from urllib3.util.retry import Retry
 
-from connectors.base import Page, StreamSpec, StreamState
+from connectors.base import (
+    CurrentValue,
+    FieldCheck,
+    FieldRef,
+    FieldUpdate,
+    Page,
+    PushBatch,
+    StreamSpec,
+    StreamState,
+    UpdateResult,
+)
 from connectors.errors import (
     AuthError,
     ConnectorError,
+    DestinationMissing,
+    PermissionDenied,
     QuotaExhausted,
     RateLimited,
     RecordRejected,
@@ -133,8 +157,13 @@ SEEN_CAP_IN_RUN = 200_000
 OWNERS_PAGE = 100
 # Each generated package of the client raises its own ApiException (status, headers, body).
 API_ERRORS: tuple[type[Exception], ...] = (
-    ObjectsApiError, OwnersApiError, PipelinesApiError, AssociationsApiError,
+    ObjectsApiError, OwnersApiError, PipelinesApiError, AssociationsApiError, PropertiesApiError,
 )
+# Write-back (SPEC §9, §10): the users object, its records found by hs_internal_user_id.
+USERS = "users"  # the object type in /crm/v3/objects/users
+USERS_PROPERTIES = "user"  # as the users guide spells it in /crm/v3/properties/user
+USER_ID_PROPERTY = "hs_internal_user_id"
+BATCH_WRITE = 100  # inputs in one batch update (and one batch read)
 
 
 # --- the stream table ----------------------------------------------------------------------
@@ -720,6 +749,11 @@ class HubSpotConnector:
         self._owners = client.crm.owners.owners_api
         self._pipelines = client.crm.pipelines.pipelines_api
         self._associations = client.crm.associations.v4.batch_api
+        self._batch = client.crm.objects.batch_api
+        self._properties = client.crm.properties.core_api
+        self._property_groups = client.crm.properties.groups_api
+        self._property_batch = client.crm.properties.batch_api
+        self.write_requests = 0
 
     @property
     def streams(self) -> Sequence[StreamSpec]:
@@ -1061,24 +1095,250 @@ class HubSpotConnector:
                 return to_millis(moment)
         return None
 
+
+    # -- write-back: targets into users-object properties ---------------------------------
+
+    @property
+    def batch_size(self) -> int:
+        """Inputs in one batch update."""
+        return BATCH_WRITE
+
+    def prepare_fields(self, refs: Sequence[FieldRef], *, create: bool) -> FieldCheck:
+        """Check the users properties exist as numbers; with ``create``, create the missing ones.
+
+        One batch read of the property definitions; creating costs one request for the group
+        (when it is missing) and one per property.
+        """
+        names = self._users_properties(refs)
+        data = self._request(
+            f"POST /crm/v3/properties/{USERS_PROPERTIES}/batch/read",
+            partial(self._property_batch.read, USERS_PROPERTIES,
+                    {"archived": False, "inputs": [{"name": n} for n in names]},
+                    _preload_content=False, _request_timeout=self._timeout),
+        )
+        found = {str(p.get("name")): p for p in data.get("results") or [] if isinstance(p, dict)}
+        for name, definition in found.items():
+            if definition.get("type") != "number":
+                raise DestinationMissing(
+                    f"HubSpot users property {name} is a {definition.get('type')} property; "
+                    "targets need a number property (point the KPI at another property in "
+                    "[hubspot.writeback.month] of the mapping file)"
+                )
+            if (definition.get("modificationMetadata") or {}).get("readOnlyValue"):
+                raise DestinationMissing(f"HubSpot users property {name} is read-only")
+        missing = [FieldRef(USERS, n) for n in names if n not in found]
+        decimals: dict[FieldRef, int | None] = {FieldRef(USERS, n): None for n in names}
+        if not missing or not create:
+            return FieldCheck(missing=missing, decimals=decimals)
+        try:
+            self._ensure_group()
+            for ref in missing:
+                self._create_property(ref.field)
+        except PermissionDenied as exc:
+            wanted = ", ".join(r.field for r in missing)
+            raise PermissionDenied(
+                f"{exc}. The users properties {wanted} do not exist and cannot be created "
+                f"without it: grant the scope, or create them in HubSpot as Number properties "
+                f"of the user object (group {self._property_group})",
+                exc.missing,
+            ) from None
+        return FieldCheck(missing=missing, created=list(missing), decimals=decimals)
+
+    @property
+    def _property_group(self) -> str:
+        return self._mapping.writeback_options.get("property_group", "iskpi")
+
+    def _users_properties(self, refs: Sequence[FieldRef]) -> list[str]:
+        others = sorted({r.crm_object for r in refs if r.crm_object != USERS})
+        if others:
+            raise DestinationMissing(
+                f"HubSpot targets are written to the users object only, not {', '.join(others)}"
+            )
+        return sorted({r.field for r in refs})
+
+    def _ensure_group(self) -> None:
+        group = self._property_group
+        data = self._request(
+            f"GET /crm/v3/properties/{USERS_PROPERTIES}/groups",
+            partial(self._property_groups.get_all, USERS_PROPERTIES, _preload_content=False,
+                    _request_timeout=self._timeout),
+        )
+        if any(isinstance(g, dict) and g.get("name") == group for g in data.get("results") or []):
+            return
+        self._request(
+            f"POST /crm/v3/properties/{USERS_PROPERTIES}/groups",
+            partial(self._property_groups.create, USERS_PROPERTIES,
+                    {"name": group, "label": "iskpi targets", "displayOrder": -1},
+                    _preload_content=False, _request_timeout=self._timeout),
+            accept=(409,),  # created meanwhile: fine
+        )
+        log.info("HubSpot: created the users property group %s", group)
+
+    def _create_property(self, name: str) -> None:
+        label = name.removeprefix("iskpi_").replace("_", " ").capitalize()
+        body = {
+            "name": name, "label": label, "type": "number", "fieldType": "number",
+            "groupName": self._property_group,
+            "description": "The rep's target for the current month, written by iskpi",
+        }
+        self._request(
+            f"POST /crm/v3/properties/{USERS_PROPERTIES}",
+            partial(self._properties.create, USERS_PROPERTIES, body, _preload_content=False,
+                    _request_timeout=self._timeout),
+            accept=(409,),
+        )
+        log.info("HubSpot: created the users property %s", name)
+
+    def read_values(
+        self, user_ids: Sequence[str], refs: Sequence[FieldRef], period_start: date
+    ) -> list[CurrentValue]:
+        """Current property values of the users behind the owners' userIds.
+
+        Per 100 users: one search on hs_internal_user_id (the users-object record ids), then one
+        batch read of the properties (search is eventually consistent; batch read is not, so a
+        value just written is never mistaken for someone else's change).
+        """
+        names = self._users_properties(refs)
+        wanted = list(dict.fromkeys(str(u) for u in user_ids))
+        records: dict[str, str] = {}
+        for start in range(0, len(wanted), BATCH_WRITE):
+            records.update(self._find_users(wanted[start:start + BATCH_WRITE]))
+        values: dict[str, dict[str, Any]] = {}
+        record_ids = list(dict.fromkeys(records.values()))
+        for start in range(0, len(record_ids), BATCH_WRITE):
+            chunk = record_ids[start:start + BATCH_WRITE]
+            data = self._request(
+                f"POST /crm/v3/objects/{USERS}/batch/read",
+                partial(self._batch.read, USERS,
+                        {"inputs": [{"id": i} for i in chunk], "properties": names},
+                        archived=False, _preload_content=False, _request_timeout=self._timeout),
+            )
+            for result in data.get("results") or []:
+                if isinstance(result, dict) and isinstance(result.get("properties"), dict):
+                    values[str(result.get("id"))] = result["properties"]
+        out: list[CurrentValue] = []
+        for user_id in wanted:
+            record_id = records.get(user_id)
+            props = values.get(record_id) if record_id is not None else None
+            for ref in refs:
+                if props is None:
+                    out.append(CurrentValue(user_id, ref, None, None,
+                                            f"no HubSpot user with {USER_ID_PROPERTY} {user_id}"))
+                else:
+                    out.append(CurrentValue(user_id, ref, record_id,
+                                            _number_value(props.get(ref.field))))
+        return out
+
+    def _find_users(self, user_ids: list[str]) -> dict[str, str]:
+        """userId → users-object record id, by one search (IN) per 100 userIds."""
+        found: dict[str, str] = {}
+        after: str | None = None
+        while True:
+            body: dict[str, Any] = {
+                "filterGroups": [{"filters": [
+                    {"propertyName": USER_ID_PROPERTY, "operator": "IN", "values": user_ids}]}],
+                "properties": [USER_ID_PROPERTY],
+                "limit": BATCH_WRITE,
+            }
+            if after is not None:
+                body["after"] = after
+            data = self._request(
+                f"POST /crm/v3/objects/{USERS}/search",
+                partial(self._search.do_search, USERS, body, _preload_content=False,
+                        _request_timeout=self._timeout),
+                search=True,
+            )
+            for result in data.get("results") or []:
+                props = result.get("properties") if isinstance(result, dict) else None
+                user_id = _text((props or {}).get(USER_ID_PROPERTY))
+                if user_id is not None:
+                    # A whole number, however the portal renders it.
+                    user_id = user_id.split(".")[0]
+                    found.setdefault(user_id, str(result.get("id")))
+            after = _next_after(data)
+            if after is None:
+                return found
+
+    def push(self, updates: Sequence[FieldUpdate]) -> Iterator[PushBatch]:
+        """Batch updates of at most 100 users records each; a result per update as each returns.
+
+        A 207 answer fails the records its errors name (missing records, refused values); a
+        400 fails the batch's records with HubSpot's message, except a property that does not
+        exist, which stops the push (every batch would fail). 429 and 5xx are retried as for
+        reads; a 403 stops the push with the scope named.
+        """
+        by_record: dict[str, list[FieldUpdate]] = {}
+        for update in updates:
+            if update.ref.crm_object != USERS or update.record_id is None:
+                raise ValueError(f"not a users-object update: {update}")
+            by_record.setdefault(update.record_id, []).append(update)
+        record_ids = list(by_record)
+        for start in range(0, len(record_ids), BATCH_WRITE):
+            chunk = record_ids[start:start + BATCH_WRITE]
+            inputs = [
+                {"id": record_id,
+                 "properties": {u.ref.field: _number_text(u.value) for u in by_record[record_id]}}
+                for record_id in chunk
+            ]
+            calls_before = self.api_calls
+            data = self._request(
+                f"POST /crm/v3/objects/{USERS}/batch/update",
+                partial(self._batch.update, USERS, {"inputs": inputs}, _preload_content=False,
+                        _request_timeout=self._timeout),
+                write=True, accept=(400,),
+            )
+            failed: dict[str, str] = {}
+            if data.get("_status") == 400:
+                message = str(data.get("message") or "HTTP 400")
+                if "PROPERTY_DOESNT_EXIST" in message:
+                    raise DestinationMissing(
+                        f"HubSpot refused the batch update: {message[:300]}; the users "
+                        "properties must exist (a push creates them when it may)"
+                    )
+                failed = dict.fromkeys(
+                    chunk, f"HubSpot refused the batch (HTTP 400): {message[:300]}")
+            else:
+                for error in data.get("errors") or []:
+                    if not isinstance(error, dict):
+                        continue
+                    reason = (f"{error.get('category') or 'ERROR'}: "
+                              f"{str(error.get('message') or '')[:300]}")
+                    for record_id in (error.get("context") or {}).get("ids") or []:
+                        failed[str(record_id)] = reason
+            results = [
+                UpdateResult(update, record_id not in failed, record_id, failed.get(record_id))
+                for record_id in chunk for update in by_record[record_id]
+            ]
+            yield PushBatch(results, api_calls=self.api_calls - calls_before, records=len(chunk))
+
     # -- HTTP: retries, rate limits, errors ----------------------------------------------------
 
     def _request(
-        self, label: str, send: Callable[[], Any], *, search: bool = False
+        self, label: str, send: Callable[[], Any], *, search: bool = False, write: bool = False,
+        accept: tuple[int, ...] = (),
     ) -> dict[str, Any]:
-        """Send one API request through the client, retrying as HubSpot asks; the JSON body."""
+        """Send one API request through the client, retrying as HubSpot asks; the JSON body.
+
+        An error status in ``accept`` is not raised: its error body comes back with the status
+        under ``"_status"``. ``write`` counts the request in ``write_requests``.
+        """
         attempt = 0
         while True:
             self._pace(search)
             if self._on_request is not None:
                 self._on_request()
             self.api_calls += 1
+            if write:
+                self.write_requests += 1
             try:
                 response = send()
                 payload = response.data
                 headers = response.headers
                 response.release_conn()
             except API_ERRORS as exc:
+                status = int(getattr(exc, "status", 0) or 0)
+                if status in accept:
+                    return {**_error_body(getattr(exc, "body", None)), "_status": status}
                 delay = self._failure_delay(label, exc, attempt)
             except (urllib3.exceptions.HTTPError, OSError) as exc:
                 if attempt >= self._max_retries:
@@ -1140,7 +1400,16 @@ class HubSpotConnector:
             return delay
         message = _text(body.get("message")) or _text(getattr(exc, "reason", None)) or ""
         if status == 403:
-            raise ConnectorError(
+            scopes = required_scopes(body)
+            if scopes:
+                category = body.get("category") or "MISSING_SCOPES"
+                raise PermissionDenied(
+                    f"HubSpot denied {label} (HTTP 403 {category}): "
+                    f"the private app lacks the scope {' or '.join(scopes)}; add it to the app "
+                    "(Settings → Integrations → Private apps → Scopes)",
+                    tuple(scopes),
+                ) from None
+            raise PermissionDenied(
                 f"HubSpot denied {label} (HTTP 403): the private app lacks a scope. {message[:300]}"
             ) from None
         raise ConnectorError(f"HubSpot {label} failed with HTTP {status}: {message[:300]}") from None
@@ -1177,6 +1446,38 @@ class HubSpotConnector:
         oldest = (self._sent_times[-limit] if 0 < limit <= len(self._sent_times)
                   else time.monotonic())
         self._not_before = oldest + window + 0.05
+
+
+def required_scopes(body: dict[str, Any]) -> list[str]:
+    """The scopes a 403 MISSING_SCOPES body says are required (either spelling of the key)."""
+    out: list[str] = []
+    for error in body.get("errors") or []:
+        context = error.get("context") if isinstance(error, dict) else None
+        if not isinstance(context, dict):
+            continue
+        for key in ("requiredGranularScopes", "requiredScopes"):
+            for scope in context.get(key) or []:
+                if str(scope) not in out:
+                    out.append(str(scope))
+    return out
+
+
+def _number_text(value: float) -> str:
+    """A number as a HubSpot property value: ``120``, ``1500000``, ``0.25`` (no trailing zeros)."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def _number_value(raw: Any) -> float | None:
+    """A number property's value (HubSpot sends strings); None when empty or not a number."""
+    text = _text(raw)
+    if text is None:
+        return None
+    try:
+        number = float(text.replace(",", ""))
+    except ValueError:
+        return None
+    return number if number == number and abs(number) != float("inf") else None
 
 
 def _error_body(body: Any) -> dict[str, Any]:

@@ -10,6 +10,9 @@ A mapping has one part per source (``hubspot``, ``salesforce``), each with:
 ``associations``
     per record kind: normalized reference field → the object type it is associated with
     (HubSpot only; Salesforce references are plain fields such as ``WhoId``).
+``writeback``
+    where KPI targets are written back (SPEC §9): per grain (``month``), KPI key → the
+    destination ``"Object.Field"`` (or a list of them; ``""`` writes nothing), plus options.
 ``values``
     named value maps (CRM value → normalized value; looked up case-insensitively) and
     value sets (CRM values with one meaning, e.g. the email statuses that are not "sent").
@@ -54,12 +57,30 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
 
+    [salesforce.writeback.month]
+    calls = "IS_Target_Calls__c"          # a field of User (the default object)
+    valid_meetings = "User.IS_Target_Valid_Meetings__c"   # a KPI the defaults do not write
+    meetings_set = ""                     # not written back
+    won_amount = ["User.IS_Target_Won_Amount__c", "ForecastingQuota.QuotaAmount"]
+
+    [salesforce.writeback]
+    forecasting_type = "OpportunityRevenue"   # the ForecastingType (DeveloperName) of quotas
+
+    [hubspot.writeback.month]
+    won_amount = "iskpi_target_revenue"   # a property of the users object
+
 Rules: a field or association override replaces that one entry; a value map table is
 merged entry by entry into the default map (to neutralize a default entry, map it to
 another value); a value set (a TOML array) replaces the default set. Normalized values
 are checked (call outcomes, meeting outcomes, company-size buckets). Any key the defaults
 do not have — an unknown source, section, record kind, field or value map — is an error
-naming the key, so a typo never silently falls back to a default.
+naming the key, so a typo never silently falls back to a default. A ``writeback`` entry
+replaces that KPI's destinations; any KPI key may be added (the service checks it is in the
+catalog). Destination objects: Salesforce ``User`` (the rep's user record) and
+``ForecastingQuota`` (the rep's quota for the period, fields ``QuotaAmount`` or
+``QuotaQuantity``, created when missing); HubSpot ``users`` (the users-object record of the
+owner's user; properties missing there are created in the group ``property_group``, default
+``iskpi``). Only the ``month`` grain is written back.
 
 HubSpot value maps and sets: ``call_disposition`` (disposition id → call outcome),
 ``call_status`` (hs_call_status → call outcome, used when there is no known disposition),
@@ -80,15 +101,19 @@ leaves empty any mapped field the org does not have (it describes the objects fi
 
 from __future__ import annotations
 
+import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from connectors.base import FieldRef
 from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, MEETING_OUTCOMES
 
+T = TypeVar("T")
 SOURCES: tuple[str, ...] = ("hubspot", "salesforce")
-SECTIONS: tuple[str, ...] = ("fields", "associations", "values")
+SECTIONS: tuple[str, ...] = ("fields", "associations", "values", "writeback")
+WRITEBACK_GRAINS: tuple[str, ...] = ("month",)
 
 
 class MappingError(ValueError):
@@ -103,6 +128,21 @@ class SourceMapping:
     associations: dict[str, dict[str, str]] = field(default_factory=dict)
     values: dict[str, dict[str, str]] = field(default_factory=dict)
     sets: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    # grain → KPI key → destinations ("Object.Field"); an empty tuple writes nothing.
+    writeback: dict[str, dict[str, tuple[str, ...]]] = field(default_factory=dict)
+    writeback_options: dict[str, str] = field(default_factory=dict)
+
+    def destinations(self, grain: str = "month") -> dict[str, list[FieldRef]]:
+        """KPI key → the fields its targets of ``grain`` are written to (KPIs written only)."""
+        out: dict[str, list[FieldRef]] = {}
+        for kpi, targets in self.writeback.get(grain, {}).items():
+            refs = []
+            for target in targets:
+                crm_object, _, name = target.partition(".")
+                refs.append(FieldRef(crm_object, name))
+            if refs:
+                out[kpi] = refs
+        return out
 
     def crm_field(self, kind: str, name: str) -> str:
         """The CRM field a normalized field of a record kind is read from."""
@@ -262,6 +302,18 @@ HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "email_outbound": ("EMAIL",),
 }
 
+# Write-back (SPEC §9): the rep's user record. HubSpot: the users object (0-115) behind the
+# owner's userId, properties created in the group below when missing.
+HUBSPOT_WRITEBACK: dict[str, dict[str, tuple[str, ...]]] = {
+    "month": {
+        "calls": ("users.iskpi_target_calls",),
+        "meetings_set": ("users.iskpi_target_meetings",),
+        "won_amount": ("users.iskpi_target_won_amount",),
+    },
+}
+HUBSPOT_WRITEBACK_OPTIONS: dict[str, str] = {"property_group": "iskpi"}
+HUBSPOT_WRITEBACK_OBJECTS: dict[str, str] = {"users": "users", "user": "users", "0-115": "users"}
+
 # --- Salesforce (SObject fields, REST/Bulk API field names) ------------------------------
 # Salesforce references are plain fields (WhoId, WhatId, OwnerId), so there are no
 # associations. An empty field name means "not mapped by default" (a mapping file may point
@@ -413,6 +465,22 @@ SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
     "contact_id_prefixes": ("003",),  # key prefix of Contact ids (WhoId, mapped to the lead)
 }
 
+# Write-back: custom fields on User; ForecastingQuota (the standard quota object, one record
+# per owner, period and forecasting type) only when the mapping file adds it.
+SALESFORCE_WRITEBACK: dict[str, dict[str, tuple[str, ...]]] = {
+    "month": {
+        "calls": ("User.IS_Target_Calls__c",),
+        "meetings_set": ("User.IS_Target_Meetings__c",),
+        "won_amount": ("User.IS_Target_Won_Amount__c",),
+    },
+}
+SALESFORCE_WRITEBACK_OPTIONS: dict[str, str] = {"forecasting_type": "OpportunityRevenue"}
+SALESFORCE_WRITEBACK_OBJECTS: dict[str, str] = {
+    "user": "User",
+    "forecastingquota": "ForecastingQuota",
+}
+QUOTA_FIELDS: tuple[str, ...] = ("QuotaAmount", "QuotaQuantity")
+
 # The normalized values a value map may produce; maps not listed here are free-form.
 VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
     "call_disposition": CALL_OUTCOMES,
@@ -425,7 +493,7 @@ VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
 def default_mapping() -> Mapping:
     """The SPEC §4 defaults (a fresh copy: callers may not share mutable state)."""
 
-    def copy_nested(table: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+    def copy_nested(table: dict[str, dict[str, T]]) -> dict[str, dict[str, T]]:
         return {key: dict(inner) for key, inner in table.items()}
 
     return Mapping(
@@ -435,12 +503,16 @@ def default_mapping() -> Mapping:
                 associations=copy_nested(HUBSPOT_ASSOCIATIONS),
                 values=copy_nested(HUBSPOT_VALUES),
                 sets=dict(HUBSPOT_SETS),
+                writeback=copy_nested(HUBSPOT_WRITEBACK),
+                writeback_options=dict(HUBSPOT_WRITEBACK_OPTIONS),
             ),
             "salesforce": SourceMapping(
                 fields=copy_nested(SALESFORCE_FIELDS),
                 associations=copy_nested(SALESFORCE_ASSOCIATIONS),
                 values=copy_nested(SALESFORCE_VALUES),
                 sets=dict(SALESFORCE_SETS),
+                writeback=copy_nested(SALESFORCE_WRITEBACK),
+                writeback_options=dict(SALESFORCE_WRITEBACK_OPTIONS),
             ),
         }
     )
@@ -505,6 +577,65 @@ def _merge_values(
     return values, sets
 
 
+_KPI_KEY = re.compile(r"^[a-z][a-z0-9_]*$")
+_CRM_NAME = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
+
+
+def _destination(source: str, raw: Any, key: str) -> str:
+    """One ``"Object.Field"`` destination, the object checked and spelled canonically."""
+    if not isinstance(raw, str) or not raw.strip():
+        raise MappingError(f'{key!r}: a destination is a non-empty "Object.Field" string')
+    text = raw.strip()
+    objects = HUBSPOT_WRITEBACK_OBJECTS if source == "hubspot" else SALESFORCE_WRITEBACK_OBJECTS
+    default_object = "users" if source == "hubspot" else "User"
+    crm_object, dot, name = text.partition(".")
+    if not dot:
+        crm_object, name = default_object, text
+    canonical = objects.get(crm_object.lower())
+    if canonical is None:
+        known = sorted(set(objects.values()))
+        raise MappingError(
+            f"{key!r}: {crm_object!r} is not an object targets can be written to on {source} "
+            f"(one of {', '.join(known)}: the record that belongs to the rep's user)"
+        )
+    if not _CRM_NAME.match(name):
+        raise MappingError(f"{key!r}: {name!r} is not a field name")
+    if canonical == "ForecastingQuota" and name not in QUOTA_FIELDS:
+        raise MappingError(f"{key!r}: ForecastingQuota takes {' or '.join(QUOTA_FIELDS)}")
+    return f"{canonical}.{name}"
+
+
+def _merge_writeback(
+    source: str, base: SourceMapping, overrides: dict[str, Any], key: str
+) -> tuple[dict[str, dict[str, tuple[str, ...]]], dict[str, str]]:
+    writeback = {grain: dict(kpis) for grain, kpis in base.writeback.items()}
+    options = dict(base.writeback_options)
+    for name, value in overrides.items():
+        name_key = f"{key}.{name}"
+        if name in base.writeback_options:
+            if not isinstance(value, str) or not value.strip():
+                raise MappingError(f"{name_key!r} must be a non-empty string")
+            options[name] = value.strip()
+            continue
+        if name not in WRITEBACK_GRAINS:
+            raise MappingError(
+                _known(name_key, [*WRITEBACK_GRAINS, *base.writeback_options])
+                + " (only month targets are written back)"
+            )
+        grain = writeback.setdefault(name, {})
+        for kpi, targets in _table(value, name_key).items():
+            kpi_key = f"{name_key}.{kpi}"
+            if not _KPI_KEY.match(kpi):
+                raise MappingError(f"{kpi_key!r}: not a KPI key")
+            raw = targets if isinstance(targets, list) else [targets]
+            if raw in ([""], []):
+                grain[kpi] = ()
+                continue
+            chosen = [_destination(source, item, kpi_key) for item in raw]
+            grain[kpi] = tuple(dict.fromkeys(chosen))
+    return writeback, options
+
+
 def merge_mapping(base: Mapping, overrides: dict[str, Any]) -> Mapping:
     """A new mapping: ``overrides`` (the parsed TOML document) merged over ``base``."""
     sources = dict(base.sources)
@@ -514,6 +645,7 @@ def merge_mapping(base: Mapping, overrides: dict[str, Any]) -> Mapping:
         current = base.sources[source]
         fields, associations = current.fields, current.associations
         values, sets = current.values, current.sets
+        writeback, writeback_options = current.writeback, current.writeback_options
         for section, table in _table(parts, source).items():
             key = f"{source}.{section}"
             table = _table(table, key)
@@ -523,10 +655,17 @@ def merge_mapping(base: Mapping, overrides: dict[str, Any]) -> Mapping:
                 associations = _merge_names(current.associations, table, key)
             elif section == "values":
                 values, sets = _merge_values(current, table, key)
+            elif section == "writeback":
+                writeback, writeback_options = _merge_writeback(source, current, table, key)
             else:
                 raise MappingError(_known(key, SECTIONS))
         sources[source] = SourceMapping(
-            fields=fields, associations=associations, values=values, sets=sets
+            fields=fields,
+            associations=associations,
+            values=values,
+            sets=sets,
+            writeback=writeback,
+            writeback_options=writeback_options,
         )
     return Mapping(sources=sources)
 

@@ -65,3 +65,8 @@ __all__ += [
     "RollupDirtyDay",
     "RollupState",
 ]
+
+# The write-back's tables (push audits, their rows, the last value pushed per CRM field).
+from models.writeback import WritebackPush, WritebackPushRow, WritebackState  # noqa: E402
+
+__all__ += ["WritebackPush", "WritebackPushRow", "WritebackState"]

@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from connectors.base import Page, SourceConnector
 from kpi import KpiContext
-from service import kpi_cli
+from service import kpi_cli, push_cli
 from service.app import create_app
 from service.db import make_engine, migrate, safe_url
 from service.locks import SyncLocked
@@ -279,6 +279,7 @@ def demo_command(
 
 
 kpi_cli.register(app)
+push_cli.register(app)
 
 
 def main() -> None:

@@ -29,8 +29,10 @@ class SyncLocked(RuntimeError):
     """Another process is syncing this source right now."""
 
 
-def _advisory_key(source: str) -> int:
-    digest = hashlib.sha256(f"iskpi-sync:{source}".encode()).digest()
+def _advisory_key(schema: str, source: str) -> int:
+    # Advisory locks are per database: the schema is in the key, so stores in two
+    # schemas of one database (two deployments, parallel test runs) never block each other.
+    digest = hashlib.sha256(f"iskpi-sync:{schema}:{source}".encode()).digest()
     return int.from_bytes(digest[:8], "big", signed=True)
 
 
@@ -57,16 +59,18 @@ class SourceLock:
         self.source = source
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pg_connection: Connection | None = None
+        self._pg_key = 0
 
     def acquire(self) -> bool:
         if self.engine.dialect.name == "postgresql":
             conn = self.engine.connect()
-            got = conn.execute(
-                text("SELECT pg_try_advisory_lock(:key)"), {"key": _advisory_key(self.source)}
-            ).scalar_one()
+            key = _advisory_key(
+                conn.execute(text("SELECT current_schema()")).scalar_one(), self.source
+            )
+            got = conn.execute(text("SELECT pg_try_advisory_lock(:key)"), {"key": key}).scalar_one()
             conn.commit()
             if got:
-                self._pg_connection = conn
+                self._pg_connection, self._pg_key = conn, key
             else:
                 conn.close()
             return bool(got)
@@ -109,7 +113,7 @@ class SourceLock:
     def release(self) -> None:
         if self._pg_connection is not None:
             self._pg_connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": _advisory_key(self.source)}
+                text("SELECT pg_advisory_unlock(:key)"), {"key": self._pg_key}
             )
             self._pg_connection.commit()
             self._pg_connection.close()

@@ -15,6 +15,19 @@ What is served (shapes from HubSpot's documentation; the tests pin them):
 - ``POST /crm/v3/objects/{objectType}/search``
 - ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read``
 - ``GET  /crm/v3/pipelines/deals[/{pipelineId}[/stages]]``
+- ``POST /crm/v3/objects/{objectType}/batch/update`` (at most 100 inputs; a batch with any
+  invalid property value is refused whole with 400 VALIDATION_ERROR "Property values were not
+  valid", missing or refused records come back as 207 multi-status ``errors``)
+- ``GET/POST /crm/v3/properties/{objectType}``, ``GET .../{propertyName}``, ``POST
+  .../batch/read``, ``GET/POST .../groups``, ``GET .../groups/{groupName}`` (custom properties
+  and groups; 409 OBJECT_ALREADY_EXISTS; a property's group must exist)
+
+The ``users`` object (0-115) holds one record per active owner's user (``hs_internal_user_id`` =
+the owner's ``userId``). ``missing_scopes`` simulates a private app without some scopes: the
+users object needs ``crm.objects.users.read``/``.write``, property definitions
+``crm.schemas.<type>.read``/``.write``, and a request without one answers 403 MISSING_SCOPES
+naming it. ``write_log`` records every request to a write endpoint (refused ones too), so
+tests can assert that a dry run sent none.
 
 Property values are stored compactly (datetimes as epoch milliseconds) and rendered as
 HubSpot renders them: every value a string, datetimes as ``2024-01-17T19:55:04.281Z``.
@@ -35,6 +48,7 @@ import bisect
 import gc
 import itertools
 import json
+import math
 import re
 import socket
 import threading
@@ -192,8 +206,38 @@ OBJECT_TYPES: dict[str, ObjectTypeSpec] = {
                 ("hs_task_completion_date", "datetime"), ("hubspot_owner_id", "enumeration"),
             ),
         ),
+        # The users object: one record per user of the portal (an owner's ``userId`` is its
+        # ``hs_internal_user_id``). Custom properties are created through the properties API.
+        ObjectTypeSpec(
+            "users", "user", "0-115", "user", "hs_createdate", "hs_lastmodifieddate", 90_000_001,
+            _ENGAGEMENT_DEFAULTS,
+            ("hs_email", "hs_given_name", "hs_family_name"),
+            (
+                ("hs_internal_user_id", "number"), ("hs_email", "string"),
+                ("hs_given_name", "string"), ("hs_family_name", "string"),
+                ("hs_job_title", "string"), ("hs_additional_phone", "string"),
+                ("hs_availability_status", "enumeration"),
+                ("hs_standard_time_zone", "enumeration"),
+            ),
+        ),
     )
 }
+
+# Properties a client may read but never write (HubSpot answers READ_ONLY_VALUE).
+READ_ONLY_PROPERTIES = frozenset({
+    "hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate",
+    "hs_internal_user_id", "hs_is_closed", "hs_is_closed_won", "hs_deal_stage_probability",
+})
+PROPERTY_TYPES: dict[str, tuple[str, ...]] = {  # type → the fieldTypes it may be shown as
+    "string": ("text", "textarea", "phonenumber", "html", "file"),
+    "number": ("number", "calculation_equation"),
+    "datetime": ("date",),
+    "date": ("date",),
+    "enumeration": ("select", "radio", "checkbox", "booleancheckbox", "calculation_equation"),
+    "bool": ("booleancheckbox",),
+}
+BATCH_WRITE_MAX = 100
+_PROPERTY_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 
 _TYPE_ALIASES: dict[str, str] = {
     alias: spec.name
@@ -353,7 +397,16 @@ class FaultPlan:
     fail_auth: bool = False  # answer 401 to everything (an expired token)
     # (object_type, id) -> property overrides served as they are, e.g. {"hs_timestamp": "x"}
     malformed: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # Write requests (batch update, property creation): let ``write_fault_after`` through, then
+    # answer ``write_fault_status`` (429 TEN_SECONDLY_ROLLING, or a 5xx) ``write_fault_times``
+    # times (None: every later write).
+    write_fault_after: int | None = None
+    write_fault_status: int = 503
+    write_fault_times: int | None = None
+    # Record id -> a validation message: batch updates fail that record (207 multi-status).
+    reject_records: dict[str, str] = field(default_factory=dict)
     _seen: int = field(default=0, init=False, repr=False)
+    _writes: int = field(default=0, init=False, repr=False)
     _rate_limited_since: float | None = field(default=None, init=False, repr=False)
     _server_errors: int = field(default=0, init=False, repr=False)
 
@@ -424,6 +477,16 @@ def _gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
+
+
+def _inputs_in(raw: bytes) -> int:
+    """How many inputs a batch request body holds (0 when it is not one)."""
+    try:
+        body = json.loads(raw or b"{}")
+    except ValueError:
+        return 0
+    inputs = body.get("inputs") if isinstance(body, dict) else None
+    return len(inputs) if isinstance(inputs, list) else 0
 
 
 def _parse_bool(text: str | None, name: str) -> bool:
@@ -504,6 +567,25 @@ class HubSpotPortal:
         self._daily_used = 0
         self._search_cache: dict[tuple[str, str, int], list[_Obj]] = {}
         self._app: ASGIApp | None = None
+        # Scopes the private app was not granted: requests that need one answer 403
+        # MISSING_SCOPES. Records need crm.objects.<type>.read/.write, property definitions
+        # crm.schemas.<type>.read/.write.
+        self.missing_scopes: set[str] = set()
+        # Every request to a write endpoint, refused ones too: (kind, "METHOD path", inputs or 1),
+        # kind "records" (batch update) or "schema" (property groups and properties).
+        self.write_log: list[tuple[str, str, int]] = []
+        created_iso = iso_ms(created)
+        self._created_iso = created_iso
+        # Property definitions created through the API, and property groups, per object type.
+        self._custom_properties: dict[str, dict[str, dict[str, Any]]] = {
+            name: {} for name in OBJECT_TYPES}
+        self._groups: dict[str, dict[str, dict[str, Any]]] = {
+            spec.name: {f"{spec.singular}information": {
+                "name": f"{spec.singular}information",
+                "label": f"{spec.singular.capitalize()} information",
+                "displayOrder": -1, "archived": False}}
+            for spec in OBJECT_TYPES.values()
+        }
 
     # -- Python API: building the portal's state ------------------------------------------
 
@@ -544,7 +626,64 @@ class HubSpotPortal:
                 archived,
             )
             bisect.insort(self._owner_order, int(owner_id))
+            if not archived:
+                # The owner's user, as the users object has it (hs_internal_user_id = userId).
+                self.create("users", {
+                    "hs_internal_user_id": str(user_id), "hs_email": email,
+                    "hs_given_name": first_name, "hs_family_name": last_name,
+                })
             return owner_id
+
+    def user_record_id(self, user_id: int | str) -> str | None:
+        """The users-object record id of a user (by its hs_internal_user_id), if any."""
+        with self._lock:
+            store = self._stores["users"]
+            idx = store.index["hs_internal_user_id"]
+            for obj in store.rows:
+                if obj.archived_ms is None and idx < len(obj.values) \
+                        and obj.values[idx] == str(user_id):
+                    return str(obj.id)
+            return None
+
+    def create_property(
+        self, object_type: str, name: str, *, type_: str = "number", group: str | None = None
+    ) -> None:
+        """Define a custom property (as creating one in the portal's settings does)."""
+        with self._lock:
+            store = self._store(object_type)
+            group_name = group or f"{store.spec.singular}information"
+            if group_name not in self._groups[store.spec.name]:
+                self._groups[store.spec.name][group_name] = {
+                    "name": group_name, "label": group_name, "displayOrder": -1,
+                    "archived": False}
+            self._define_property(store, {
+                "name": name, "label": name, "type": type_,
+                "fieldType": PROPERTY_TYPES[type_][0], "groupName": group_name})
+
+    def _define_property(self, store: _Store, definition: dict[str, Any]) -> dict[str, Any]:
+        now = iso_ms(self._now_ms())
+        full = {
+            "updatedAt": now, "createdAt": now, "name": definition["name"],
+            "label": definition.get("label") or definition["name"],
+            "type": definition["type"], "fieldType": definition["fieldType"],
+            "description": definition.get("description") or "",
+            "groupName": definition["groupName"], "options": definition.get("options") or [],
+            "displayOrder": definition.get("displayOrder", -1), "calculated": False,
+            "externalOptions": False, "hasUniqueValue": bool(definition.get("hasUniqueValue")),
+            "hidden": bool(definition.get("hidden")), "hubspotDefined": False,
+            "modificationMetadata": {"archivable": True, "readOnlyDefinition": False,
+                                     "readOnlyValue": False},
+            "formField": bool(definition.get("formField")), "archived": False,
+        }
+        kind: PropertyKind = "string"
+        if full["type"] in ("number", "datetime", "enumeration", "bool"):
+            kind = full["type"]
+        elif full["type"] == "date":
+            kind = "datetime"
+        store.add_column(full["name"], kind)
+        store.kinds[full["name"]] = kind
+        self._custom_properties[store.spec.name][full["name"]] = full
+        return full
 
     def set_pipeline_stages(self, stages: Sequence[tuple[str, str, float, bool, bool]]) -> None:
         """Replace the default deal pipeline's stages: (stage_id, label, probability, closed, won)."""
@@ -904,6 +1043,7 @@ class HubSpotPortal:
 
     def _list_objects(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
+        self._require_records(store, "read")
         limit = _parse_limit(call.first("limit"), LIST_LIMIT_DEFAULT, LIST_LIMIT_MAX)
         after = _parse_after(call.first("after"))
         archived = _parse_bool(call.first("archived"), "archived")
@@ -935,6 +1075,7 @@ class HubSpotPortal:
 
     def _get_object(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
+        self._require_records(store, "read")
         archived = _parse_bool(call.first("archived"), "archived")
         try:
             obj = store.by_id.get(int(call.params["objectId"]))
@@ -947,6 +1088,7 @@ class HubSpotPortal:
 
     def _batch_read_objects(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
+        self._require_records(store, "read")
         body = call.body if isinstance(call.body, dict) else {}
         inputs = body.get("inputs")
         if not isinstance(inputs, list) or not 1 <= len(inputs) <= BATCH_READ_MAX:
@@ -979,10 +1121,240 @@ class HubSpotPortal:
         }]
         return 207, out
 
+
+    # -- Scopes -------------------------------------------------------------------------
+
+    def _require(self, scope: str) -> None:
+        if scope in self.missing_scopes:
+            raise _ApiError(
+                403,
+                "This app hasn't been granted all required scopes to make this call. Read more "
+                "about required scopes here: https://developers.hubspot.com/scopes.",
+                "MISSING_SCOPES",
+                errors=[{"message": "One or more of the following scopes are required.",
+                         "context": {"requiredGranularScopes": [scope]}}],
+                links={"scopes": "https://developers.hubspot.com/scopes"},
+            )
+
+    def _require_records(self, store: _Store, access: str) -> None:
+        # Scopes are simulated for the users object (write-back's); the sync's objects are
+        # read through the scopes the connector documents and are not checked here.
+        if store.spec.name == "users":
+            self._require(f"crm.objects.users.{access}")
+
+    # -- Properties API -----------------------------------------------------------------
+
+    def _property_json(self, store: _Store, name: str) -> dict[str, Any]:
+        custom = self._custom_properties[store.spec.name].get(name)
+        if custom is not None:
+            return custom
+        kind = store.kinds[name]
+        field_type = {"datetime": "date", "number": "number", "enumeration": "select",
+                      "bool": "booleancheckbox"}.get(kind, "text")
+        return {
+            "updatedAt": self._created_iso, "createdAt": self._created_iso, "name": name,
+            "label": name.removeprefix("hs_").replace("_", " ").capitalize(), "type": kind,
+            "fieldType": field_type, "description": "",
+            "groupName": f"{store.spec.singular}information", "options": [],
+            "displayOrder": -1, "calculated": False, "externalOptions": False,
+            "hasUniqueValue": False, "hidden": False, "hubspotDefined": True,
+            "modificationMetadata": {"archivable": False, "readOnlyDefinition": True,
+                                     "readOnlyValue": name in READ_ONLY_PROPERTIES},
+            "formField": False, "archived": False,
+        }
+
+    def _property_store(self, call: _Call, access: str) -> _Store:
+        store = self._http_store(call.params["objectType"])
+        self._require(f"crm.schemas.{store.spec.name}.{access}")
+        return store
+
+    def _list_properties(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "read")
+        return 200, {"results": [self._property_json(store, n) for n in sorted(store.kinds)]}
+
+    def _get_property(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "read")
+        name = call.params["propertyName"]
+        if name not in store.kinds:
+            raise _ApiError(404, f"Unable to find property {name} on object type "
+                                 f"{store.spec.type_id}", "OBJECT_NOT_FOUND")
+        return 200, self._property_json(store, name)
+
+    def _batch_read_properties(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "read")
+        body = call.body if isinstance(call.body, dict) else {}
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not inputs:
+            raise _ApiError(400, "inputs must be a non-empty list of {\"name\": ...}")
+        started = self._now_ms()
+        results, missing = [], []
+        for item in inputs:
+            name = str(item.get("name")) if isinstance(item, dict) else ""
+            if name in store.kinds:
+                results.append(self._property_json(store, name))
+            else:
+                missing.append(name)
+        out: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                               "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms())}
+        if not missing:
+            return 200, out
+        out["numErrors"] = len(missing)
+        out["errors"] = [{
+            "status": "error", "category": "OBJECT_NOT_FOUND",
+            "message": f"Unable to find property {name} on object type {store.spec.type_id}",
+            "context": {"properties": [name]}, "errors": [], "links": {},
+        } for name in missing]
+        return 207, out
+
+    def _create_property(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "write")
+        body = call.body if isinstance(call.body, dict) else None
+        if body is None:
+            raise _ApiError(400, "Invalid input JSON: the request body must be a JSON object")
+        missing = [k for k in ("name", "label", "type", "fieldType", "groupName")
+                   if not isinstance(body.get(k), str) or not body.get(k)]
+        if missing:
+            raise _ApiError(400, f"Property definition is missing required fields: "
+                                 f"{', '.join(missing)}")
+        name, type_, field_type = body["name"], body["type"], body["fieldType"]
+        if not _PROPERTY_NAME.match(name):
+            raise _ApiError(400, f"Property name {name!r} must start with a lowercase letter and "
+                                 "hold only lowercase letters, digits and underscores")
+        if type_ not in PROPERTY_TYPES:
+            raise _ApiError(400, f"Invalid property type {type_!r}: one of "
+                                 f"{', '.join(PROPERTY_TYPES)}")
+        if field_type not in PROPERTY_TYPES[type_]:
+            raise _ApiError(400, f"fieldType {field_type!r} is not valid for a {type_} property")
+        if name in store.kinds:
+            raise _ApiError(409, f"A property named '{name}' already exists.",
+                            "OBJECT_ALREADY_EXISTS")
+        if body["groupName"] not in self._groups[store.spec.name]:
+            raise _ApiError(400, f"property group {body['groupName']} does not exist for "
+                                 f"object type {store.spec.type_id}")
+        return 201, self._define_property(store, body)
+
+    def _list_groups(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "read")
+        return 200, {"results": list(self._groups[store.spec.name].values())}
+
+    def _get_group(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "read")
+        group = self._groups[store.spec.name].get(call.params["groupName"])
+        if group is None:
+            raise _ApiError(404, f"Unable to find property group {call.params['groupName']}",
+                            "OBJECT_NOT_FOUND")
+        return 200, group
+
+    def _create_group(self, call: _Call) -> tuple[int, Any]:
+        store = self._property_store(call, "write")
+        body = call.body if isinstance(call.body, dict) else {}
+        name, label = body.get("name"), body.get("label")
+        if not isinstance(name, str) or not _PROPERTY_NAME.match(name) or not label:
+            raise _ApiError(400, "A property group needs a name (lowercase letters, digits, "
+                                 "underscores) and a label")
+        if name in self._groups[store.spec.name]:
+            raise _ApiError(409, f"A property group named '{name}' already exists.",
+                            "OBJECT_ALREADY_EXISTS")
+        group = {"name": name, "label": str(label),
+                 "displayOrder": int(body.get("displayOrder") or -1), "archived": False}
+        self._groups[store.spec.name][name] = group
+        return 201, group
+
+    # -- Batch update -------------------------------------------------------------------
+
+    def _batch_update(self, call: _Call) -> tuple[int, Any]:
+        store = self._http_store(call.params["objectType"])
+        self._require_records(store, "write")
+        body = call.body if isinstance(call.body, dict) else {}
+        inputs = body.get("inputs")
+        if not isinstance(inputs, list) or not 1 <= len(inputs) <= BATCH_WRITE_MAX:
+            raise _ApiError(400, f"inputs must hold between 1 and {BATCH_WRITE_MAX} objects")
+        problems: list[dict[str, Any]] = []
+        for item in inputs:
+            if not isinstance(item, dict) or item.get("id") is None \
+                    or not isinstance(item.get("properties"), dict):
+                raise _ApiError(400, "Invalid input JSON: each input needs an id and properties")
+            if item.get("idProperty") is not None:
+                raise _ApiError(400, f"Unable to perform update/upsert by non-unique "
+                                     f"{store.spec.type_id} property {item['idProperty']}")
+            for name, value in item["properties"].items():
+                problem = self._invalid_value(store, str(name), value)
+                if problem is not None:
+                    problems.append(problem)
+        if problems:
+            # HubSpot refuses the whole batch when any property value is invalid.
+            raise _ApiError(400, "Property values were not valid: "
+                                 + json.dumps(problems, separators=(",", ":")))
+        started = self._now_ms()
+        results: list[dict[str, Any]] = []
+        missing: list[str] = []
+        rejected: list[tuple[str, str]] = []
+        for item in inputs:
+            raw_id = str(item["id"])
+            obj = store.live(int(raw_id)) if raw_id.isdigit() else None
+            if obj is None:
+                missing.append(raw_id)
+                continue
+            reason = self.faults.reject_records.get(raw_id)
+            if reason is not None:
+                rejected.append((raw_id, reason))
+                continue
+            properties = {str(k): "" if v is None else str(v).strip()
+                          for k, v in item["properties"].items()}
+            values = list(obj.values)
+            self._write(store, values, properties)
+            obj.values = tuple(values)
+            obj.modified_ms = self._now_ms()
+            store.version += 1
+            results.append(self._object_json(store, obj,
+                                              self._property_names(store, list(properties))))
+        out: dict[str, Any] = {"status": "COMPLETE", "results": results,
+                               "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms())}
+        errors: list[dict[str, Any]] = []
+        if missing:
+            errors.append({
+                "status": "error", "category": "OBJECT_NOT_FOUND",
+                "message": (f"Could not update some {store.spec.singular.upper()} objects, they "
+                            "may be deleted or not exist. Check that ids are valid."),
+                "context": {"ids": missing}, "errors": [], "links": {}})
+        for raw_id, reason in rejected:
+            errors.append({"status": "error", "category": "VALIDATION_ERROR", "message": reason,
+                           "context": {"ids": [raw_id]}, "errors": [], "links": {}})
+        if not errors:
+            return 200, out
+        out["numErrors"] = len(errors)
+        out["errors"] = errors
+        return 207, out
+
+    def _invalid_value(self, store: _Store, name: str, value: Any) -> dict[str, Any] | None:
+        def problem(message: str, error: str) -> dict[str, Any]:
+            return {"isValid": False, "message": message, "error": error, "name": name,
+                    "localizedErrorMessage": message}
+
+        kind = store.kinds.get(name)
+        if kind is None:
+            return problem(f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST")
+        if name in READ_ONLY_PROPERTIES or name in (store.spec.created_property,
+                                                     store.spec.modified_property):
+            return problem(f'"{name}" is a read only property; its value cannot be set.',
+                           "READ_ONLY_VALUE")
+        if value is None or (isinstance(value, str) and value == ""):
+            return None
+        if isinstance(value, dict | list):
+            return problem(f"{json.dumps(value)} is not a valid value", "INVALID_VALUE")
+        text = str(value)
+        if kind == "number" and (text != text.strip() or _as_number(text) is None
+                                 or not math.isfinite(float(text))):
+            return problem(f"{text} was not a valid number.", "INVALID_FLOAT")
+        if kind == "datetime" and parse_datetime_value(text) is None:
+            return problem(f"{text} was not a valid long.", "INVALID_LONG")
+        return None
+
     # -- Search -------------------------------------------------------------------------
 
     def _search(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
+        self._require_records(store, "read")
         body = call.body
         if not isinstance(body, dict):
             raise _ApiError(400, "Invalid input JSON: the request body must be a JSON object")
@@ -1240,7 +1612,7 @@ class HubSpotPortal:
 
     def _answer(
         self, request: Request, raw: bytes, handler: Callable[[_Call], tuple[int, Any]],
-        search: bool, plan: FaultPlan, seen: int,
+        search: bool, plan: FaultPlan, seen: int, write: str | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         """Status, body (JSON-able, or str for a gateway page) and headers of one request."""
         correlation = {"X-HubSpot-Correlation-Id": str(uuid.uuid4())}
@@ -1289,6 +1661,17 @@ class HubSpotPortal:
                 return 429, self._rate_limited(
                     "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
                 ), headers
+        if write is not None and plan.write_fault_after is not None:
+            plan._writes += 1
+            if plan._writes > plan.write_fault_after and plan.write_fault_times != 0:
+                if plan.write_fault_times is not None:
+                    plan.write_fault_times -= 1
+                if plan.write_fault_status == 429:
+                    headers["X-HubSpot-RateLimit-Remaining"] = "0"
+                    return 429, self._rate_limited(
+                        "You have reached your ten_secondly_rolling limit.",
+                        "TEN_SECONDLY_ROLLING"), headers
+                return plan.write_fault_status, "Service Unavailable", headers
         if self._daily_used > self.daily_limit:
             return 429, self._rate_limited("You have reached your daily limit.", "DAILY"), headers
         if self.enforce_burst_limit and len(window) >= self.burst_limit:
@@ -1330,18 +1713,23 @@ class HubSpotPortal:
         return status, payload, headers
 
     async def _serve(
-        self, request: Request, handler: Callable[[_Call], tuple[int, Any]], search: bool
+        self, request: Request, handler: Callable[[_Call], tuple[int, Any]], search: bool,
+        write: str | None = None,
     ) -> Response:
         raw = await request.body()
         with self._lock:
             self.request_log.append((request.method, request.url.path))
+            if write is not None:
+                self.write_log.append((write, f"{request.method} {request.url.path}",
+                                       _inputs_in(raw) if write == "records" else 1))
             plan = self.faults
             plan._seen += 1
             seen = plan._seen
         if plan.delay_seconds > 0 and (not plan.delay_every or seen % plan.delay_every == 0):
             await asyncio.sleep(plan.delay_seconds)
         with self._lock:
-            status, payload, headers = self._answer(request, raw, handler, search, plan, seen)
+            status, payload, headers = self._answer(request, raw, handler, search, plan, seen,
+                                                    write)
         if isinstance(payload, str):
             return Response(payload, status_code=status, headers=headers, media_type="text/html")
         headers["Content-Type"] = "application/json;charset=utf-8"
@@ -1349,10 +1737,11 @@ class HubSpotPortal:
                         headers=headers)
 
     def _endpoint(
-        self, handler: Callable[[_Call], tuple[int, Any]], *, search: bool = False
+        self, handler: Callable[[_Call], tuple[int, Any]], *, search: bool = False,
+        write: str | None = None,
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
-            return await self._serve(request, handler, search)
+            return await self._serve(request, handler, search, write)
 
         return endpoint
 
@@ -1369,6 +1758,22 @@ class HubSpotPortal:
                       methods=["POST"]),
                 Route("/crm/v3/objects/{objectType}/batch/read", ep(self._batch_read_objects),
                       methods=["POST"]),
+                Route("/crm/v3/objects/{objectType}/batch/update",
+                      ep(self._batch_update, write="records"), methods=["POST"]),
+                Route("/crm/v3/properties/{objectType}/groups", ep(self._list_groups),
+                      methods=["GET"]),
+                Route("/crm/v3/properties/{objectType}/groups",
+                      ep(self._create_group, write="schema"), methods=["POST"]),
+                Route("/crm/v3/properties/{objectType}/groups/{groupName}", ep(self._get_group),
+                      methods=["GET"]),
+                Route("/crm/v3/properties/{objectType}/batch/read",
+                      ep(self._batch_read_properties), methods=["POST"]),
+                Route("/crm/v3/properties/{objectType}", ep(self._list_properties),
+                      methods=["GET"]),
+                Route("/crm/v3/properties/{objectType}",
+                      ep(self._create_property, write="schema"), methods=["POST"]),
+                Route("/crm/v3/properties/{objectType}/{propertyName}", ep(self._get_property),
+                      methods=["GET"]),
                 Route("/crm/v3/objects/{objectType}", ep(self._list_objects), methods=["GET"]),
                 Route("/crm/v3/objects/{objectType}/{objectId}", ep(self._get_object),
                       methods=["GET"]),

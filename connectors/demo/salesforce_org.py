@@ -18,7 +18,14 @@ What is served (shapes from Salesforce's REST API and Bulk API 2.0 developer gui
   (``Sforce-Query-Options: batchSize=``) through a relative ``nextRecordsUrl``; ``queryAll``
   also returns deleted records (``IsDeleted``) and archived activities
 - ``POST /services/data/vXX.X/composite`` (up to 25 subrequests, 5 of them queries; one call)
-- ``PATCH /services/data/vXX.X/composite/sobjects`` (up to 200 records, ``allOrNone``)
+- ``PATCH /services/data/vXX.X/composite/sobjects`` (update up to 200 records, ``allOrNone``;
+  per-record SaveResults: INVALID_FIELD, INVALID_FIELD_FOR_INSERT_UPDATE for fields the
+  platform sets, NUMBER_OUTSIDE_VALID_RANGE, INVALID_CROSS_REFERENCE_KEY, MIXED_DML_OPERATION
+  when User shares the call with another object; a value of the wrong JSON type refuses the
+  whole request with 400 JSON_PARSER_ERROR; numbers are saved rounded to the scale describe
+  reports) and ``POST`` (create, REQUIRED_FIELD_MISSING, one ForecastingQuota per owner,
+  period and type). ``write_log`` records every record write, so tests can assert a dry run
+  sent none
 - Bulk API 2.0 query jobs: ``POST .../jobs/query``, ``GET/PATCH/DELETE .../jobs/query/{id}``,
   ``GET .../jobs/query/{id}/results?locator=&maxRecords=`` (CSV; ``Sforce-Locator``,
   ``Sforce-NumberOfRecords``)
@@ -338,8 +345,34 @@ def standard_schema() -> dict[str, SObjectSpec]:
             _f("FirstOpenedDate", "datetime"), _f("LastOpenedDate", "datetime"),
             _f("FirstLinkClickedDate", "datetime"), _f("HasReply", "boolean"),
         ]),
+        # Collaborative Forecasts: a forecast type, and a quota per owner, type and period.
+        SObjectSpec("ForecastingType", "Forecasting Type", "0Db", [
+            _f("Id", "id", nillable=False), _f("DeveloperName", "string", nillable=False),
+            _f("MasterLabel", "string", nillable=False), _f("IsActive", "boolean", nillable=False),
+            _f("IsAmount", "boolean", nillable=False), _f("IsQuantity", "boolean", nillable=False),
+            _f("LastModifiedDate", "datetime", nillable=False),
+            _f("SystemModstamp", "datetime", nillable=False),
+        ]),
+        SObjectSpec("ForecastingQuota", "Forecasting Quota", "0J9", [
+            *_system(deletable=False),
+            _f("QuotaOwnerId", "reference", ref=("User",), nillable=False),
+            _f("StartDate", "date", nillable=False),
+            _f("QuotaAmount", "currency"), _f("QuotaQuantity", "double"),
+            _f("ForecastingTypeId", "reference", ref=("ForecastingType",)),
+            _f("IsAmount", "boolean", nillable=False), _f("IsQuantity", "boolean", nillable=False),
+        ]),
     ]
     return {spec.name: spec for spec in specs}
+
+
+# Fields the platform sets: describe reports them neither createable nor updateable.
+READ_ONLY_FIELDS = frozenset({
+    "Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById",
+    "Name", "IsClosed", "IsWon", "IsArchived", "IsAmount", "IsQuantity",
+})
+# Setup objects cannot share a DML call with other objects (MIXED_DML_OPERATION).
+SETUP_OBJECTS = frozenset({"User", "UserRole"})
+NUMBER_PRECISION, NUMBER_SCALE = 18, 2  # what describe reports for double, currency, percent
 
 
 # ---------------------------------------------------------------------------------------
@@ -409,11 +442,21 @@ class FaultPlan:
     request_limit_exceeded: bool = False  # answer 403 REQUEST_LIMIT_EXCEEDED to every API request
     omit_limit_header: bool = False  # leave out Sforce-Limit-Info (clients must ask /limits)
     expire_query_locators: bool = False  # nextRecordsUrl answers INVALID_QUERY_LOCATOR
+    # Record writes (sObject Collections): let ``write_fault_after`` through, then answer
+    # ``write_fault_status`` (503, 500, 502, or 403 REQUEST_LIMIT_EXCEEDED: Salesforce signals
+    # over-quota so, never 429) ``write_fault_times`` times (None: every later write).
+    write_fault_after: int | None = None
+    write_fault_status: int = 503
+    write_fault_times: int | None = None
+    # Record id -> a validation rule's message: writes of that record fail with
+    # FIELD_CUSTOM_VALIDATION_EXCEPTION (a per-record error, the others are saved).
+    reject_records: dict[str, str] = field(default_factory=dict)
     bulk_polls_in_progress: int = 1  # job-info polls that answer InProgress before JobComplete
     # (sobject, id) -> field overrides served as they are, e.g. {"CreatedDate": "yesterday"}
     malformed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _seen: int = field(default=0, init=False, repr=False)
     _server_errors: int = field(default=0, init=False, repr=False)
+    _writes: int = field(default=0, init=False, repr=False)
 
 
 @dataclass
@@ -513,6 +556,13 @@ class SalesforceOrg:
         self._cursors: dict[str, _Cursor] = {}
         self._jobs: dict[str, _BulkJob] = {}
         self._app: ASGIApp | None = None
+        # Every record write request: ("records", "METHOD path", records in it).
+        self.write_log: list[tuple[str, str, int]] = []
+        if self.has_object("ForecastingType"):
+            self.create("ForecastingType", {
+                "DeveloperName": "OpportunityRevenue", "MasterLabel": "Opportunity Revenue",
+                "IsActive": True, "IsAmount": True, "IsQuantity": False,
+            })
 
     # -- Python API: sessions and apps ---------------------------------------------------
 
@@ -805,6 +855,23 @@ class SalesforceOrg:
                     plan.expire_sessions_after = None
                     self.sessions.clear()  # this request still succeeds; the next one is 401
             limit = self._limit_header()
+            if _is_record_write(method, path):
+                self.write_log.append(("records", f"{method} {path}", _records_in(body)))
+                if plan.write_fault_after is not None:
+                    plan._writes += 1
+                    if plan._writes > plan.write_fault_after and plan.write_fault_times != 0:
+                        if plan.write_fault_times is not None:
+                            plan.write_fault_times -= 1
+                        if plan.write_fault_status == 403:
+                            err = ApiError(403, "REQUEST_LIMIT_EXCEEDED",
+                                           "TotalRequests Limit exceeded.")
+                            return Answer(403, err.body(), limit)
+                        if plan.write_fault_status == 500:
+                            err = ApiError(500, "UNKNOWN_EXCEPTION",
+                                           "An unexpected error occurred.")
+                            return Answer(500, err.body(), limit)
+                        return Answer(plan.write_fault_status, "Service Unavailable", limit,
+                                      "text/html")
             if plan.server_error_burst > 0:
                 plan.server_error_burst -= 1
                 return Answer(503, "Service Unavailable", limit, "text/html")
@@ -882,6 +949,7 @@ class SalesforceOrg:
          "_query_more"),
         ("POST", r"/services/data/(?P<v>v\d+\.\d)/composite/?", "_composite"),
         ("PATCH", r"/services/data/(?P<v>v\d+\.\d)/composite/sobjects/?", "_collection_update"),
+        ("POST", r"/services/data/(?P<v>v\d+\.\d)/composite/sobjects/?", "_collection_create"),
         ("POST", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/?", "_create_job"),
         ("GET", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/?", "_get_job"),
         ("PATCH", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/?", "_patch_job"),
@@ -1059,7 +1127,7 @@ class SalesforceOrg:
             })
         return Answer(200, {"compositeResponse": responses})
 
-    def _collection_update(self, call: _HttpCall) -> Answer:
+    def _collection_records(self, call: _HttpCall) -> tuple[list[Any], bool]:
         body = _json_body(call.body)
         records = body.get("records") if isinstance(body, dict) else None
         if not isinstance(records, list) or not records:
@@ -1068,46 +1136,165 @@ class SalesforceOrg:
             raise ApiError(400, "EXCEEDED_ID_LIMIT",
                            f"record limit reached. cannot submit more than "
                            f"{COLLECTION_MAX_RECORDS} records into this call")
-        all_or_none = bool(body.get("allOrNone", False))
-        results: list[dict[str, Any]] = []
-        planned: list[tuple[_Table, _Row, dict[str, Any]]] = []
         for record in records:
-            sobject = ((record or {}).get("attributes") or {}).get("type")
+            if not isinstance(record, dict):
+                raise ApiError(400, "JSON_PARSER_ERROR", "each record must be a JSON object")
+            for name, value in record.items():
+                if name in ("attributes", "id", "Id"):
+                    continue
+                sobject = (record.get("attributes") or {}).get("type")
+                table = self._tables.get(str(sobject).lower()) if sobject else None
+                spec = table.spec.field(name) if table is not None else None
+                if spec is not None:
+                    _check_json_type(spec, value)  # a body of the wrong types is refused whole
+        return records, bool(body.get("allOrNone", False))
+
+    def _record_changes(self, table: _Table, record: dict[str, Any]
+                        ) -> tuple[dict[str, Value], dict[str, Any] | None]:
+        """The record's fields, typed and checked as Salesforce saves them; or its error."""
+        changes: dict[str, Value] = {}
+        for name, value in record.items():
+            if name in ("attributes", "id", "Id"):
+                continue
+            spec = table.spec.field(name)
+            if spec is None:
+                return {}, {"statusCode": "INVALID_FIELD",
+                            "message": f"No such column '{name}' on sobject of type "
+                                       f"{table.spec.name}", "fields": [name]}
+            if spec.name in READ_ONLY_FIELDS:
+                return {}, {"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                            "message": f"Unable to create/update fields: {spec.name}. Please "
+                                       "check the security settings of this field and verify "
+                                       "that it is read/write for your profile or permission "
+                                       "set.", "fields": [spec.name]}
+            if spec.type in ("double", "currency", "percent") and value is not None:
+                number = round(float(value), NUMBER_SCALE)
+                if abs(number) >= 10 ** (NUMBER_PRECISION - NUMBER_SCALE):
+                    return {}, {"statusCode": "NUMBER_OUTSIDE_VALID_RANGE",
+                                "message": f"{spec.label}: value outside of valid range on "
+                                           f"numeric field: {value}", "fields": [spec.name]}
+                changes[spec.name] = number
+                continue
+            if spec.type in ("id", "reference") and value is not None \
+                    and not _ID_RE.match(str(value)):
+                return {}, {"statusCode": "MALFORMED_ID",
+                            "message": f"{spec.label}: id value of incorrect type: {value}",
+                            "fields": [spec.name]}
+            changes[spec.name] = self._coerce(table, spec.name, value)
+        return changes, None
+
+    def _mixed_dml(self, records: list[Any]) -> dict[str, Any] | None:
+        types = {str((r.get("attributes") or {}).get("type") or "") for r in records}
+        setup = sorted(t for t in types if t in SETUP_OBJECTS)
+        other = sorted(t for t in types if t not in SETUP_OBJECTS and t)
+        if setup and other:
+            return {"statusCode": "MIXED_DML_OPERATION",
+                    "message": f"DML operation on setup object is not permitted after you have "
+                               f"updated a non-setup object (or vice versa): {setup[0]}, "
+                               f"original object: {other[0]}", "fields": []}
+        return None
+
+    def _collection_update(self, call: _HttpCall) -> Answer:
+        records, all_or_none = self._collection_records(call)
+        mixed = self._mixed_dml(records)
+        results: list[dict[str, Any]] = []
+        planned: list[tuple[_Table, _Row, dict[str, Value]]] = []
+        for record in records:
+            sobject = (record.get("attributes") or {}).get("type")
             record_id = record.get("id") or record.get("Id")
-            error: dict[str, Any] | None = None
+            error: dict[str, Any] | None = mixed
             table = self._tables.get(str(sobject).lower()) if sobject else None
             row = table.by_id.get(str(record_id)) if table is not None else None
-            if table is None or row is None:
+            if error is not None:
+                pass
+            elif table is None:
+                error = {"statusCode": "INVALID_TYPE", "message": "sObject type "
+                         f"'{sobject}' is not supported.", "fields": []}
+            elif record_id is None or not _ID_RE.match(str(record_id)):
+                error = {"statusCode": "MALFORMED_ID", "message": f"bad id {record_id}",
+                         "fields": ["Id"]}
+            elif row is None or self._deleted(table, row):
                 error = {"statusCode": "INVALID_CROSS_REFERENCE_KEY",
                          "message": "invalid cross reference id", "fields": []}
             else:
-                changes = {k: v for k, v in record.items() if k not in ("attributes", "id", "Id")}
-                unknown = [k for k in changes if table.spec.field(k) is None]
-                if unknown:
-                    error = {"statusCode": "INVALID_FIELD",
-                             "message": f"No such column '{unknown[0]}' on sobject of type "
-                                        f"{table.spec.name}", "fields": unknown}
-                else:
+                changes, error = self._record_changes(table, record)
+                reason = self.faults.reject_records.get(row.id)
+                if error is None and reason is not None:
+                    error = {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                             "message": reason, "fields": []}
+                if error is None:
                     planned.append((table, row, changes))
             results.append({"id": record_id, "success": error is None,
                             "errors": [error] if error else []})
         if all_or_none and any(not r["success"] for r in results):
-            for result in results:
-                if result["success"]:
-                    result["success"] = False
-                    result["errors"] = [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                                         "message": "Record rolled back because not all records "
-                                                    "were valid and the request was using "
-                                                    "AllOrNone header", "fields": []}]
-            return Answer(200, results)
+            return Answer(200, _rolled_back(results))
         for table, row, changes in planned:
             for name, value in changes.items():
-                canonical = table.spec.field(name)
-                assert canonical is not None
-                row.values[table.position(canonical.name)] = self._coerce(
-                    table, canonical.name, value)
+                row.values[table.position(name)] = value
+            self._apply_rules(table, row, changes)
             self._touch(table, row, None)
         return Answer(200, results)
+
+    def _collection_create(self, call: _HttpCall) -> Answer:
+        records, all_or_none = self._collection_records(call)
+        mixed = self._mixed_dml(records)
+        results: list[dict[str, Any]] = []
+        planned: list[tuple[_Table, dict[str, Value], int]] = []
+        for record in records:
+            sobject = (record.get("attributes") or {}).get("type")
+            table = self._tables.get(str(sobject).lower()) if sobject else None
+            error: dict[str, Any] | None = mixed
+            changes: dict[str, Value] = {}
+            if error is not None:
+                pass
+            elif table is None:
+                error = {"statusCode": "INVALID_TYPE", "message": "sObject type "
+                         f"'{sobject}' is not supported.", "fields": []}
+            elif record.get("id") or record.get("Id"):
+                error = {"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                         "message": "cannot specify Id in an insert call", "fields": ["Id"]}
+            else:
+                changes, error = self._record_changes(table, record)
+                given = {k.lower() for k in changes}
+                required = [f.name for f in table.spec.fields
+                            if not f.nillable and f.type != "boolean"
+                            and f.name not in READ_ONLY_FIELDS and f.name.lower() not in given]
+                if error is None and required:
+                    error = {"statusCode": "REQUIRED_FIELD_MISSING",
+                             "message": f"Required fields are missing: [{', '.join(required)}]",
+                             "fields": required}
+                if error is None and table.spec.name == "ForecastingQuota":
+                    error = self._duplicate_quota(table, changes, planned)
+            results.append({"id": None, "success": error is None,
+                            "errors": [error] if error else []})
+            if error is None and table is not None:
+                planned.append((table, changes, len(results) - 1))
+        if all_or_none and any(not r["success"] for r in results):
+            return Answer(200, _rolled_back(results))
+        for table, changes, index in planned:
+            results[index]["id"] = self.create(table.spec.name, changes)
+        return Answer(200, results)
+
+    def _duplicate_quota(self, table: _Table, changes: dict[str, Value],
+                         planned: list[tuple[_Table, dict[str, Value], int]]
+                         ) -> dict[str, Any] | None:
+        """One quota per owner, start date and forecasting type, as Salesforce enforces."""
+        def key(values: Mapping[str, Value]) -> tuple[Any, ...]:
+            lowered = {k.lower(): v for k, v in values.items()}
+            owner = lowered.get("quotaownerid")
+            kind = lowered.get("forecastingtypeid")
+            return (str(owner)[:15] if owner else None, lowered.get("startdate"),
+                    str(kind)[:15] if kind else None)
+
+        wanted = key(changes)
+        existing = [key({f.name: table.get(row, f.name) for f in table.spec.fields})
+                    for row in table.rows]
+        existing += [key(other) for t, other, _ in planned if t is table]
+        if wanted in existing:
+            return {"statusCode": "DUPLICATE_VALUE",
+                    "message": "duplicate value found: a quota for this owner, period and "
+                               "forecast type already exists", "fields": []}
+        return None
 
     # -- Bulk API 2.0 query jobs ------------------------------------------------------------
 
@@ -1263,6 +1450,61 @@ def _check_version(v: str) -> None:
     number = float(v[1:])
     if not MIN_API_VERSION <= number <= MAX_API_VERSION:
         raise _not_found()
+
+
+def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for result in results:
+        if result["success"]:
+            result["success"] = False
+            result["errors"] = [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                                 "message": "Record rolled back because not all records were "
+                                            "valid and the request was using AllOrNone header",
+                                 "fields": []}]
+    return results
+
+
+def _is_record_write(method: str, path: str) -> bool:
+    """Whether a request writes records (sObject Collections or sObject rows)."""
+    if method not in ("POST", "PATCH", "DELETE"):
+        return False
+    return re.search(r"/services/data/v\d+\.\d/(composite/sobjects|sobjects/\w+)(/|$)",
+                     path) is not None
+
+
+def _records_in(raw: bytes) -> int:
+    try:
+        body = json.loads(raw or b"null")
+    except ValueError:
+        return 0
+    records = body.get("records") if isinstance(body, dict) else None
+    return len(records) if isinstance(records, list) else 1
+
+
+def _check_json_type(spec: FieldSpec, value: Any) -> None:
+    """Refuse a value JSON cannot bind to the field's type, as Salesforce's parser does."""
+    if value is None:
+        return
+    wanted = {"double": "double", "currency": "double", "percent": "double", "int": "int",
+              "boolean": "boolean"}.get(spec.type)
+    if wanted is None:
+        return
+    ok = isinstance(value, bool) if wanted == "boolean" else (
+        isinstance(value, int | float) and not isinstance(value, bool)
+        and (wanted == "double" or float(value).is_integer())
+    )
+    if not ok and wanted != "boolean" and isinstance(value, str):
+        try:
+            number = float(value)
+            ok = number == number and (wanted == "double" or number.is_integer())
+        except ValueError:
+            ok = False
+    if not ok:
+        kind = "VALUE_STRING" if isinstance(value, str) else \
+            "VALUE_TRUE" if value is True else "VALUE_FALSE" if value is False else \
+            "VALUE_NUMBER_FLOAT" if isinstance(value, float) else "START_OBJECT"
+        raise ApiError(400, "JSON_PARSER_ERROR",
+                       f"Cannot deserialize instance of {wanted} from {kind} value {value} or "
+                       f"request may be missing a required field (field {spec.name})")
 
 
 def _json_body(raw: bytes) -> Any:
