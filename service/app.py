@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from connectors.base import SourceConnector
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.limits import BodyLimit
-from service.routers import kpis, planning, push, sync, targets
+from service.routers import dashboard, kpis, planning, push, sync, targets
 from service.routers.common import last_successful_sync, validation_error
 from service.scheduler import start_scheduler
 from service.settings import Settings, kpi_context
@@ -57,9 +57,8 @@ def create_app(
     app.add_middleware(BodyLimit)
     app.state.connectors = connectors
     app.add_exception_handler(RequestValidationError, validation_error)
-    for module in (kpis, planning, targets, sync):
+    for module in (kpis, planning, targets, push, sync, dashboard):
         app.include_router(module.router)
-    app.include_router(push.router)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -269,7 +269,7 @@ def demo_command(
         if not ok:
             raise typer.Exit(1)
         if serve:
-            console.print(f"serving on http://127.0.0.1:{port}  (API docs at /docs)")
+            console.print(f"dashboard at http://127.0.0.1:{port}/  (API docs at /docs)")
             _serve(settings, engine, connectors, "127.0.0.1", port)
     finally:
         if portal_running is not None:

@@ -1,0 +1,715 @@
+"""The dashboard at / end to end: a real headless Chromium against a live server.
+
+The browser is Debian's `chromium` package (scripts/test.sh installs it), driven by
+Playwright for Python with ``executable_path``; no browser is downloaded. The
+server is the service as `iskpi serve` builds it (uvicorn in a thread), over a
+store (SQLite, then PostgreSQL) synced from the simulated HubSpot portal: two
+teams of two reps, data up to "now" (Wednesday 28 October 2026, 19:00 JST), and
+targets entered for October. Every number the page shows is compared with the
+same REST API read here; screenshots go to test-artifacts/dashboard/<store>/
+(ISKPI_TEST_ARTIFACTS overrides the folder).
+
+Without Chromium or Playwright the browser tests are skipped, except in CI
+(``CI`` set), where they fail.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import threading
+import time
+import tomllib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import pytest
+import uvicorn
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
+from sqlalchemy import Engine, text
+
+from connectors.demo.dataset import generate_dataset
+from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
+from connectors.hubspot import HubSpotConnector
+from kpi import Target, compute, put_targets
+from models import Base, SyncRun
+from service.app import create_app
+from service.db import make_engine
+from service.routers.dashboard import ASSETS, DASHBOARD_DIR
+from service.settings import Settings, kpi_context
+from service.sync import run_sync
+from tests.conftest import ENGINES, postgres_engine
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Page
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = os.environ.get("ISKPI_TEST_CHROMIUM", "/usr/bin/chromium")
+ARTIFACTS = Path(os.environ.get("ISKPI_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
+READ, ADMIN, PORTAL_TOKEN = "dash-read", "dash-admin", "portal-token"
+NOW = datetime(2026, 10, 28, 10, 0, tzinfo=UTC)  # Wednesday 19:00 in Tokyo, the day's work done
+TODAY = date(2026, 10, 28)
+DATA_END = datetime(2026, 10, 29, tzinfo=UTC)
+MONDAY, SUNDAY = date(2026, 10, 26), date(2026, 11, 1)
+OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
+# October 2026 in Japan: 22 weekdays less Sports Day (12 Oct); 26–30 Oct are all business days.
+MONTH_DAYS, WEEK_DAYS, WEEK_ELAPSED = 21, 5, 3
+DASH = "\u2014"
+
+
+# --- the same formatting as format.js (toFixed rounds half away from zero) ---------------------
+
+
+def _fixed(value: float, digits: int, grouped: bool = True) -> str:
+    exact = Decimal(value).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{exact:,.{digits}f}" if grouped else f"{exact:.{digits}f}"
+
+
+def shown(value: float | None, unit: str, lang: str = "ja") -> str:
+    """What the dashboard prints for a value of a unit."""
+    if value is None:
+        return DASH
+    units = {"ja": {"seconds": "秒", "minutes": "分", "days": "日"}, "en": {}}[lang]
+    if unit == "ratio":
+        return f"{_fixed(value * 100, 1, grouped=False)}%"
+    if unit in ("count", "amount"):
+        return _fixed(value, 0)
+    if unit == "seconds":
+        return f"{_fixed(value, 0)} {units.get('seconds', 's')}"
+    if unit == "minutes":
+        return f"{_fixed(value, 1)} {units.get('minutes', 'min')}"
+    if unit == "days":
+        return f"{_fixed(value, 1)} {units.get('days', 'days')}"
+    return _fixed(value, 2)
+
+
+def share(value: float | None) -> str:
+    return DASH if value is None else f"{_fixed(value * 100, 0, grouped=False)}%"
+
+
+# --- the store and the server -------------------------------------------------------------------
+
+
+@dataclass
+class Served:
+    url: str
+    engine: Engine
+    teams: list[dict[str, Any]]  # team rows of October's calls, the team with most calls first
+    reps: dict[str, str]  # rep id → team id
+    catalog: dict[str, dict[str, Any]]
+    store: str  # sqlite or postgresql
+
+    def get(self, path: str, **params: Any) -> Any:
+        params = {k.rstrip("_"): v for k, v in params.items() if v is not None}
+        response = httpx.get(
+            self.url + path, params=params, headers={"Authorization": f"Bearer {READ}"}
+        )
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    def rows(self, **params: Any) -> dict[tuple[str, str], dict[str, Any]]:
+        """/v1/kpis rows by (scope_id, kpi)."""
+        body = self.get("/v1/kpis", **params)
+        return {(row["scope_id"], row["kpi"]): row for row in body["data"]}
+
+    def unit(self, key: str) -> str:
+        return str(self.catalog[key]["unit"])
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _seed(engine: Engine, settings: Settings) -> None:
+    """Sync the simulated portal, enter October's targets, and record a stale Salesforce sync."""
+    hub = HubSpotPortal(PORTAL_TOKEN)
+    hub.load(
+        # Activity on the weekdays before ``end`` (exclusive), 9:00–19:00 Tokyo time.
+        generate_dataset(
+            seed=7, teams=2, reps_per_team=2, months=1, end=DATA_END, calls_per_rep_day=40
+        )
+    )
+    running = serve_portal(hub)
+    try:
+        connector = HubSpotConnector(PORTAL_TOKEN, host=running.url, sleep=lambda _: None)
+        report = run_sync(engine, connector, trigger="test", full=True, kpi=kpi_context(settings))
+        assert report.status == "ok", report.error
+    finally:
+        running.stop()
+
+    ctx = kpi_context(settings)
+    keys = [
+        "calls",
+        "effective_contacts",
+        "emails_sent",
+        "meetings_set",
+        "deals_created",
+        "won_count",
+        "won_amount",
+        "connect_rate",
+        "effective_contact_rate",
+        "meeting_conversion_rate",
+        "win_rate",
+    ]
+    targets: list[Target] = []
+    for scope in ("org", "team", "rep"):
+        rows = compute(engine, ctx, kpis=keys, start=OCTOBER[0], end=OCTOBER[1], scope=scope)
+        teams = sorted({r.scope_id for r in rows if r.kpi == "calls" and (r.value or 0) > 0})
+        for row in rows:
+            if row.value is None or (row.value == 0 and scope != "org"):
+                continue
+            factor = 0.9  # on track …
+            if row.kpi == "meeting_conversion_rate":
+                factor = 1.6  # … but converting too few contacts: the seed's quality bottleneck
+            if scope == "team" and teams and row.scope_id == teams[-1] and row.kpi == "calls":
+                factor = 2.0  # … and one team calling too little: a volume cause
+            value = round(row.value * factor, 4 if row.value < 1 else 0) or 1
+            targets.append(Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, value))
+    # A day target and a week target for single reps: they win over the pro-rated month.
+    reps = compute(engine, ctx, kpis=["calls"], start=OCTOBER[0], end=OCTOBER[1], scope="rep")
+    active = [r.scope_id for r in reps if (r.value or 0) > 0]
+    targets.append(Target("calls", "day", TODAY, "rep", active[0], 33))
+    targets.append(Target("calls", "week", MONDAY, "rep", active[1], 150))
+    put_targets(engine, targets)
+
+    ago = datetime.now(UTC) - timedelta(days=3)
+    with engine.begin() as conn:
+        conn.execute(
+            SyncRun.__table__.insert().values(
+                source="salesforce",
+                trigger="schedule",
+                full=False,
+                started_at=ago - timedelta(minutes=2),
+                finished_at=ago,
+                status="ok",
+                records={},
+                quarantined=0,
+                api_calls=3,
+                error=None,
+            )
+        )
+
+
+def _empty(engine: Engine) -> None:
+    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+    with engine.begin() as conn:
+        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+
+
+@pytest.fixture(scope="module", params=ENGINES)
+def served(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Served]:
+    """The service on a seeded store, on SQLite and on PostgreSQL (as every store test runs)."""
+    if request.param == "sqlite":
+        path = tmp_path_factory.mktemp("dashboard") / "store.db"
+        shutil.copy(request.getfixturevalue("sqlite_template"), path)
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        engine = postgres_engine(request.getfixturevalue("postgres_schema"))
+    settings = Settings(
+        database_url="sqlite://",  # the engine above is the store; this is not read
+        timezone="Asia/Tokyo",
+        holidays="JP",
+        read_tokens=[SecretStr(READ)],
+        admin_tokens=[SecretStr(ADMIN)],
+        now=NOW,
+    )
+    try:
+        _seed(engine, settings)
+        yield from _serve(engine, settings, str(request.param))
+    finally:
+        if request.param == "postgresql":
+            _empty(engine)
+        engine.dispose()
+
+
+def _serve(engine: Engine, settings: Settings, name: str) -> Iterator[Served]:
+    port = _free_port()
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(settings, engine), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
+    thread = threading.Thread(target=server.run, name="dashboard-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.05)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        probe = Served(url, engine, [], {}, {}, name)
+        catalog = {e["key"]: e for e in probe.get("/v1/kpis/catalog")["data"]}
+        october = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat()}
+        team_rows = probe.get("/v1/kpis", kpi="calls", scope="team", **october)["data"]
+        teams = sorted(team_rows, key=lambda r: -(r["value"] or 0))
+        by_team = probe.get("/v1/kpis", kpi="calls", scope="rep", by="team", **october)["data"]
+        reps = {r["scope_id"]: r["by_value"] for r in by_team if (r["value"] or 0) > 0}
+        yield Served(url, engine, teams, reps, catalog, name)
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+# --- the browser --------------------------------------------------------------------------------
+
+
+def _no_browser_reason() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return "Playwright for Python is not installed (pip install -e '.[dev]')"
+    if not (Path(CHROMIUM).exists() or shutil.which(CHROMIUM)):
+        return f"no Chromium at {CHROMIUM} (scripts/test.sh installs Debian's chromium package)"
+    return None
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Browser]:
+    reason = _no_browser_reason()
+    if reason is not None:
+        if os.environ.get("CI"):
+            pytest.fail(f"the dashboard must be tested in a browser in CI: {reason}")
+        pytest.skip(reason)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, headless=True)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture(scope="module")
+def screenshots(request: pytest.FixtureRequest) -> Iterator[list[Path]]:
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    taken: list[Path] = []
+    yield taken
+    if taken:
+        # Printed past pytest's capture, so the paths show in a plain run (and in CI's log).
+        capture = request.config.pluginmanager.getplugin("capturemanager")
+        with capture.global_and_fixture_disabled():
+            print(f"\ndashboard screenshots ({len(taken)}) in {ARTIFACTS}:")
+            for path in taken:
+                print(f"  {path}")
+
+
+def open_page(browser: Browser, served: Served, locale: str = "ja-JP") -> tuple[Page, list[str]]:
+    """A fresh browser session (its own sessionStorage) on the dashboard, and its JS errors."""
+    context = browser.new_context(locale=locale, viewport={"width": 1440, "height": 1000})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.on(
+        "console", lambda message: errors.append(message.text) if message.type == "error" else None
+    )
+    page.goto(served.url + "/")
+    return page, errors
+
+
+def sign_in(page: Page, token: str = READ) -> None:
+    page.wait_for_selector("body[data-state=login]")
+    page.fill("#token", token)
+    page.click("#login button[type=submit]")
+
+
+def wait_view(page: Page, view: str, scope_id: str = "org") -> None:
+    page.wait_for_selector(
+        f'#content > .view[data-view="{view}"][data-id="{scope_id}"]', timeout=15_000
+    )
+    page.wait_for_selector("body[data-state=ready]")
+
+
+def snap(page: Page, screenshots: list[Path], served: Served, name: str) -> None:
+    path = ARTIFACTS / served.store / f"{name}.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(path), full_page=True)
+    screenshots.append(path)
+
+
+def cell(page: Page, table: str, scope_id: str, kpi: str) -> dict[str, str]:
+    """A KPI cell of a member table: its data attributes and the value it shows."""
+    selector = f'table[data-table="{table}"] tr[data-scope-id="{scope_id}"] td[data-kpi="{kpi}"]'
+    found: dict[str, str] = page.eval_on_selector(
+        selector,
+        """td => ({...td.dataset, shown: td.querySelector('.v').textContent,
+                  target_shown: (td.querySelector('.t') || {textContent: ''}).textContent,
+                  progress_shown: (td.querySelector('.p') || {textContent: ''}).textContent.trim()})""",
+    )
+    return found
+
+
+def field(page: Page, table: str, kpi: str, name: str) -> dict[str, str]:
+    selector = f'table[data-table="{table}"] tr[data-kpi="{kpi}"] td[data-field="{name}"]'
+    found: dict[str, str] = page.eval_on_selector(
+        selector, "td => ({value: td.dataset.value, shown: td.textContent})"
+    )
+    return found
+
+
+def number(text: str) -> float | None:
+    return None if text == "" else float(text)
+
+
+# --- tests --------------------------------------------------------------------------------------
+
+
+def test_dashboard_files_are_served_offline_and_packaged() -> None:
+    engine = make_engine("sqlite://")  # the page and its files never touch the store
+    with TestClient(create_app(Settings(database_url="sqlite://"), engine)) as client:
+        page = client.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+        csp = page.headers["content-security-policy"]
+        assert "default-src 'none'" in csp and "script-src 'self'" in csp
+        html = page.text
+        assert "http://" not in html and "https://" not in html  # nothing from a CDN
+        for name, media_type in ASSETS.items():
+            asset = client.get(f"/dashboard/{name}")
+            assert asset.status_code == 200, name
+            assert asset.headers["content-type"] == media_type
+            assert "://" not in asset.text.replace("http://www.w3.org/2000/svg", ""), name
+        assert client.get("/dashboard/../app.py").status_code == 404
+        assert client.get("/dashboard/secret.txt").status_code == 404
+        assert "/" not in client.get("/openapi.json").json()["paths"]
+    on_disk = {p.name for p in DASHBOARD_DIR.iterdir() if p.name != "index.html"}
+    assert on_disk == set(ASSETS)
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    patterns = pyproject["tool"]["setuptools"]["package-data"]["service"]
+    for name in [*ASSETS, "index.html"]:
+        assert any(Path("dashboard", name).match(p) for p in patterns), name
+
+
+def test_token_form_daily_view_and_freshness(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served, "ja-JP")
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    assert page.get_attribute("html", "lang") == "ja"  # the browser prefers Japanese
+    sign_in(page, "not-a-token")
+    page.wait_for_selector("#login-error")
+    assert "401" in page.inner_text("#login-error")
+    errors.clear()  # the browser logs the refused request
+    sign_in(page)
+    wait_view(page, "daily")
+    assert page.evaluate("sessionStorage.getItem('iskpi.token')") == READ
+    snap(page, screenshots, served, "01-daily-org-ja")
+
+    day = {"from": TODAY.isoformat(), "to": TODAY.isoformat(), "grain": "day"}
+    week = {"from": MONDAY.isoformat(), "to": SUNDAY.isoformat(), "grain": "week"}
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    forecast = served.get("/v1/forecast", kpi="calls")["data"][0]
+    assert (forecast["business_days"], forecast["business_days_elapsed"]) == (MONTH_DAYS, 19)
+    for scope, ids in (("org", ["org"]), ("team", [t["scope_id"] for t in served.teams])):
+        d, w, m = (served.rows(scope=scope, **p) for p in (day, week, month))
+        for scope_id in ids:
+            for kpi in ("calls", "effective_contacts", "emails_sent"):
+                today, this_week, target = d[scope_id, kpi], w[scope_id, kpi], m[scope_id, kpi]
+                shown_today = cell(page, "daily-day", scope_id, kpi)
+                assert number(shown_today["value"]) == today["value"]
+                assert shown_today["shown"] == shown(today["value"], "count")
+                assert shown_today["status"] == (today["status"] or "")
+                if target["target"] is None:
+                    assert shown_today["target"] == ""
+                    continue
+                # The day's pro-rated target: the month's target over its business days.
+                day_target = target["target"] / MONTH_DAYS
+                assert number(shown_today["target"]) == pytest.approx(day_target)
+                assert shown_today["target_shown"] == f" / {shown(day_target, 'count')}"
+                assert shown_today["progress_shown"] == share(today["value"] / day_target)
+                shown_week = cell(page, "daily-week", scope_id, kpi)
+                assert number(shown_week["value"]) == this_week["value"]
+                to_date = target["target"] * WEEK_DAYS / MONTH_DAYS * WEEK_ELAPSED / WEEK_DAYS
+                assert number(shown_week["target"]) == pytest.approx(to_date)
+                assert shown_week["progress_shown"] == share(this_week["value"] / to_date)
+            for kpi in ("connect_rate", "effective_contact_rate", "avg_talk_seconds"):
+                for table, rows in (("daily-day", d), ("daily-week", w)):
+                    got = cell(page, table, scope_id, kpi)
+                    assert number(got["value"]) == rows[scope_id, kpi]["value"], (table, kpi)
+                    assert got["shown"] == shown(rows[scope_id, kpi]["value"], served.unit(kpi))
+    assert page.inner_text('table[data-table="daily-day"] thead th[data-kpi="calls"]') == "架電数"
+    assert page.locator("svg.trend-chart rect.bar-calls[data-day]").count() == TODAY.day
+
+    # Freshness: HubSpot synced just now; the Salesforce run is three days old.
+    health = httpx.get(served.url + "/healthz").json()["last_successful_sync"]
+    hubspot = page.locator('#freshness li[data-source="hubspot"]')
+    assert hubspot.get_attribute("data-stale") == "false"
+    assert hubspot.get_attribute("data-last-sync") == health["hubspot"]
+    assert health["hubspot"][:16].replace("T", " ") in hubspot.inner_text()
+    salesforce = page.locator('#freshness li[data-source="salesforce"]')
+    assert salesforce.get_attribute("data-stale") == "true"
+    assert "3日前" in salesforce.inner_text()
+    assert "Salesforce" in page.inner_text("#stale-warning")
+    assert "HubSpot" not in page.inner_text("#stale-warning")
+
+    # Offline: everything came from the service itself.
+    assert requests and all(url.startswith(served.url + "/") for url in requests), requests
+    assert errors == []
+
+
+def test_drill_down_org_team_rep_and_back(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    team = served.teams[0]
+    # A click on the team's row (not only its name) opens the team.
+    page.click(
+        f'table[data-table="daily-day"] tr[data-scope-id="{team["scope_id"]}"] td[data-kpi="calls"]'
+    )
+    wait_view(page, "daily", team["scope_id"])
+    crumbs = page.locator(".breadcrumbs").inner_text()
+    assert "組織全体" in crumbs and team["scope_name"] in crumbs
+    snap(page, screenshots, served, "02-daily-team")
+
+    members = sorted(rep for rep, of in served.reps.items() if of == team["scope_id"])
+    shown_ids = page.eval_on_selector_all(
+        'table[data-table="daily-week"] tbody tr.member', "trs => trs.map(tr => tr.dataset.scopeId)"
+    )
+    assert sorted(shown_ids) == members and members
+    week = {"from": MONDAY.isoformat(), "to": SUNDAY.isoformat(), "grain": "week"}
+    rep_rows = served.rows(scope="rep", kpi="calls", **week)
+    team_rows = served.rows(scope="team", id=team["scope_id"], kpi="calls", **week)
+    for rep in members:
+        assert (
+            number(cell(page, "daily-week", rep, "calls")["value"])
+            == rep_rows[rep, "calls"]["value"]
+        )
+    # The team's reps add up to the team.
+    total = cell(page, "daily-week", team["scope_id"], "calls")
+    assert number(total["value"]) == team_rows[team["scope_id"], "calls"]["value"]
+    assert sum(rep_rows[rep, "calls"]["value"] for rep in members) == number(total["value"])
+
+    # A rep with a day target of 33 calls: it wins over the pro-rated month target.
+    day_target_rep = next(
+        t["id"] for t in served.get("/v1/targets", grain="day")["data"] if t["kpi"] == "calls"
+    )
+    page.goto(f"{served.url}/#/daily?scope=rep&id={day_target_rep}")
+    wait_view(page, "daily", day_target_rep)
+    got = cell(page, "daily-day", day_target_rep, "calls")
+    today = served.rows(
+        scope="rep",
+        id=day_target_rep,
+        kpi="calls",
+        grain="day",
+        **{"from": "2026-10-28", "to": "2026-10-28"},
+    )[day_target_rep, "calls"]
+    assert number(got["target"]) == 33 == today["target"]
+    assert got["progress_shown"] == share(today["value"] / 33)
+    assert page.locator('table[data-table="daily-day"] tbody tr').count() == 1  # a rep is a leaf
+    # A rep with a week target of 150 calls: 30 a business day, 90 by Wednesday.
+    week_target_rep = next(
+        t["id"] for t in served.get("/v1/targets", grain="week")["data"] if t["kpi"] == "calls"
+    )
+    page.goto(f"{served.url}/#/daily?scope=rep&id={week_target_rep}")
+    wait_view(page, "daily", week_target_rep)
+    assert number(cell(page, "daily-day", week_target_rep, "calls")["target"]) == 30
+    assert number(cell(page, "daily-week", week_target_rep, "calls")["target"]) == 90
+    page.goto(f"{served.url}/#/daily?scope=rep&id={day_target_rep}")
+    wait_view(page, "daily", day_target_rep)
+    crumbs = page.locator(".breadcrumbs a")
+    assert crumbs.count() == 2  # org › team › (this rep)
+    snap(page, screenshots, served, "03-daily-rep")
+    page.click('.breadcrumbs a[data-scope="org"]')
+    wait_view(page, "daily")
+    assert page.locator('table[data-table="daily-day"] tbody tr.member').count() == len(
+        served.teams
+    )
+    assert errors == []
+
+
+def test_weekly_funnel_bottleneck_and_cause(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="weekly"]')
+    wait_view(page, "weekly")
+    snap(page, screenshots, served, "04-weekly-org")
+
+    week = {"from": MONDAY.isoformat(), "to": SUNDAY.isoformat(), "grain": "week"}
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    w, m = served.rows(scope="org", **week), served.rows(scope="org", **month)
+    for kpi in ("calls", "connect_rate", "effective_contacts", "meetings_set", "deals_created"):
+        actual = field(page, "week-funnel", kpi, "actual")
+        assert number(actual["value"]) == w["org", kpi]["value"]
+        assert actual["shown"] == shown(w["org", kpi]["value"], served.unit(kpi))
+        target = m["org", kpi]["target"]
+        if served.unit(kpi) == "count":
+            target = target * WEEK_DAYS / MONTH_DAYS  # the month's target over the week
+        assert number(field(page, "week-funnel", kpi, "target")["value"]) == pytest.approx(target)
+    bars = page.locator("svg.funnel-chart g.bar-row")
+    assert bars.count() == 4
+
+    funnel = served.get("/v1/funnel", month="2026-10")
+    assert funnel["bottleneck"] == "meeting_conversion_rate" and funnel["cause"] == "quality"
+    verdict = page.locator("dl.verdict")
+    assert verdict.get_attribute("data-bottleneck") == funnel["bottleneck"]
+    assert served.catalog[funnel["bottleneck"]]["names"]["ja"] in verdict.inner_text()
+    assert share(funnel["bottleneck_achievement"]) in verdict.inner_text()
+    assert page.inner_text("dl.verdict dd.cause") == "質の問題"
+    assert page.inner_text("dl.verdict dd.hint") == funnel["hint"]["ja"]
+    for stage in funnel["stages"]:
+        got = field(page, "month-funnel", stage["stage"], "actual")
+        assert number(got["value"]) == stage["actual"]
+
+    # Each team's bottleneck, then one team's own review.
+    causes = {}
+    for team in served.teams:
+        expected = served.get("/v1/funnel", month="2026-10", scope="team", id=team["scope_id"])
+        row = f'table[data-table="week-members"] tr[data-scope-id="{team["scope_id"]}"]'
+        assert page.get_attribute(f"{row} td.bottleneck", "data-bottleneck") == (
+            expected["bottleneck"] or ""
+        )
+        assert page.get_attribute(f"{row} td.cause", "data-cause") == (expected["cause"] or "")
+        causes[team["scope_id"]] = expected["cause"]
+    assert {"quality", "volume"} <= set(causes.values())
+    # The week before, through the period buttons.
+    page.click(".period button.step >> nth=0")
+    page.wait_for_selector('#content > .view[data-view="weekly"]')
+    page.wait_for_function("location.hash.includes('week=2026-10-19')")
+    wait_view(page, "weekly")
+    before = served.rows(scope="org", grain="week", **{"from": "2026-10-19", "to": "2026-10-25"})
+    assert page.inner_text(".view-title") == "2026-10-19 〜 2026-10-25 の週次レビュー"
+    got = field(page, "week-funnel", "calls", "actual")
+    assert number(got["value"]) == before["org", "calls"]["value"] > 0
+    page.go_back()
+    page.wait_for_function("!location.hash.includes('week=')")
+    wait_view(page, "weekly")
+
+    volume_team = next(team for team, cause in causes.items() if cause == "volume")
+    page.click(f'table[data-table="week-members"] a.drill[data-id="{volume_team}"]')
+    wait_view(page, "weekly", volume_team)
+    assert page.inner_text("dl.verdict dd.cause") == "行動量の問題"
+    snap(page, screenshots, served, "05-weekly-team-volume")
+    assert errors == []
+
+
+def test_monthly_tiers_forecast_phase_and_reps(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="monthly"]')
+    wait_view(page, "monthly")
+
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    org = served.rows(scope="org", **month)
+    for key in served.catalog:
+        value = field(page, "month-kpis", key, "value")
+        assert number(value["value"]) == org["org", key]["value"], key
+        assert value["shown"] == shown(org["org", key]["value"], served.unit(key)), key
+        assert (
+            number(field(page, "month-kpis", key, "target")["value"]) == org["org", key]["target"]
+        )
+        assert field(page, "month-kpis", key, "achievement")["shown"] == share(
+            org["org", key]["achievement"]
+        )
+
+    forecast = served.get("/v1/forecast", month="2026-10")
+    assert forecast["meta"]["as_of"] == TODAY.isoformat()
+    for row in forecast["data"]:
+        for name in ("actual", "forecast", "target", "pipeline"):
+            got = field(page, "forecast", row["kpi"], name)
+            assert number(got["value"]) == row[name], (row["kpi"], name)
+            assert got["shown"] == shown(row[name], served.unit(row["kpi"]))
+        run_rate = field(page, "forecast", row["kpi"], "run_rate")
+        if row["kpi"] == "won_amount":
+            assert row["pipeline"] is not None and run_rate["value"] == ""
+        else:
+            assert number(run_rate["value"]) == pytest.approx(row["forecast"] - row["actual"])
+    assert page.locator("svg.forecast-chart g.bar-row").count() == len(forecast["data"])
+
+    # Per rep: every rep with a team, with its numbers and its won-amount landing.
+    reps = served.rows(scope="rep", **month)
+    landing = {
+        r["scope_id"]: r
+        for r in served.get("/v1/forecast", month="2026-10", scope="rep", kpi="won_amount")["data"]
+    }
+    shown_reps = page.eval_on_selector_all(
+        'table[data-table="month-reps"] tbody tr', "trs => trs.map(tr => tr.dataset.scopeId)"
+    )
+    assert sorted(shown_reps) == sorted(served.reps)
+    for rep in served.reps:
+        for kpi in ("calls", "meetings_set", "won_amount", "win_rate"):
+            got = cell(page, "month-reps", rep, kpi)
+            assert number(got["value"]) == reps[rep, kpi]["value"]
+            assert got["shown"] == shown(reps[rep, kpi]["value"], served.unit(kpi))
+        assert number(cell(page, "month-reps", rep, "landing")["value"]) == landing[rep]["forecast"]
+    snap(page, screenshots, served, "06-monthly-org-growth")
+
+    # The phase's priority KPIs first, most stars first.
+    page.select_option('select[name="phase"]', "mature")
+    page.wait_for_selector('.cards[data-phase="mature"]')
+    page.wait_for_selector("body[data-state=ready]")
+    mature = [e["key"] for e in served.get("/v1/kpis/catalog", phase="mature")["data"]]
+    cards = page.eval_on_selector_all(".cards .card[data-kpi]", "cs => cs.map(c => c.dataset.kpi)")
+    assert cards == mature and mature[0] == "won_amount"
+    first_rows = page.eval_on_selector_all(
+        'table[data-table="month-kpis"] tbody tr[data-kpi]', "trs => trs.map(tr => tr.dataset.kpi)"
+    )
+    assert first_rows[: len(mature)] == mature
+    assert sorted(first_rows) == sorted(served.catalog)  # every KPI once
+    header = page.eval_on_selector_all(
+        'table[data-table="month-reps"] thead th[data-kpi]', "ths => ths.map(th => th.dataset.kpi)"
+    )
+    assert header[: len(mature)] == mature
+    assert page.evaluate("localStorage.getItem('iskpi.phase')") == "mature"
+    snap(page, screenshots, served, "07-monthly-org-mature")
+    assert errors == []
+
+
+def test_language_switch_and_session_token(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served, "en-US")
+    assert page.get_attribute("html", "lang") == "en"  # the browser prefers English
+    sign_in(page)
+    wait_view(page, "daily")
+    team = served.teams[0]["scope_id"]
+    page.goto(f"{served.url}/#/monthly?scope=team&id={team}")
+    wait_view(page, "monthly", team)
+    head = 'table[data-table="month-reps"] thead th[data-kpi="calls"]'
+    assert page.inner_text(head) == served.catalog["calls"]["names"]["en"] == "Calls"
+    assert page.inner_text('#views a[data-view="monthly"]') == "Monthly"
+    snap(page, screenshots, served, "08-monthly-team-en")
+
+    page.click('#lang button[data-lang="ja"]')
+    page.wait_for_function("document.documentElement.lang === 'ja'")
+    wait_view(page, "monthly", team)
+    assert page.inner_text(head) == served.catalog["calls"]["names"]["ja"] == "架電数"
+    assert page.inner_text('#views a[data-view="monthly"]') == "月次"
+    names = page.eval_on_selector_all(
+        'table[data-table="month-kpis"] tbody tr[data-kpi] th',
+        "ths => ths.map(th => [th.parentElement.dataset.kpi, th.firstChild.textContent])",
+    )
+    assert all(name == served.catalog[key]["names"]["ja"] for key, name in names)
+
+    # A reload keeps the token (this tab's session) and the language chosen.
+    page.reload()
+    wait_view(page, "monthly", team)
+    assert page.locator("#login").is_hidden()
+    assert page.get_attribute("html", "lang") == "ja"
+    page.click('#lang button[data-lang="en"]')
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    wait_view(page, "monthly", team)
+    assert page.inner_text(head) == "Calls"
+    page.click("#sign-out")
+    page.wait_for_selector("body[data-state=login]")
+    assert page.evaluate("sessionStorage.getItem('iskpi.token')") is None
+    assert errors == []
