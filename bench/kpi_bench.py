@@ -387,7 +387,9 @@ def sync_child(
             try:
                 return fn(*args, **kw)
             finally:
-                spent["maintain_s"] += time.perf_counter() - began
+                took = time.perf_counter() - began
+                spent["maintain_s"] += took
+                spent[f"{fn.__name__}_s"] = spent.get(f"{fn.__name__}_s", 0.0) + took
 
         return run
 

@@ -28,8 +28,10 @@ the relative ``nextRecordsUrl``. Each API page is stored as pages of at most
   instead: created, polled, and its CSV result sets read ``bulk_page_size`` rows at a time by
   ``Sforce-Locator``; the job id, the locator and the rows stored of the current set are the
   state, so a killed run resumes in the same job.
-- *Incremental*: ``SystemModstamp >= cursor - lookback`` (a closed bound); rows already stored
-  at the same SystemModstamp (``seen`` in the state, for the lookback window) are dropped.
+- *Incremental*: ``SystemModstamp >= cursor - lookback`` (a closed bound). Rows re-read in the
+  lookback window are stored again (an idempotent upsert): SystemModstamp counts whole seconds
+  and a late commit keeps its transaction's start, so a second version of a row can carry the
+  stamp of the first; dropping re-reads by (Id, SystemModstamp) would lose it.
 - *Resumed* (a run stopped mid-pass): ``SystemModstamp >= t AND (SystemModstamp > t OR Id > id)``
   from the last stored row, so a crash, an expired session or a quota stop loses and repeats
   nothing. An expired query locator (INVALID_QUERY_LOCATOR) restarts the query the same way.
@@ -66,7 +68,7 @@ Cost in API requests (P = 2,000, the page size)
 So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 11
 (the demo org, 170,000 records of which 60,000 emails: 158 requests); an incremental run about
 changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
-+ 10; a run with no change exactly 10.
++ 10; a run with no change (none in the lookback window before the last run either) exactly 10.
 
 Limits and failures
 -------------------
@@ -166,7 +168,6 @@ log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-SEEN_CAP = 2_000  # rows remembered (in the saved state) to drop lookback re-reads
 LOOKUP_IDS = 500  # Ids in one look-up query's IN list
 COMPOSITE_QUERIES = 5  # query subrequests Salesforce allows in one composite request
 DESCRIBED = ("UserRole", "User", "Lead", "Task", "Event", "Opportunity", "EmailMessage")
@@ -257,10 +258,6 @@ def soql_string(value: str) -> str:
 
 def _iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
-
-
-def _millis(moment: datetime) -> int:
-    return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
 def _text(value: Any) -> str | None:
@@ -627,7 +624,6 @@ class _Cursor:
     at: datetime | None = None  # None: the first pass, from the beginning
     crm_id: str | None = None
     resume: bool = False  # mid-pass: continue strictly after (at, crm_id), no lookback
-    seen: dict[str, int] = field(default_factory=dict)  # Id → SystemModstamp millis
 
     @classmethod
     def from_state(cls, state: Any) -> _Cursor:
@@ -639,17 +635,12 @@ class _Cursor:
             at=at,
             crm_id=raw.get("crm_id"),
             resume=bool(state.get("resume", False)),
-            seen={str(k): int(v) for k, v in (state.get("seen") or {}).items()},
         )
 
     def to_state(self) -> dict[str, Any]:
-        seen = self.seen
-        if len(seen) > SEEN_CAP:  # forgetting one only costs a harmless re-read
-            seen = dict(sorted(seen.items(), key=lambda item: item[1])[-SEEN_CAP:])
         return {
             "cursor": {"modified_at": _iso(self.at) if self.at else None, "crm_id": self.crm_id},
             "resume": self.resume,
-            "seen": seen,
         }
 
 
@@ -1444,26 +1435,17 @@ class SalesforceConnector:
     def _advance(
         self, cursor: _Cursor, rows: list[dict[str, Any]], until: datetime, last: bool
     ) -> list[dict[str, Any]]:
-        """Move the cursor over ``rows``; the rows not stored yet (lookback re-reads dropped)."""
-        fresh: list[dict[str, Any]] = []
+        """Move the cursor over ``rows``; the rows to store (all of them, re-reads too)."""
         for row in rows:
-            row_id = str(row.get("Id"))
             try:
                 stamp = parse_datetime(row.get("SystemModstamp"), "SystemModstamp")
             except RecordRejected:
                 stamp = None
-            millis = _millis(stamp) if stamp is not None else None
-            if millis is None or cursor.seen.get(row_id) != millis:
-                fresh.append(row)
-            if millis is not None and stamp is not None:
-                cursor.seen[row_id] = millis
-                cursor.at, cursor.crm_id, cursor.resume = min(stamp, until), row_id, True
+            if stamp is not None:
+                cursor.at, cursor.crm_id, cursor.resume = min(stamp, until), str(row.get("Id")), True
         if last:
             cursor.at, cursor.crm_id, cursor.resume = until, None, False
-        if cursor.at is not None:
-            floor = _millis(cursor.at - self._lookback)
-            cursor.seen = {k: v for k, v in cursor.seen.items() if v >= floor}
-        return fresh
+        return rows
 
     # -- look-ups (composite: five queries a request, one API call) -----------------------------
 

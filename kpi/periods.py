@@ -193,6 +193,8 @@ def offset_segments(
 
 # The span whose offsets statements over arbitrary stored timestamps (the rollup marks) know.
 WIDE_WINDOW = (datetime(1990, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC))
+# The most a window's offset table covers (a timestamp outside takes the nearest offset).
+OFFSET_SPAN = (datetime(1900, 1, 1, tzinfo=UTC), datetime(2200, 1, 1, tzinfo=UTC))
 
 
 @lru_cache(maxsize=32)
@@ -273,7 +275,12 @@ class TimeBuckets:
             if window
             else (datetime(2000, 1, 1, tzinfo=UTC), datetime(2000, 1, 2, tzinfo=UTC))
         )
-        self.segments = offset_segments(zone, lo - timedelta(days=2), hi + timedelta(days=2))
+        # A stored timestamp at the ends of time (the epoch, the year 9999) must not make the
+        # table span millennia (or overflow): outside OFFSET_SPAN the nearest offset stands.
+        lo, hi = max(lo, OFFSET_SPAN[0]), min(hi, OFFSET_SPAN[1])
+        self.segments = offset_segments(
+            zone, min(lo, hi) - timedelta(days=2), max(lo, hi) + timedelta(days=2)
+        )
 
     @property
     def is_postgres(self) -> bool:

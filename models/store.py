@@ -2,13 +2,29 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Table, delete, func, select, update
+from sqlalchemy import (
+    BigInteger,
+    Connection,
+    Float,
+    Integer,
+    Numeric,
+    String,
+    Table,
+    delete,
+    func,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 
+from models.base import UTCDateTime
 from models.crm import CrmRecord
 from models.sync import QuarantinedRecord, SyncState
 
@@ -31,6 +47,72 @@ def _last_per_key(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list
     for row in rows:
         by_key[tuple(row[k] for k in key)] = row
     return list(by_key.values())
+
+
+# Timestamps every business time zone can place in a day (UTC±14 h stays within 1..9999).
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, tzinfo=UTC)
+# An expected close date may be a placeholder such as 9999-12-31; no day is cut from it.
+PLACEHOLDER_DATES = frozenset({("deals", "closed_at")})
+INT32 = (-(2**31), 2**31 - 1)
+
+
+Check = Callable[[Any], str | None]
+
+
+def _check(table: str, name: str, kind: Any) -> Check | None:
+    """The test a value of one column must pass to be stored, if it has one."""
+    if isinstance(kind, String) and kind.length:
+        length = kind.length
+        return lambda v: (
+            f"{name}: {len(v):,} characters, more than the {length} the store keeps"
+            if len(v) > length
+            else None
+        )
+    if isinstance(kind, Integer) and not isinstance(kind, BigInteger):
+        return lambda v: f"{name}: {v} is out of range" if not INT32[0] <= v <= INT32[1] else None
+    if isinstance(kind, Float):
+        return lambda v: None if math.isfinite(v) else f"{name}: {v} is not a finite number"
+    if isinstance(kind, Numeric) and kind.precision:
+        digits = kind.precision - (kind.scale or 0)
+        bound = Decimal(10) ** digits
+        return lambda v: (
+            None
+            if Decimal(v).is_finite() and abs(Decimal(v)) < bound
+            else f"{name}: {v} has more than {digits} digits before the point"
+        )
+    if isinstance(kind, UTCDateTime) and (table, name) not in PLACEHOLDER_DATES:
+        return lambda v: (
+            None
+            if v.tzinfo is None or EARLIEST <= v < LATEST
+            else f"{name}: {v.isoformat()} is outside the years the store can place in a day"
+        )
+    return None
+
+
+@cache
+def _checks(model: type[CrmRecord]) -> tuple[tuple[str, Check], ...]:
+    table = model.__table__
+    assert isinstance(table, Table)
+    found = ((c.name, _check(table.name, c.name, c.type)) for c in table.columns)
+    return tuple((name, check) for name, check in found if check is not None)
+
+
+def unfit(model: type[CrmRecord], row: Mapping[str, Any]) -> str | None:
+    """Why a normalized row cannot be stored as it is (a column it overflows), or None.
+
+    A CRM hands over what it holds: a megabyte in a short text field, a duration of
+    centuries, an amount past the column's precision, an infinite rating, a call in the
+    year 9999. Stored, such a value fails the page on PostgreSQL (and every later run at
+    the same page) or skews a KPI; the sync quarantines the record with this reason.
+    """
+    for name, check in _checks(model):
+        value = row.get(name)
+        if value is not None:
+            reason = check(value)
+            if reason is not None:
+                return reason
+    return None
 
 
 def upsert_records(
@@ -68,6 +150,17 @@ def flag_deleted(
         )
 
 
+def _json_safe(value: Any) -> Any:
+    # JSON has no Infinity or NaN (PostgreSQL refuses them), yet a CRM's 1e400 parses to inf.
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_json_safe(v) for v in value]
+    return value
+
+
 def quarantine(
     conn: Connection, source: str, stream: str, rejected: Sequence[Mapping[str, Any]], run_id: int
 ) -> None:
@@ -75,7 +168,16 @@ def quarantine(
     if not rejected:
         return
     rows = _last_per_key(
-        ({**r, "source": source, "stream": stream, "run_id": run_id} for r in rejected),
+        (
+            {
+                **r,
+                "payload": _json_safe(r["payload"]),
+                "source": source,
+                "stream": stream,
+                "run_id": run_id,
+            }
+            for r in rejected
+        ),
         ("crm_id",),
     )
     table = QuarantinedRecord.__table__

@@ -2,7 +2,9 @@
 
 PostgreSQL: a session advisory lock held on a dedicated connection for the
 whole run; the server drops it when that connection dies, so a killed process
-never leaves a stale lock. SQLite: a lease row that the holder renews while it
+never leaves a stale lock. When the connection dies under a live run (a backend
+terminated, a failover), ``renew`` takes the lock again on a new connection, or
+stops the run if another sync took it meanwhile. SQLite: a lease row that the holder renews while it
 works; a lease left by a killed process is taken over at once on the same host
 (its pid is gone) and expires elsewhere.
 """
@@ -19,6 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import Connection, Engine, Table, delete, select, text, update
 from sqlalchemy.dialects import sqlite
+from sqlalchemy.exc import DBAPIError
 
 from models import SyncLock
 
@@ -102,6 +105,21 @@ class SourceLock:
         return holder == self.holder
 
     def renew(self) -> None:
+        """Keep the lock: extend a SQLite lease; on PostgreSQL, check its connection lives."""
+        if self._pg_connection is not None:
+            try:
+                self._pg_connection.execute(text("SELECT 1"))
+                self._pg_connection.rollback()
+                return
+            except DBAPIError:
+                # The server dropped the lock with the connection: take it again, or stop.
+                self._drop_pg_connection()
+            if not self.acquire():
+                raise SyncLocked(
+                    f"lost the sync lock of {self.source} with its database connection, and "
+                    "another sync holds it now"
+                )
+            return
         if self.engine.dialect.name != "postgresql":
             with self.engine.begin() as conn:
                 conn.execute(
@@ -110,14 +128,27 @@ class SourceLock:
                     .values(expires_at=datetime.now(UTC) + LEASE)
                 )
 
+    def _drop_pg_connection(self) -> None:
+        if self._pg_connection is not None:
+            try:
+                self._pg_connection.invalidate()
+                self._pg_connection.close()
+            except DBAPIError:
+                pass
+            self._pg_connection = None
+
     def release(self) -> None:
         if self._pg_connection is not None:
-            self._pg_connection.execute(
-                text("SELECT pg_advisory_unlock(:key)"), {"key": self._pg_key}
-            )
-            self._pg_connection.commit()
-            self._pg_connection.close()
-            self._pg_connection = None
+            try:
+                self._pg_connection.execute(
+                    text("SELECT pg_advisory_unlock(:key)"), {"key": self._pg_key}
+                )
+                self._pg_connection.commit()
+                self._pg_connection.close()
+                self._pg_connection = None
+            except DBAPIError:
+                # The connection is gone, and the server released the lock with it.
+                self._drop_pg_connection()
         elif self.engine.dialect.name != "postgresql":
             with self.engine.begin() as conn:
                 conn.execute(

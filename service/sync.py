@@ -13,22 +13,24 @@ import json
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from sqlalchemy import Engine, insert, select, update
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
-from connectors.records import Record
+from connectors.records import Rejected
 from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
-from models import TABLE_BY_KIND, SyncRun, store
+from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
 from service.locks import SyncLocked, source_lock
 from service.prefetch import prefetched
 
 log = logging.getLogger(__name__)
+
+CRM_ID_LENGTH = QuarantinedRecord.__table__.c.crm_id.type.length  # type: ignore[attr-defined]
 
 
 class SyncProgress(Protocol):
@@ -67,6 +69,13 @@ def _payload_key(payload: dict[str, object]) -> str:
     )
 
 
+def _quarantine_key(crm_id: str | None, payload: dict[str, object]) -> str:
+    # An id the quarantine's key column cannot hold is no better than none.
+    if crm_id and len(crm_id) <= CRM_ID_LENGTH:
+        return crm_id
+    return _payload_key(payload)
+
+
 def _store_page(
     engine: Engine,
     source: str,
@@ -77,17 +86,26 @@ def _store_page(
     at: datetime,
     rollups: RollupMaintainer | None,
 ) -> None:
-    by_kind: dict[str, list[Record]] = defaultdict(list)
+    by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rejected = list(page.rejected)
+    kept: list[str] = []
     for record in page.records:
-        by_kind[record.kind].append(record)
+        row = record.as_row()
+        # A value the store cannot hold is quarantined, not left to fail the page forever.
+        reason = store.unfit(TABLE_BY_KIND[record.kind], row)
+        if reason is None:
+            by_kind[record.kind].append(row)
+            kept.append(record.crm_id)
+        else:
+            payload = json.loads(json.dumps(row, default=str))
+            rejected.append(Rejected(record.crm_id, payload, reason))
     stored = 0
     with engine.begin() as conn:
-        for kind, records in by_kind.items():
-            rows = [r.as_row() for r in records]
+        for kind, rows in by_kind.items():
             # The KPI rollups note the (rep, day) keys these rows had and get, so the
             # end of the run recomputes exactly those days.
             token = (
-                rollups.before_upsert(conn, kind, source, [r.crm_id for r in records])
+                rollups.before_upsert(conn, kind, source, [r["crm_id"] for r in rows])
                 if rollups
                 else None
             )
@@ -102,24 +120,24 @@ def _store_page(
             store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
             if rollups and token is not None:
                 rollups.after_upsert(conn, token)
-        store.release_from_quarantine(conn, source, page.stream, [r.crm_id for r in page.records])
+        store.release_from_quarantine(conn, source, page.stream, kept)
         store.quarantine(
             conn,
             source,
             page.stream,
             [
                 {
-                    "crm_id": r.crm_id or _payload_key(r.payload),
+                    "crm_id": _quarantine_key(r.crm_id, r.payload),
                     "payload": r.payload,
                     "reason": r.reason,
                 }
-                for r in page.rejected
+                for r in rejected
             ],
             run_id,
         )
         store.save_state(conn, source, page.stream, page.state, at)
         report.records[page.stream] = report.records.get(page.stream, 0) + stored
-        report.quarantined += len(page.rejected)
+        report.quarantined += len(rejected)
         report.api_calls += page.api_calls
         conn.execute(
             update(SyncRun)
@@ -130,6 +148,18 @@ def _store_page(
                 api_calls=report.api_calls,
             )
         )
+
+
+def _own_states(pages: Iterator[Page]) -> Iterator[Page]:
+    """Each page with a copy of its state, taken the moment the connector yields it.
+
+    Pages are pulled ahead (service.prefetch) while earlier ones are stored: a connector
+    that goes on mutating a state it handed over would otherwise have the next page's
+    position saved with this page, and a run resumed from it would skip that page.
+    """
+    for page in pages:
+        # A JSON round trip: the state is stored as JSON anyway, and it is cheaper than deepcopy.
+        yield replace(page, state=json.loads(json.dumps(page.state)))
 
 
 def _close_interrupted_runs(engine: Engine, source: str) -> None:
@@ -227,7 +257,8 @@ def run_sync(
                 with engine.connect() as conn:
                     state = store.load_state(conn, source, spec.name)
                 try:
-                    for page in prefetched(connector.pull(spec.name, state, until=started_at)):
+                    pages = _own_states(connector.pull(spec.name, state, until=started_at))
+                    for page in prefetched(pages):
                         _store_page(engine, source, spec, page, run_id, report, clock(), rollups)
                         lock.renew()
                         if progress:

@@ -213,9 +213,13 @@ def test_incremental_reads_changes_and_deletes_and_a_quiet_run_costs_ten_request
     # the deleted opportunity.
     assert len(org.org.request_log) - before == connector.api_calls == 12
 
-    # Nothing changed since: one describe and one query per stream (two for emails).
+    # The next run reads those again (they are in the lookback window before the last run's
+    # start; stored again, unchanged). Then nothing changed: one describe and one query per
+    # stream (two for emails).
+    again = sync_all(org.connector(), states, later + timedelta(minutes=30))
+    assert set(again["calls"].by_id()) == {new_call, changed}
     quiet = org.connector()
-    out = sync_all(quiet, states, later + timedelta(minutes=30))
+    out = sync_all(quiet, states, later + timedelta(hours=1))
     assert quiet.api_calls == 10
     assert sum(len(out[s].records) for s in STREAMS[2:]) == 0
 

@@ -396,7 +396,11 @@ class FaultPlan:
     delay_every: int | None = None  # apply the delay on every Nth request only (None: all)
     fail_auth: bool = False  # answer 401 to everything (an expired token)
     # (object_type, id) -> property overrides served as they are, e.g. {"hs_timestamp": "x"}
-    malformed: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
+    # (any JSON value: null, a number, an object, a megabyte of text)
+    malformed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Hostile payloads: each record of a list or search page, as JSON, passes through this
+    # (object_type, record) -> the records served in its place ([] drops it, two duplicate it).
+    rewrite: Callable[[str, dict[str, Any]], list[dict[str, Any]]] | None = None
     # Write requests (batch update, property creation): let ``write_fault_after`` through, then
     # answer ``write_fault_status`` (429 TEN_SECONDLY_ROLLING, or a 5xx) ``write_fault_times``
     # times (None: every later write).
@@ -405,6 +409,7 @@ class FaultPlan:
     write_fault_times: int | None = None
     # Record id -> a validation message: batch updates fail that record (207 multi-status).
     reject_records: dict[str, str] = field(default_factory=dict)
+    injected: int = field(default=0, init=False)  # fault answers served so far (429, 5xx, 401)
     _seen: int = field(default=0, init=False, repr=False)
     _writes: int = field(default=0, init=False, repr=False)
     _rate_limited_since: float | None = field(default=None, init=False, repr=False)
@@ -930,6 +935,13 @@ class HubSpotPortal:
             props.update(overrides)
         return props
 
+    def _served(self, store: _Store, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """A page's records as served: through the fault plan's ``rewrite``, when set."""
+        rewrite = self.faults.rewrite
+        if rewrite is None:
+            return results
+        return [out for result in results for out in rewrite(store.spec.name, result)]
+
     def _property_names(self, store: _Store, requested: Sequence[str]) -> list[str]:
         """The properties HubSpot returns: the defaults, or the asked-for ones plus the basics."""
         spec = store.spec
@@ -1066,7 +1078,8 @@ class HubSpotPortal:
                     break
                 chosen.append(obj)
         body: dict[str, Any] = {
-            "results": [self._object_json(store, o, names, associations) for o in chosen]
+            "results": self._served(store, [self._object_json(store, o, names, associations)
+                                            for o in chosen])
         }
         if next_id is not None:
             body["paging"] = {"next": {"after": str(next_id),
@@ -1393,7 +1406,7 @@ class HubSpotPortal:
         page = matched[after: after + limit]
         out: dict[str, Any] = {
             "total": len(matched),
-            "results": [self._object_json(store, o, names) for o in page],
+            "results": self._served(store, [self._object_json(store, o, names) for o in page]),
         }
         if after + limit < len(matched):
             out["paging"] = {"next": {"after": str(after + limit)}}
@@ -1617,6 +1630,7 @@ class HubSpotPortal:
         """Status, body (JSON-able, or str for a gateway page) and headers of one request."""
         correlation = {"X-HubSpot-Correlation-Id": str(uuid.uuid4())}
         if plan.fail_auth:
+            plan.injected += 1
             return 401, {
                 "status": "error",
                 "message": "The OAuth token used to make this call expired 1 hour(s) ago.",
@@ -1643,10 +1657,12 @@ class HubSpotPortal:
 
         if plan.server_error_burst > 0:
             plan.server_error_burst -= 1
+            plan.injected += 1
             return 503, "Service Unavailable", headers
         if plan.server_error_every and seen % plan.server_error_every == 0:
             status = (502, 503, 500)[plan._server_errors % 3]
             plan._server_errors += 1
+            plan.injected += 1
             if status == 500:
                 return 500, {"status": "error", "message": "internal error",
                              "correlationId": headers["X-HubSpot-Correlation-Id"]}, headers
@@ -1657,6 +1673,7 @@ class HubSpotPortal:
             still = (plan.rate_limit_for_seconds is None
                      or now - plan._rate_limited_since < plan.rate_limit_for_seconds)
             if still:
+                plan.injected += 1
                 headers["X-HubSpot-RateLimit-Remaining"] = "0"
                 return 429, self._rate_limited(
                     "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
@@ -1666,6 +1683,7 @@ class HubSpotPortal:
             if plan._writes > plan.write_fault_after and plan.write_fault_times != 0:
                 if plan.write_fault_times is not None:
                     plan.write_fault_times -= 1
+                plan.injected += 1
                 if plan.write_fault_status == 429:
                     headers["X-HubSpot-RateLimit-Remaining"] = "0"
                     return 429, self._rate_limited(

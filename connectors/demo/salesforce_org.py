@@ -440,6 +440,10 @@ class FaultPlan:
     delay_every: int | None = None  # apply the delay on every Nth API request only (None: all)
     expire_sessions_after: int | None = None  # after N more API requests every session expires
     request_limit_exceeded: bool = False  # answer 403 REQUEST_LIMIT_EXCEEDED to every API request
+    # A rate-limit storm, Salesforce's way (it never answers 429): every Nth API request answers
+    # 403 REQUEST_LIMIT_EXCEEDED (ConcurrentPerOrgLongTxn) ...
+    request_limit_every: int | None = None
+    request_limit_for_seconds: float | None = None  # ... for this long after the first (None: forever)
     omit_limit_header: bool = False  # leave out Sforce-Limit-Info (clients must ask /limits)
     expire_query_locators: bool = False  # nextRecordsUrl answers INVALID_QUERY_LOCATOR
     # Record writes (sObject Collections): let ``write_fault_after`` through, then answer
@@ -454,7 +458,12 @@ class FaultPlan:
     bulk_polls_in_progress: int = 1  # job-info polls that answer InProgress before JobComplete
     # (sobject, id) -> field overrides served as they are, e.g. {"CreatedDate": "yesterday"}
     malformed: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    # Hostile payloads: each record of a REST query page, as JSON, passes through this
+    # (sobject, record) -> the records served in its place ([] drops it, two duplicate it).
+    rewrite: Callable[[str, dict[str, Any]], list[dict[str, Any]]] | None = None
+    injected: int = field(default=0, init=False)  # fault answers served so far (403, 5xx)
     _seen: int = field(default=0, init=False, repr=False)
+    _limited_since: float | None = field(default=None, init=False, repr=False)
     _server_errors: int = field(default=0, init=False, repr=False)
     _writes: int = field(default=0, init=False, repr=False)
 
@@ -848,6 +857,16 @@ class SalesforceOrg:
                 err = ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
                 return Answer(403, err.body())
             plan._seen += 1
+            if plan.request_limit_every and plan._seen % plan.request_limit_every == 0:
+                now = time.monotonic()
+                if plan._limited_since is None:
+                    plan._limited_since = now
+                if (plan.request_limit_for_seconds is None
+                        or now - plan._limited_since < plan.request_limit_for_seconds):
+                    plan.injected += 1
+                    err = ApiError(403, "REQUEST_LIMIT_EXCEEDED",
+                                   "ConcurrentPerOrgLongTxn Limit exceeded.")
+                    return Answer(403, err.body(), self._limit_header())
             self.daily_api_used += 1
             if plan.expire_sessions_after is not None:
                 plan.expire_sessions_after -= 1
@@ -862,6 +881,7 @@ class SalesforceOrg:
                     if plan._writes > plan.write_fault_after and plan.write_fault_times != 0:
                         if plan.write_fault_times is not None:
                             plan.write_fault_times -= 1
+                        plan.injected += 1
                         if plan.write_fault_status == 403:
                             err = ApiError(403, "REQUEST_LIMIT_EXCEEDED",
                                            "TotalRequests Limit exceeded.")
@@ -874,10 +894,12 @@ class SalesforceOrg:
                                       "text/html")
             if plan.server_error_burst > 0:
                 plan.server_error_burst -= 1
+                plan.injected += 1
                 return Answer(503, "Service Unavailable", limit, "text/html")
             if plan.server_error_every and plan._seen % plan.server_error_every == 0:
                 status = (503, 500, 502)[plan._server_errors % 3]
                 plan._server_errors += 1
+                plan.injected += 1
                 if status == 500:
                     err = ApiError(500, "UNKNOWN_EXCEPTION",
                                    "An unexpected error occurred. Please include this ErrorId "
@@ -1061,6 +1083,10 @@ class SalesforceOrg:
             "records": [self._render(cursor.table, row, cursor.fields, cursor.version)
                         for row in chunk],
         }
+        rewrite = self.faults.rewrite
+        if rewrite is not None:
+            name = cursor.table.spec.name
+            out["records"] = [r for record in out["records"] for r in rewrite(name, record)]
         if not out["done"]:
             locator = f"01g{secrets.token_hex(6)[:12]}AAA"
             self._cursors[locator] = cursor
