@@ -23,7 +23,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from models import SyncRun, SyncState
@@ -43,7 +43,7 @@ class CachedBody:
         return len(self.body) + len(self.gzipped or b"")
 
 
-def data_version(engine: Engine) -> tuple[object, ...]:
+def data_version(conn: Connection) -> tuple[object, ...]:
     """What every KPI answer depends on, in one round trip; any write moves it."""
     query = select(
         select(func.max(SyncState.updated_at)).scalar_subquery(),
@@ -55,9 +55,7 @@ def data_version(engine: Engine) -> tuple[object, ...]:
         select(func.max(KpiCost.updated_at)).scalar_subquery(),
         select(func.count()).select_from(KpiCost).scalar_subquery(),
     )
-    with engine.connect() as conn:
-        row = conn.execute(query).one()
-    return tuple(row)
+    return tuple(conn.execute(query).one())
 
 
 class DataVersionClock:
@@ -80,14 +78,22 @@ class DataVersionClock:
     def read(self) -> tuple[object, ...]:
         """Read the version from the store now (blocking; call from a worker thread)."""
         began = time.monotonic()
-        version = data_version(self.engine)
-        with self._lock:
-            self._version, self._read_at = version, began
+        with self.engine.connect() as conn:
+            version = data_version(conn)
+        self.observe(version, began)
         return version
+
+    def observe(self, version: tuple[object, ...], read_at: float) -> None:
+        """Remember a version read at ``read_at`` (monotonic), unless a later read is known:
+        two overlapping reads never leave the older version behind."""
+        with self._lock:
+            if read_at >= self._read_at:
+                self._version, self._read_at = version, read_at
 
     def invalidate(self) -> None:
         with self._lock:
             self._version = None
+            self._read_at = time.monotonic()
 
 
 class ResponseCache:
@@ -107,10 +113,16 @@ class ResponseCache:
         with self._lock:
             return self._take(key)
 
-    def get_or_build(self, key: Hashable, build: Callable[[], bytes]) -> CachedBody:
-        """The cached body for ``key``, building it once however many ask at the same time."""
+    def get_or_build(
+        self, key: Hashable, build: Callable[[], tuple[bytes, Hashable | None]]
+    ) -> CachedBody:
+        """The cached body for ``key``, building it once however many ask at the same time.
+
+        ``build`` returns the body and the key it is true for (the data version it was
+        computed from may be newer than the one asked for), or None to keep it uncached.
+        """
         if self.max_bytes <= 0:
-            return _entry(build())
+            return _entry(build()[0])
         with self._lock:
             found = self._take(key)
             if found is not None:
@@ -122,14 +134,15 @@ class ResponseCache:
                 if found is not None:
                     return found
             try:
-                entry = _entry(build())
+                body, true_key = build()
+                entry = _entry(body)
             finally:
                 with self._lock:
                     self._inflight.pop(key, None)
             with self._lock:
                 self.misses += 1
-                if entry.size <= self.max_bytes:
-                    self._entries[key] = entry
+                if true_key is not None and entry.size <= self.max_bytes:
+                    self._entries[true_key] = entry
                     self._bytes += entry.size
                     while self._bytes > self.max_bytes:
                         _, dropped = self._entries.popitem(last=False)
@@ -150,6 +163,10 @@ def _entry(body: bytes) -> CachedBody:
     return CachedBody(body, gzipped)
 
 
+# POSTs that only read: they must not make every next answer re-read the version.
+READ_ONLY_POSTS = frozenset({("POST", "/v1/plan")})
+
+
 class WritesInvalidate:
     """ASGI middleware: after any request that may write (not GET, HEAD, OPTIONS), re-read
     the data version on the next answer, so a target put through the API shows at once."""
@@ -162,5 +179,9 @@ class WritesInvalidate:
         try:
             await self.app(scope, receive, send)
         finally:
-            if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
+            if (
+                scope["type"] == "http"
+                and scope["method"] not in ("GET", "HEAD", "OPTIONS")
+                and (scope["method"], scope["path"]) not in READ_ONLY_POSTS
+            ):
                 self.clock.invalidate()

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import io
+import time
 from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
@@ -551,3 +552,31 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
     )
     assert response.headers["content-encoding"] == "gzip"
     assert len(response.json()["data"]) == 32 * 4
+
+
+def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestClient) -> None:
+    clock = client.app.state.data_version  # type: ignore[attr-defined]
+    get(client, "/v1/kpis", kpi="calls")
+    assert clock.fresh() is not None
+    plan = {
+        "won_target": 1,
+        "win_rate": 0.5,
+        "meeting_conversion_rate": 0.5,
+        "effective_contact_rate": 0.5,
+    }
+    assert client.post("/v1/plan", json=plan, headers=auth()).status_code == 200
+    assert clock.fresh() is not None  # a plan only reads
+    target = {
+        "kpi": "calls",
+        "grain": "month",
+        "period_start": "2026-10-01",
+        "scope": "org",
+        "value": 1,
+    }
+    assert client.put("/v1/targets", json=[target], headers=auth(ADMIN)).status_code == 200
+    assert clock.fresh() is None
+    # An older read finishing after a newer one never replaces it.
+    now = time.monotonic()
+    clock.observe(("new",), now + 2)
+    clock.observe(("old",), now + 1)
+    assert clock._version == ("new",)

@@ -6,7 +6,8 @@ import calendar
 import csv
 import gc
 import io
-from collections.abc import Sequence
+import time
+from collections.abc import Hashable, Sequence
 from datetime import date, timedelta
 from typing import Annotated, Any, Literal
 
@@ -17,7 +18,7 @@ from pydantic import BaseModel, Field
 
 from kpi import PHASE_GAPS, By, Grain, KpiRequestError, KpiRow, Scope, catalog, compute
 from service.auth import ReadAccess
-from service.cache import DataVersionClock, ResponseCache
+from service.cache import DataVersionClock, ResponseCache, data_version
 from service.deps import EngineDep
 from service.routers.common import READ_RESPONSES, Freshness, KpiContextDep, freshness, kpi_error
 
@@ -192,24 +193,41 @@ async def get_kpis(
     start = from_ or _trailing_month_start(end)
     keys = _keys(kpi)
 
-    def build() -> bytes:
-        try:
-            rows = compute(
-                engine,
-                ctx,
-                kpis=keys,
-                grain=grain,
-                start=start,
-                end=end,
-                scope=scope,
-                scope_id=id,
-                by=by,
-                tier=tier,
-            )
-        except KpiRequestError as exc:
-            kpi_error(exc)
+    cache: ResponseCache = request.app.state.kpi_cache
+    clock: DataVersionClock = request.app.state.data_version
+    request_key = (tuple(keys or ()), grain, start, end, scope, id, by, tier, format)
+
+    def build() -> tuple[bytes, Hashable | None]:
+        # The answer is labelled with the version it was computed from: read before and
+        # after in one snapshot (PostgreSQL: REPEATABLE READ); if a page landed in
+        # between (SQLite reads statement by statement), the answer is not cached.
+        began = time.monotonic()
+        with engine.connect() as conn:
+            if conn.dialect.name == "postgresql":
+                conn = conn.execution_options(isolation_level="REPEATABLE READ")
+            before = data_version(conn)
+            try:
+                rows = compute(
+                    conn,
+                    ctx,
+                    kpis=keys,
+                    grain=grain,
+                    start=start,
+                    end=end,
+                    scope=scope,
+                    scope_id=id,
+                    by=by,
+                    tier=tier,
+                )
+            except KpiRequestError as exc:
+                kpi_error(exc)
+            after = data_version(conn)
+        true_key: Hashable | None = None
+        if before == after:
+            clock.observe(after, began)
+            true_key = (request_key, after)
         if format == "csv":
-            return _csv(rows)
+            return _csv(rows), true_key
         meta = {
             **freshness(engine, ctx).model_dump(mode="json"),
             "grain": grain,
@@ -221,13 +239,11 @@ async def get_kpis(
             "kpis": sorted({row.kpi for row in rows}),
             "rows": len(rows),
         }
-        return orjson.dumps({"data": _json_rows(rows), "meta": meta})
+        return orjson.dumps({"data": _json_rows(rows), "meta": meta}), true_key
 
     # A cached answer is served from the event loop; computing one runs in a worker thread.
-    cache: ResponseCache = request.app.state.kpi_cache
-    clock: DataVersionClock = request.app.state.data_version
     version = clock.fresh() or await run_in_threadpool(clock.read)
-    key = ((tuple(keys or ()), grain, start, end, scope, id, by, tier, format), version)
+    key = (request_key, version)
     entry = cache.lookup(key)
     if entry is None:
         entry = await run_in_threadpool(cache.get_or_build, key, build)
