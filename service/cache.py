@@ -21,7 +21,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from sqlalchemy import Connection, Engine, func, select
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -96,6 +96,14 @@ class DataVersionClock:
             self._read_at = time.monotonic()
 
 
+@dataclass
+class _Flight:
+    """One build in progress, and what it produced for those who waited on it."""
+
+    done: threading.Event = field(default_factory=threading.Event)
+    entry: CachedBody | None = None
+
+
 class ResponseCache:
     """Serialized responses by (request, data version), LRU within ``max_bytes``."""
 
@@ -104,7 +112,7 @@ class ResponseCache:
         self._entries: OrderedDict[Hashable, CachedBody] = OrderedDict()
         self._bytes = 0
         self._lock = threading.Lock()
-        self._inflight: dict[Hashable, threading.Lock] = {}
+        self._inflight: dict[Hashable, _Flight] = {}
         self.hits = 0
         self.misses = 0
 
@@ -114,40 +122,62 @@ class ResponseCache:
             return self._take(key)
 
     def get_or_build(
-        self, key: Hashable, build: Callable[[], tuple[bytes, Hashable | None]]
+        self,
+        key: Hashable,
+        build: Callable[[], tuple[bytes, Hashable | None]],
+        *,
+        flight: Hashable | None = None,
     ) -> CachedBody:
-        """The cached body for ``key``, building it once however many ask at the same time.
+        """The cached body for ``key``, built once however many ask at the same time.
 
         ``build`` returns the body and the key it is true for (the data version it was
         computed from may be newer than the one asked for), or None to keep it uncached.
+        Requests with the same ``flight`` (the request without its version) share one
+        build: while a sync moves the version page by page, a question asked again
+        during a computation waits for that computation instead of starting another, so
+        an answer is at most one computation's time behind instead of piling up work.
         """
         if self.max_bytes <= 0:
             return _entry(build()[0])
+        flight_key = key if flight is None else flight
         with self._lock:
             found = self._take(key)
             if found is not None:
                 return found
-            flight = self._inflight.setdefault(key, threading.Lock())
-        with flight:
-            with self._lock:
-                found = self._take(key)
-                if found is not None:
-                    return found
-            try:
-                body, true_key = build()
-                entry = _entry(body)
-            finally:
+            running = self._inflight.get(flight_key)
+            if running is None:
+                running = self._inflight[flight_key] = _Flight()
+                owner = True
+            else:
+                owner = False
+        if not owner:
+            running.done.wait()
+            if running.entry is not None:
                 with self._lock:
-                    self._inflight.pop(key, None)
+                    self.hits += 1
+                return running.entry
+            return self._build(build)  # the build failed: this request finds out why itself
+        try:
+            running.entry = self._build(build)
+            return running.entry
+        finally:
             with self._lock:
-                self.misses += 1
-                if true_key is not None and entry.size <= self.max_bytes:
+                self._inflight.pop(flight_key, None)
+            running.done.set()
+
+    def _build(self, build: Callable[[], tuple[bytes, Hashable | None]]) -> CachedBody:
+        body, true_key = build()
+        entry = _entry(body)
+        with self._lock:
+            self.misses += 1
+            if true_key is not None and entry.size <= self.max_bytes:
+                if true_key not in self._entries:
                     self._entries[true_key] = entry
                     self._bytes += entry.size
-                    while self._bytes > self.max_bytes:
-                        _, dropped = self._entries.popitem(last=False)
-                        self._bytes -= dropped.size
-            return entry
+                while self._bytes > self.max_bytes:
+                    _, dropped = self._entries.popitem(last=False)
+                    self._bytes -= dropped.size
+        return entry
 
     def _take(self, key: Hashable) -> CachedBody | None:
         found = self._entries.get(key)

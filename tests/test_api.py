@@ -580,3 +580,31 @@ def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestCl
     clock.observe(("new",), now + 2)
     clock.observe(("old",), now + 1)
     assert clock._version == ("new",)
+
+
+def test_one_build_per_request_while_the_version_moves() -> None:
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Event
+
+    from service.cache import ResponseCache
+
+    cache = ResponseCache(2**20)
+    started, release = Event(), Event()
+    builds: list[int] = []
+
+    def build() -> tuple[bytes, Any]:
+        builds.append(1)
+        started.set()
+        release.wait(5)
+        return b"answer at v2", ("q", "v2")
+
+    with ThreadPoolExecutor(2) as pool:
+        first = pool.submit(cache.get_or_build, ("q", "v1"), build, flight="q")
+        started.wait(5)
+        # Asked again under a newer version while the first computation runs: it waits for it.
+        second = pool.submit(cache.get_or_build, ("q", "v3"), build, flight="q")
+        release.set()
+        assert first.result().body == second.result().body == b"answer at v2"
+    assert len(builds) == 1
+    # Stored under the version it was computed from.
+    assert cache.lookup(("q", "v2")) is not None and cache.lookup(("q", "v1")) is None

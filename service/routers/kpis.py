@@ -246,7 +246,7 @@ async def get_kpis(
     key = (request_key, version)
     entry = cache.lookup(key)
     if entry is None:
-        entry = await run_in_threadpool(cache.get_or_build, key, build)
+        entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
     headers = {"Vary": "Accept-Encoding"}
     if format == "csv":
         media_type = "text/csv; charset=utf-8"
