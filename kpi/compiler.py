@@ -34,7 +34,6 @@ from sqlalchemy import (
     Integer,
     Select,
     String,
-    Table,
     and_,
     case,
     cast,
@@ -80,6 +79,7 @@ from models.kpi import (
     LeadFirstTouch,
     RollupDirtyDay,
 )
+from models.store import table_of
 
 Scope = Literal["org", "team", "rep"]
 SCOPES: tuple[str, ...] = get_args(Scope)
@@ -101,12 +101,6 @@ _BY_TYPE: dict[str | None, type[Any]] = {"weekday": Integer, "hour": Integer}
 def _typed_null(type_: Any) -> ColumnElement[Any]:
     # PostgreSQL resolves UNION column types pairwise: an untyped NULL column becomes text.
     return cast(null(), type_)
-
-
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
 
 
 # --- the request ---------------------------------------------------------------------------------
@@ -181,7 +175,7 @@ class _Dims:
         self.rep = rep
         self.rep_table: FromClause | None = None
         if req.scope == "team" or req.by == "team":
-            self.rep_table = _table(Rep).alias("scope_rep")
+            self.rep_table = table_of(Rep).alias("scope_rep")
         b = req.buckets
         self.period = b.period(day, req.grain)
         colon = sql_text(":")
@@ -563,7 +557,7 @@ def raw_row_env(req: Request, lead: FromClause | None = None) -> RowEnv:
 
 
 def _raw_fact(req: Request, fact: Fact) -> Select[Any]:
-    t = _table(fact.table).alias(fact.name)
+    t = table_of(fact.table).alias(fact.name)
     ts = t.c[fact.ts]
     b = req.buckets
     from_: FromClause = t
@@ -571,7 +565,7 @@ def _raw_fact(req: Request, fact: Fact) -> Select[Any]:
     if fact.lead == "self":
         lead = t
     elif fact.lead == "inner" or req.by in LEAD_BYS:
-        lead = _table(Lead).alias(f"{fact.name}_lead")
+        lead = table_of(Lead).alias(f"{fact.name}_lead")
         on = and_(
             lead.c.source == t.c.source,
             lead.c.crm_id == t.c.contact_crm_id,
@@ -606,8 +600,8 @@ def dirty_days(
     Each dirty key carries its day's UTC bounds, so the raw rows are found through the
     (source, rep, timestamp) index, and "on time" is "completed before the day's end".
     """
-    d = _table(RollupDirtyDay).alias(f"{fact.name}_dirty")
-    t = _table(fact.table).alias(f"{fact.name}_dirty_rows")
+    d = table_of(RollupDirtyDay).alias(f"{fact.name}_dirty")
+    t = table_of(fact.table).alias(f"{fact.name}_dirty_rows")
     ts = t.c[fact.ts]
     env = RowEnv(
         buckets=TimeBuckets(dialect, ctx.zone),
@@ -643,7 +637,7 @@ def _rollup_rows(req: Request, fact: Fact) -> FromClause:
     """The fact's daily rollup, with what is not flushed yet read from raw rows instead:
     dirty (source, rep, day) keys, and whole sources being loaded."""
     assert fact.rollup is not None
-    rollup = _table(fact.rollup)
+    rollup = table_of(fact.rollup)
     keys_dirty = fact.name in req.dirty_facts
     if not keys_dirty and not req.dirty_sources:
         return rollup.alias(f"{fact.name}_daily")
@@ -651,7 +645,7 @@ def _rollup_rows(req: Request, fact: Fact) -> FromClause:
     clean = select(rollup.c.source, rollup.c.rep_crm_id, rollup.c.day, *measures)
     parts: list[Any] = []
     if keys_dirty:
-        d = _table(RollupDirtyDay).alias(f"{fact.name}_pending")
+        d = table_of(RollupDirtyDay).alias(f"{fact.name}_pending")
         is_dirty = (
             select(d.c.day)
             .where(
@@ -669,7 +663,7 @@ def _rollup_rows(req: Request, fact: Fact) -> FromClause:
     if req.dirty_sources:
         sources = sorted(req.dirty_sources)
         clean = clean.where(rollup.c.source.not_in(sources))
-        t = _table(fact.table).alias(f"{fact.name}_loading")
+        t = table_of(fact.table).alias(f"{fact.name}_loading")
         ts = t.c[fact.ts]
         b = req.buckets
         rep = func.coalesce(t.c.rep_crm_id, sql_text(""))
@@ -722,8 +716,8 @@ def fact_select(req: Request, fact: Fact) -> Select[Any]:
 
 def _touches(source_filter: Callable[[FromClause], list[ColumnElement[bool]]]) -> Subquery:
     """Outbound calls (any outcome) and sent outbound emails, as (source, contact, at)."""
-    c = _table(Call).alias("touch_call")
-    e = _table(Email).alias("touch_email")
+    c = table_of(Call).alias("touch_call")
+    e = table_of(Email).alias("touch_email")
     return union_all(
         select(c.c.source, c.c.contact_crm_id.label("contact"), c.c.occurred_at.label("at")).where(
             *_calls_where(c), c.c.contact_crm_id.is_not(None), *source_filter(c)
@@ -759,27 +753,27 @@ def first_touches(
 
 
 def _lead_response(req: Request) -> Select[Any]:
-    lead = _table(Lead).alias("response_lead")
+    lead = table_of(Lead).alias("response_lead")
     lo, hi = req.utc_window
     in_window = [lead.c.deleted == false(), lead.c.created_at >= lo, lead.c.created_at < hi]
     if not req.use_rollups:
-        inner = _table(Lead).alias("touched_lead")
+        inner = table_of(Lead).alias("touched_lead")
         first: FromClause = first_touches(
             inner,
             [inner.c.deleted == false(), inner.c.created_at >= lo, inner.c.created_at < hi],
         ).subquery("first_touch")
     elif not req.dirty_leads and not req.dirty_sources:
-        first = _table(LeadFirstTouch).alias("first_touch")
+        first = table_of(LeadFirstTouch).alias("first_touch")
     else:
         # What is not flushed yet is recomputed from the touches: dirty leads, loading sources.
-        stored = _table(LeadFirstTouch)
+        stored = table_of(LeadFirstTouch)
         kept = select(stored.c.source, stored.c.lead_crm_id, stored.c.first_touch_at)
         fresh: list[Select[Any]] = []
         if req.dirty_leads:
-            dirty = _table(LeadDirty)
+            dirty = table_of(LeadDirty)
             keys = select(dirty.c.source, dirty.c.lead_crm_id)
             kept = kept.where(tuple_(stored.c.source, stored.c.lead_crm_id).not_in(keys))
-            touched = _table(Lead).alias("dirty_lead")
+            touched = table_of(Lead).alias("dirty_lead")
             fresh.append(
                 first_touches(
                     touched,
@@ -790,7 +784,7 @@ def _lead_response(req: Request) -> Select[Any]:
         if req.dirty_sources:
             sources = sorted(req.dirty_sources)
             kept = kept.where(stored.c.source.not_in(sources))
-            loading = _table(Lead).alias("loading_lead")
+            loading = table_of(Lead).alias("loading_lead")
             fresh.append(
                 first_touches(
                     loading,
@@ -875,13 +869,13 @@ def _active_reps(req: Request) -> Select[Any]:
                 .where(*where, *dims.filters)
             )
         else:
-            t = _table(fact.table).alias(f"{fact.name}_active")
+            t = table_of(fact.table).alias(f"{fact.name}_active")
             ts = t.c[fact.ts]
             b = req.buckets
             from_: FromClause = t
             lead = None
             if req.by in LEAD_BYS:
-                lead = _table(Lead).alias(f"{fact.name}_active_lead")
+                lead = table_of(Lead).alias(f"{fact.name}_active_lead")
                 on = and_(
                     lead.c.source == t.c.source,
                     lead.c.crm_id == t.c.contact_crm_id,
@@ -915,7 +909,7 @@ def _active_reps(req: Request) -> Select[Any]:
 
 def _costs(req: Request) -> Select[Any]:
     """Costs of the periods: a month's costs, or its share by calendar days for days and weeks."""
-    cost = _table(KpiCost)
+    cost = table_of(KpiCost)
     if req.grain == "month":
         return select(
             cost.c.month.label("period_start"),
@@ -958,7 +952,7 @@ def _costs(req: Request) -> Select[Any]:
 
 def _forecast(req: Request) -> Select[Any]:
     """The landing forecast of won_amount taken on each month's 15th (else the last before it)."""
-    snap = _table(ForecastSnapshot)
+    snap = table_of(ForecastSnapshot)
     fifteenth = (
         values(column("month", Date), column("fifteenth", Date), name="fifteenth")
         .data([(m, m.replace(day=15)) for m in req.periods])
@@ -1095,7 +1089,7 @@ def _scopes(req: Request) -> Select[Any]:
     colon = sql_text(":")
     if req.scope == "org":
         return select(sql_text("org").label("scope_id"), sql_text("org").label("scope_name"))
-    model = _table(Rep if req.scope == "rep" else Team)
+    model = table_of(Rep if req.scope == "rep" else Team)
     where = [model.c.deleted == false()]
     if req.scope_key is not None:
         where += [model.c.source == req.scope_key[0], model.c.crm_id == req.scope_key[1]]
@@ -1363,7 +1357,7 @@ def compile_rows(
     targets = [s.key for s in specs if s.key in targeted] if scope_of_targets else []
     pivot = None
     if targets:
-        t = _table(KpiTarget)
+        t = table_of(KpiTarget)
         pivot = (
             select(
                 t.c.period_start,

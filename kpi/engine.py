@@ -18,8 +18,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, Connection, Engine, Table, false, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import ColumnElement, Connection, Engine, false, select
 
 from kpi.catalog import CATALOG, KPIS, TIERS, KpiSpec
 from kpi.compiler import (
@@ -36,6 +35,7 @@ from kpi.periods import GRAINS, Grain, KpiContext, period_start, period_starts
 from kpi.rollups import Pending, pending, rollups_current
 from models.crm import Rep, Team
 from models.kpi import KpiCost, KpiTarget
+from models.store import table_of, upsert
 
 MAX_ROWS = 200_000
 MAX_DAY_GRAIN_YEARS = 3
@@ -95,12 +95,6 @@ def _connection(bind: Connection | Engine, *, write: bool = False) -> Iterator[C
             yield conn
 
 
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 # --- validation ---------------------------------------------------------------------------------
 
 
@@ -142,7 +136,7 @@ def scope_members(
     """(scope id, name) of every known, non-deleted rep or team (the org for org)."""
     if scope == "org":
         return [("org", "org")]
-    table = _table(Rep if scope == "rep" else Team)
+    table = table_of(Rep if scope == "rep" else Team)
     where = [table.c.deleted == false()]
     if key is not None:
         where += [table.c.source == key[0], table.c.crm_id == key[1]]
@@ -249,7 +243,7 @@ def _targeted(conn: Connection, req: Request, specs: Sequence[KpiSpec]) -> set[s
     scope = target_scope(req)
     if scope is None:
         return set()
-    table = _table(KpiTarget)
+    table = table_of(KpiTarget)
     rows = conn.execute(
         select(table.c.kpi)
         .where(
@@ -354,12 +348,6 @@ class Target:
     value: float
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def validate_target(conn: Connection, target: Target) -> None:
     """Raise KpiRequestError when a target names an unknown KPI, grain, period or scope id."""
     if target.kpi not in KPIS:
@@ -390,8 +378,8 @@ def put_targets(bind: Connection | Engine, targets: Sequence[Target]) -> int:
         unique = {
             (t.kpi, t.grain, t.period_start, t.scope, t.scope_id): t for t in targets
         }.values()
-        table = _table(KpiTarget)
-        stmt = _insert(conn, table).values(
+        table = table_of(KpiTarget)
+        stmt = upsert(conn, table).values(
             [
                 {
                     "kpi": t.kpi,
@@ -425,7 +413,7 @@ def list_targets(
     end: date | None = None,
 ) -> list[Target]:
     """Targets matching the filters, ordered by kpi, grain, period_start, scope, id."""
-    table = _table(KpiTarget)
+    table = table_of(KpiTarget)
     where: list[ColumnElement[bool]] = []
     for name, wanted in (("kpi", kpi), ("grain", grain), ("scope", scope), ("scope_id", scope_id)):
         if wanted is not None:
@@ -463,9 +451,9 @@ def put_cost(bind: Connection | Engine, month: date, amount: Decimal | float | i
         raise KpiRequestError("amount", "a finite number")
     if value < 0 or abs(value) >= Decimal("1e16"):
         raise KpiRequestError("amount", "from 0 to 9,999,999,999,999,999.99")
-    table = _table(KpiCost)
+    table = table_of(KpiCost)
     with _connection(bind, write=True) as conn:
-        stmt = _insert(conn, table).values(
+        stmt = upsert(conn, table).values(
             month=month.replace(day=1), amount=value, updated_at=datetime.now(UTC)
         )
         conn.execute(
@@ -478,7 +466,7 @@ def put_cost(bind: Connection | Engine, month: date, amount: Decimal | float | i
 
 def list_costs(bind: Connection | Engine) -> list[tuple[date, Decimal]]:
     """Every month's entered costs, by month."""
-    table = _table(KpiCost)
+    table = table_of(KpiCost)
     with _connection(bind) as conn:
         rows = conn.execute(select(table.c.month, table.c.amount).order_by(table.c.month))
         return [(month, Decimal(amount)) for month, amount in rows]

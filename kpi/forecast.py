@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, Engine, select
 
 from kpi.compiler import SCOPES, Request, Scope, compile_measures
 from kpi.engine import KpiRequestError, _connection, compute, list_targets, parse_scope_id
 from kpi.periods import BusinessCalendar, KpiContext, next_period
 from kpi.rollups import rollups_current
 from models.kpi import ForecastSnapshot
+from models.store import table_of, upsert
 
 # The count KPIs forecast by run rate, and won_amount by the pipeline.
 RUN_RATE_KPIS: tuple[str, ...] = (
@@ -164,12 +164,6 @@ def _pipeline(
     return {scope_id: float(expected or 0) for scope_id, expected in rows}
 
 
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def store_forecast_snapshot(
     conn: Connection, ctx: KpiContext, *, taken_at: datetime | None = None
 ) -> int:
@@ -185,9 +179,8 @@ def store_forecast_snapshot(
         rows += landing_forecast(conn, ctx, as_of=day, scope=scope)  # type: ignore[arg-type]
     if not rows:
         return 0
-    table = ForecastSnapshot.__table__
-    assert isinstance(table, Table)
-    stmt = _insert(conn, table).values(
+    table = table_of(ForecastSnapshot)
+    stmt = upsert(conn, table).values(
         [
             {
                 "month": r.month,

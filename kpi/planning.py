@@ -30,7 +30,6 @@ from kpi.engine import (
     KpiRequestError,
     KpiRow,
     _connection,
-    _table,
     compute,
     parse_scope_id,
     scope_members,
@@ -38,6 +37,7 @@ from kpi.engine import (
 )
 from kpi.periods import BusinessCalendar, KpiContext, next_period
 from models.crm import Rep
+from models.store import table_of
 
 RateSource = Literal["given", "derived"]
 Cause = Literal["volume", "quality"]
@@ -322,7 +322,7 @@ def _reps_in_scope(conn: Connection, scope: Scope, key: tuple[str, str] | None) 
     """Headcount for the per-rep pace: non-deleted, active reps (the org's, the team's; 1 rep)."""
     if scope == "rep":
         return 1
-    reps = _table(Rep)
+    reps = table_of(Rep)
     where = [reps.c.deleted == false(), reps.c.active == true()]
     if scope == "team" and key is not None:
         where += [reps.c.source == key[0], reps.c.team_crm_id == key[1]]

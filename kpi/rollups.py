@@ -39,7 +39,6 @@ from sqlalchemy import (
     Connection,
     Integer,
     String,
-    Table,
     and_,
     bindparam,
     delete,
@@ -51,7 +50,7 @@ from sqlalchemy import (
     true,
     tuple_,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.sql.selectable import CTE
 
@@ -59,6 +58,7 @@ from kpi.compiler import ACTIVITY_FACT_BY_KIND, Fact, RowEnv, dirty_days, first_
 from kpi.periods import KpiContext, TimeBuckets, sql_text
 from models.crm import Lead
 from models.kpi import LeadDirty, LeadFirstTouch, RollupDirtyDay, RollupState
+from models.store import table_of, upsert, upsert_for
 
 STATE_NAME = "rollups"
 MAINTAINED_KINDS = frozenset({"call", "email", "meeting", "task", "lead"})
@@ -67,25 +67,13 @@ TOUCH_FACTS = frozenset({"calls", "emails"})
 _CHUNK = 5000
 
 
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
-def _insert(conn: Connection, table: Table) -> postgresql.Insert | sqlite.Insert:
-    if conn.dialect.name == "postgresql":
-        return postgresql.insert(table)
-    return sqlite.insert(table)
-
-
 def _chunks(items: Sequence[Any]) -> list[Sequence[Any]]:
     return [items[i : i + _CHUNK] for i in range(0, len(items), _CHUNK)]
 
 
 def rollups_current(conn: Connection, ctx: KpiContext) -> bool:
     """Whether the rollups were built for this context (time zone, effective-call threshold)."""
-    state = _table(RollupState)
+    state = table_of(RollupState)
     fingerprint = conn.execute(
         select(state.c.fingerprint).where(state.c.name == STATE_NAME)
     ).scalar_one_or_none()
@@ -107,9 +95,9 @@ class Pending:
 
 def pending(conn: Connection) -> Pending:
     """What is marked dirty and not flushed yet."""
-    dirty = _table(RollupDirtyDay)
+    dirty = table_of(RollupDirtyDay)
     marks = conn.execute(select(dirty.c.fact, dirty.c.source).distinct()).all()
-    leads = conn.execute(select(literal(1)).select_from(_table(LeadDirty)).limit(1)).first()
+    leads = conn.execute(select(literal(1)).select_from(table_of(LeadDirty)).limit(1)).first()
     return Pending(
         facts=frozenset(fact for fact, _ in marks if fact != WHOLE_SOURCE),
         leads=leads is not None,
@@ -118,7 +106,7 @@ def pending(conn: Connection) -> Pending:
 
 
 def whole_source_dirty(conn: Connection, source: str) -> bool:
-    dirty = _table(RollupDirtyDay)
+    dirty = table_of(RollupDirtyDay)
     found = conn.execute(
         select(literal(1))
         .select_from(dirty)
@@ -131,7 +119,7 @@ def whole_source_dirty(conn: Connection, source: str) -> bool:
 def _has_rows(conn: Connection, source: str) -> bool:
     models: list[Any] = [f.table for f in ACTIVITY_FACT_BY_KIND.values()]
     for model in [*models, Lead]:
-        t = _table(model)
+        t = table_of(model)
         if conn.execute(select(literal(1)).where(t.c.source == source).limit(1)).first():
             return True
     return False
@@ -144,7 +132,7 @@ def mark_whole_source(conn: Connection, source: str) -> None:
     then rebuilds the source set-based, and until then the engine reads its activity
     from raw rows.
     """
-    stmt = _insert(conn, _table(RollupDirtyDay)).values(
+    stmt = upsert(conn, table_of(RollupDirtyDay)).values(
         source=source,
         fact=WHOLE_SOURCE,
         rep_crm_id="",
@@ -156,8 +144,8 @@ def mark_whole_source(conn: Connection, source: str) -> None:
 
 
 def _save_state(conn: Connection, ctx: KpiContext) -> None:
-    state = _table(RollupState)
-    stmt = _insert(conn, state).values(
+    state = table_of(RollupState)
+    stmt = upsert(conn, state).values(
         name=STATE_NAME, fingerprint=ctx.rollup_fingerprint, rebuilt_at=datetime.now(UTC)
     )
     conn.execute(
@@ -179,15 +167,15 @@ def _aware(value: datetime) -> datetime:
 def rebuild_rollups(conn: Connection, ctx: KpiContext, source: str | None = None) -> None:
     """Rebuild the rollups and lead first touches (of one source) from the raw rows."""
     effective_ms = ctx.effective_call_seconds * 1000
-    dirty, leads_dirty = _table(RollupDirtyDay), _table(LeadDirty)
+    dirty, leads_dirty = table_of(RollupDirtyDay), table_of(LeadDirty)
     conn.execute(delete(dirty).where(*([] if source is None else [dirty.c.source == source])))
     conn.execute(
         delete(leads_dirty).where(*([] if source is None else [leads_dirty.c.source == source]))
     )
     for fact in ACTIVITY_FACT_BY_KIND.values():
         assert fact.rollup is not None
-        rollup = _table(fact.rollup)
-        t = _table(fact.table)
+        rollup = table_of(fact.rollup)
+        t = table_of(fact.table)
         mine = [] if source is None else [t.c.source == source]
         conn.execute(delete(rollup).where(*([] if source is None else [rollup.c.source == source])))
         ts = t.c[fact.ts]
@@ -212,11 +200,11 @@ def rebuild_rollups(conn: Connection, ctx: KpiContext, source: str | None = None
             .group_by(t.c.source, rep, day)
         )
         conn.execute(insert(rollup).from_select(_rollup_columns(fact), rows))
-    first_touch = _table(LeadFirstTouch)
+    first_touch = table_of(LeadFirstTouch)
     conn.execute(
         delete(first_touch).where(*([] if source is None else [first_touch.c.source == source]))
     )
-    lead = _table(Lead)
+    lead = table_of(Lead)
     conn.execute(
         insert(first_touch).from_select(
             ["source", "lead_crm_id", "first_touch_at"],
@@ -246,7 +234,7 @@ def _analyze_stale(conn: Connection) -> None:
     for fact in ACTIVITY_FACT_BY_KIND.values():
         assert fact.rollup is not None
         models += [fact.table, fact.rollup]
-    names = [_table(m).name for m in models]
+    names = [table_of(m).name for m in models]
     stale = conn.execute(
         text(
             "SELECT c.relname FROM pg_class c "
@@ -268,7 +256,7 @@ def flush_rollups(conn: Connection, ctx: KpiContext, source: str | None = None) 
     """
     if not rollups_current(conn, ctx):
         return 0
-    dirty = _table(RollupDirtyDay)
+    dirty = table_of(RollupDirtyDay)
     whole = [dirty.c.fact == WHOLE_SOURCE]
     if source is not None:
         whole.append(dirty.c.source == source)
@@ -284,7 +272,7 @@ def flush_rollups(conn: Connection, ctx: KpiContext, source: str | None = None) 
         count = conn.execute(select(func.count()).select_from(dirty).where(*mine)).scalar_one()
         if not count:
             continue
-        rollup = _table(fact.rollup)
+        rollup = table_of(fact.rollup)
         keys = select(dirty.c.source, dirty.c.rep_crm_id, dirty.c.day).where(*mine)
         conn.execute(
             delete(rollup).where(
@@ -299,20 +287,20 @@ def flush_rollups(conn: Connection, ctx: KpiContext, source: str | None = None) 
         )
         conn.execute(delete(dirty).where(*mine))
         flushed += count
-    leads_dirty = _table(LeadDirty)
+    leads_dirty = table_of(LeadDirty)
     mine_leads = [] if source is None else [leads_dirty.c.source == source]
     count = conn.execute(
         select(func.count()).select_from(leads_dirty).where(*mine_leads)
     ).scalar_one()
     if count:
-        first_touch = _table(LeadFirstTouch)
+        first_touch = table_of(LeadFirstTouch)
         keys = select(leads_dirty.c.source, leads_dirty.c.lead_crm_id).where(*mine_leads)
         conn.execute(
             delete(first_touch).where(
                 tuple_(first_touch.c.source, first_touch.c.lead_crm_id).in_(keys)
             )
         )
-        lead = _table(Lead)
+        lead = table_of(Lead)
         conn.execute(
             insert(first_touch).from_select(
                 ["source", "lead_crm_id", "first_touch_at"],
@@ -348,10 +336,6 @@ def ensure_rollups(
     return rebuilt
 
 
-def _insert_for(dialect: str, table: Table) -> postgresql.Insert | sqlite.Insert:
-    return postgresql.insert(table) if dialect == "postgresql" else sqlite.insert(table)
-
-
 def _found(dialect: str, fact: Fact) -> CTE:
     """(rep, timestamp, contact) of the records ``:crm_ids`` of ``:source`` as stored now.
 
@@ -360,7 +344,7 @@ def _found(dialect: str, fact: Fact) -> CTE:
     without statistics the planner answers ``source = … AND crm_id IN (…)`` by scanning
     every row of the source — once a page.
     """
-    t = _table(fact.table)
+    t = table_of(fact.table)
     source = bindparam("source", type_=String)
     contact = t.c.contact_crm_id if fact.name in TOUCH_FACTS else literal(None, String)
     if dialect != "postgresql":
@@ -410,7 +394,7 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         day + literal(1, Integer) if dialect == "postgresql" else func.date(day, sql_text("+1 day"))
     )
     mark_days = (
-        _insert_for(dialect, _table(RollupDirtyDay))
+        upsert_for(dialect, table_of(RollupDirtyDay))
         .from_select(
             ["source", "fact", "rep_crm_id", "day", "lo", "hi"],
             # WHERE true: SQLite reads "… FROM keys ON CONFLICT" as a join otherwise.
@@ -436,7 +420,7 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         else func.ifnull(found.c.contact, literal(None, String)).is_not(None)
     )
     mark_leads = (
-        _insert_for(dialect, _table(LeadDirty))
+        upsert_for(dialect, table_of(LeadDirty))
         .from_select(
             ["source", "lead_crm_id"],
             select(source, found.c.contact).distinct().where(has_contact),
@@ -456,7 +440,7 @@ def _mark_leads_pg() -> Any:
         .render_derived()
     )
     return (
-        postgresql.insert(_table(LeadDirty))
+        postgresql.insert(table_of(LeadDirty))
         .from_select(
             ["source", "lead_crm_id"], select(bindparam("source", type_=String), wanted.c.crm_id)
         )
@@ -474,7 +458,7 @@ def _run_marks(
     dialect = conn.dialect.name
     if fact is None and dialect != "postgresql":
         rows = [{"source": source, "lead_crm_id": lead} for lead in ids]
-        conn.execute(_insert(conn, _table(LeadDirty)).on_conflict_do_nothing(), rows)
+        conn.execute(upsert(conn, table_of(LeadDirty)).on_conflict_do_nothing(), rows)
         return
     name = fact.name if fact is not None else "leads"
     key = (dialect, name, zone_name)

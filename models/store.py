@@ -32,12 +32,25 @@ from models.sync import QuarantinedRecord, SyncState
 Upsert = postgresql.Insert | sqlite.Insert
 
 
-def _insert(conn: Connection, table: Table) -> Upsert:
-    if conn.dialect.name == "postgresql":
+def table_of(model: type[Any]) -> Table:
+    """The Core table of a mapped model."""
+    table = model.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+def upsert_for(dialect: str, table: Table) -> Upsert:
+    """An INSERT that can take ON CONFLICT clauses, on the named dialect."""
+    if dialect == "postgresql":
         return postgresql.insert(table)
-    if conn.dialect.name == "sqlite":
+    if dialect == "sqlite":
         return sqlite.insert(table)
-    raise NotImplementedError(f"no upsert for dialect {conn.dialect.name}")
+    raise NotImplementedError(f"no upsert for dialect {dialect}")
+
+
+def upsert(conn: Connection, table: Table) -> Upsert:
+    """An INSERT that can take ON CONFLICT clauses, on the connection's dialect."""
+    return upsert_for(conn.dialect.name, table)
 
 
 def _last_per_key(rows: Iterable[Mapping[str, Any]], key: Sequence[str]) -> list[Mapping[str, Any]]:
@@ -92,8 +105,7 @@ def _check(table: str, name: str, kind: Any) -> Check | None:
 
 @cache
 def _checks(model: type[CrmRecord]) -> tuple[tuple[str, Check], ...]:
-    table = model.__table__
-    assert isinstance(table, Table)
+    table = table_of(model)
     found = ((c.name, _check(table.name, c.name, c.type)) for c in table.columns)
     return tuple((name, check) for name, check in found if check is not None)
 
@@ -122,10 +134,9 @@ def upsert_records(
     if not rows:
         return 0
     unique = _last_per_key(rows, ("source", "crm_id"))
-    table = model.__table__
-    assert isinstance(table, Table)
+    table = table_of(model)
     values = [{**row, "synced_at": synced_at} for row in unique]
-    stmt = _insert(conn, table)
+    stmt = upsert(conn, table)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source", "crm_id"],
         set_={name: stmt.excluded[name] for name in values[0] if name not in ("source", "crm_id")},
@@ -180,9 +191,8 @@ def quarantine(
         ),
         ("crm_id",),
     )
-    table = QuarantinedRecord.__table__
-    assert isinstance(table, Table)
-    stmt = _insert(conn, table).values(rows)
+    table = table_of(QuarantinedRecord)
+    stmt = upsert(conn, table).values(rows)
     stmt = stmt.on_conflict_do_update(
         index_elements=["source", "stream", "crm_id"],
         set_={
@@ -221,9 +231,8 @@ def save_state(
     conn: Connection, source: str, stream: str, state: Mapping[str, Any], at: datetime
 ) -> None:
     """Save a stream's state (in the caller's transaction, beside its page)."""
-    table = SyncState.__table__
-    assert isinstance(table, Table)
-    stmt = _insert(conn, table).values(
+    table = table_of(SyncState)
+    stmt = upsert(conn, table).values(
         source=source, stream=stream, state=dict(state), updated_at=at
     )
     stmt = stmt.on_conflict_do_update(

@@ -19,11 +19,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import Connection, Engine, Table, delete, select, text, update
+from sqlalchemy import Connection, Engine, delete, select, text, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.exc import DBAPIError
 
 from models import SyncLock
+from models.store import table_of
 
 LEASE = timedelta(minutes=10)
 
@@ -78,8 +79,7 @@ class SourceLock:
                 conn.close()
             return bool(got)
         now = datetime.now(UTC)
-        table = SyncLock.__table__
-        assert isinstance(table, Table)
+        table = table_of(SyncLock)
         stmt = sqlite.insert(table).values(
             source=self.source, holder=self.holder, expires_at=now + LEASE
         )

@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -52,6 +52,7 @@ from connectors.mapping import Mapping, MappingError, SourceMapping, load_mappin
 from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
+from models.store import table_of
 from service.locks import SyncLocked, source_lock
 from service.settings import Settings
 from service.sources import SOURCES, SourceNotConfigured, salesforce_connector
@@ -184,7 +185,7 @@ def _reps(conn: Connection, source: str) -> dict[str, _Rep]:
 
 
 def _states(conn: Connection, source: str) -> dict[tuple[str, str, str], Any]:
-    table = _table(WritebackState)
+    table = table_of(WritebackState)
     rows = conn.execute(select(table).where(table.c.source == source)).all()
     return {(r.crm_object, r.record_id, r.field): r for r in rows}
 
@@ -291,16 +292,10 @@ def _record_groups(rows: Sequence[PlanRow]) -> dict[tuple[str, bool], set[str]]:
 # --- the store: audit rows and last-pushed values ------------------------------------------------
 
 
-def _table(model: type[Any]) -> Table:
-    table = model.__table__
-    assert isinstance(table, Table)
-    return table
-
-
 def _upsert_states(conn: Connection, values: list[dict[str, Any]]) -> None:
     if not values:
         return
-    table = _table(WritebackState)
+    table = table_of(WritebackState)
     stmt = postgresql.insert(table) if conn.dialect.name == "postgresql" else sqlite.insert(table)
     key = ("source", "crm_object", "record_id", "field")
     stmt = stmt.on_conflict_do_update(
@@ -361,7 +356,7 @@ def _push_values(report: PushReport) -> dict[str, Any]:
 def _store_rows(conn: Connection, report: PushReport) -> None:
     if not report.rows:
         return
-    table = _table(WritebackPushRow)
+    table = table_of(WritebackPushRow)
     ids = (
         conn.execute(
             insert(table).returning(table.c.id, sort_by_parameter_order=True),
@@ -395,7 +390,7 @@ def _store_rows(conn: Connection, report: PushReport) -> None:
 def _update_rows(conn: Connection, rows: Sequence[PlanRow]) -> None:
     if not rows:
         return
-    table = _table(WritebackPushRow)
+    table = table_of(WritebackPushRow)
     conn.execute(
         update(table)
         .where(table.c.id == bindparam("row_id"))
