@@ -136,11 +136,11 @@ class Oracle:
 
 def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str) -> None:
     """Serve a portal and sync it into the store until told to stop (stdin: go, stop)."""
-    from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
     from connectors.hubspot import HubSpotConnector
     from kpi import KpiContext
     from service.db import make_engine
     from service.sync import run_sync
+    from simulators.hubspot.portal import HubSpotPortal, serve_portal
 
     # The run the load's end stops is recorded as failed; its traceback is no news.
     logging.getLogger("service.sync").addFilter(

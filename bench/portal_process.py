@@ -11,8 +11,8 @@ import argparse
 import sys
 from datetime import UTC, datetime
 
-from connectors.demo.dataset import generate_dataset
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.hubspot.seed import generate_dataset
 
 TOKEN = "bench-token"
 

@@ -32,8 +32,6 @@ from typing import Any
 
 from sqlalchemy import Engine, text
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
-from connectors.demo.salesforce_org import SalesforceOrg, serve_org
 from connectors.hubspot import HubSpotConnector
 from connectors.mapping import default_mapping
 from connectors.records import Rep, Source
@@ -43,6 +41,8 @@ from models import Rep as RepRow
 from models import store
 from service.db import make_engine, migrate
 from service.writeback import PushReport, run_push
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.salesforce.org import SalesforceOrg, serve_org
 
 POSTGRES_URL = os.environ.get(
     "ISKPI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

@@ -215,11 +215,11 @@ def demo_command(
     ] = "hubspot",
 ) -> None:
     """Start simulated CRMs, sync them through the real connectors into SQLite, serve it."""
-    from connectors.demo.dataset import generate_dataset
-    from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
-    from connectors.demo.launch import SalesforceDemo, start_salesforce_demo
     from connectors.hubspot import HubSpotConnector
     from connectors.mapping import load_mapping
+    from service.demo import SalesforceDemo, start_salesforce_demo
+    from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+    from simulators.hubspot.seed import generate_dataset
 
     if source not in ("hubspot", "salesforce", "both"):
         err_console.print(f"[red]unknown source {source!r}: use hubspot, salesforce or both[/red]")

@@ -21,13 +21,13 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
 from connectors.hubspot import HubSpotConnector
 from connectors.records import Call
 from kpi import CATALOG, put_targets
 from models import TABLE_BY_KIND, store
 from service.app import create_app
 from service.settings import Settings
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.test_kpi_engine import FIXTURE, put
 from tests.test_kpi_planning import HISTORY, PEOPLE, SEED_MONTH, seed_targets
 from tests.test_kpi_planning import NOW as PLANNING_NOW

@@ -20,15 +20,15 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
-from connectors.demo.launch import start_salesforce_demo
 from connectors.hubspot import HubSpotConnector
 from connectors.salesforce import OAuthApp, SalesforceConnector
 from kpi import KpiContext
 from models import Call, SyncRun
 from service.app import create_app
+from service.demo import start_salesforce_demo
 from service.limits import MAX_BODY_BYTES
 from service.sync import run_sync
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.test_api import ADMIN, READ, auth, settings_for
 from tests.test_kpi_engine import FIXTURE, put
 from tests.test_sync import TOKEN, small_dataset

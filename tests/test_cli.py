@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from connectors.demo.dataset import generate_dataset
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
 from service.scheduler import MISFIRE_GRACE_SECONDS, cron_trigger, start_scheduler
 from service.settings import Settings
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.hubspot.seed import generate_dataset
 
 TOKEN = "pat-na1-secret-cli-token"
 

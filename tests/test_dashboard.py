@@ -35,8 +35,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
-from connectors.demo.dataset import generate_dataset
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
 from connectors.hubspot import HubSpotConnector
 from kpi import Target, compute, put_targets
 from models import Base, SyncRun
@@ -45,6 +43,8 @@ from service.db import make_engine
 from service.routers.dashboard import ASSETS, DASHBOARD_DIR
 from service.settings import Settings, kpi_context
 from service.sync import run_sync
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.hubspot.seed import generate_dataset
 from tests.conftest import ENGINES, postgres_engine
 
 if TYPE_CHECKING:

@@ -46,10 +46,6 @@ from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from connectors.base import SourceConnector
-from connectors.demo.dataset import generate_dataset
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
-from connectors.demo.salesforce_dataset import generate_org_dataset
-from connectors.demo.salesforce_org import SalesforceOrg, serve_org
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, KpiRow, compute
 from models import (
@@ -67,6 +63,10 @@ from models import (
 from service.db import make_engine
 from service.locks import SourceLock, SyncLocked, _advisory_key, source_lock
 from service.sync import SyncReport, run_sync
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.hubspot.seed import generate_dataset
+from simulators.salesforce.org import SalesforceOrg, serve_org
+from simulators.salesforce.seed import generate_org_dataset
 from tests.conftest import POSTGRES_URL, _truncate
 from tests.test_salesforce_support import Clock, Org, ca
 

@@ -25,12 +25,12 @@ import pytest
 import trustme
 from sqlalchemy import Engine, func, select
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
-from connectors.demo.salesforce_org import SalesforceOrg, serve_org
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
 from models import Call, Deal, Lead, QuarantinedRecord
 from service.sync import SyncReport, run_sync
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.salesforce.org import SalesforceOrg, serve_org
 from tests.test_salesforce_support import Clock, Org, ca
 
 __all__ = ["ca"]

@@ -19,11 +19,11 @@ from typing import Any
 import pytest
 
 from connectors.base import Page
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
 from connectors.errors import AuthError, QuotaExhausted, RateLimited, TransientError
 from connectors.hubspot import HubSpotConnector
 from connectors.mapping import load_mapping
 from connectors.records import Call, Deal, Email, Lead, Meeting, Record, Rejected, Rep, Team
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 
 TOKEN = "pat-na1-11111111-2222-3333-4444-555555555555"
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)

@@ -25,9 +25,10 @@ from hubspot.crm.objects import Filter, FilterGroup, PublicObjectSearchRequest
 from hubspot.crm.objects.exceptions import ApiException as ObjectsApiException
 from hubspot.crm.owners.exceptions import ApiException as OwnersApiException
 
-from connectors.demo import FaultPlan, HubSpotPortal, PortalDataset, generate_dataset, serve_portal
-from connectors.demo.dataset import CALL_DISPOSITIONS
-from connectors.demo.hubspot_portal import RunningPortal, iso_ms, to_ms
+from simulators.hubspot.portal import FaultPlan, HubSpotPortal, RunningPortal, serve_portal
+from simulators.hubspot.seed import CALL_DISPOSITIONS, generate_dataset
+from simulators.hubspot.store import PortalDataset
+from simulators.hubspot.wire import iso_ms, to_ms
 
 END = datetime(2025, 7, 1, tzinfo=UTC)
 TOKEN = "test-token"

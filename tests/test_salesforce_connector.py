@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 import trustme
 
-from connectors.demo.salesforce_org import FieldSpec
 from connectors.errors import AuthError, QuotaExhausted, TransientError
 from connectors.mapping import load_mapping
 from connectors.records import Call, Deal, Email, FollowUpTask, Lead, Meeting, Rep, Team
 from connectors.salesforce import SalesforceConnector
+from simulators.salesforce.schema import FieldSpec
 from tests.test_salesforce_support import (
     CLIENT_SECRET,
     OLD,

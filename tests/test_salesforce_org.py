@@ -27,7 +27,7 @@ from simple_salesforce.exceptions import (
     SalesforceResourceNotFound,
 )
 
-from connectors.demo.salesforce_org import id_checksum, salesforce_id
+from simulators.salesforce.ids import id_checksum, salesforce_id
 from tests.test_salesforce_support import (
     CLIENT_ID,
     CLIENT_SECRET,

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 import trustme
 
-from connectors.demo.launch import start_salesforce_demo
 from connectors.salesforce import SalesforceConnector
+from service.demo import start_salesforce_demo
 from service.settings import Settings
 from service.sources import SourceNotConfigured, build_connectors
 from tests.test_salesforce_support import (

@@ -15,9 +15,9 @@ import pytest
 import trustme
 
 from connectors.base import Page
-from connectors.demo.salesforce_org import RunningOrg, SalesforceOrg, serve_org
 from connectors.records import Record, Rejected
 from connectors.salesforce import OAuthApp, SalesforceConnector
+from simulators.salesforce.org import RunningOrg, SalesforceOrg, serve_org
 
 T0 = datetime(2024, 3, 4, 9, 0, tzinfo=UTC)
 OLD = T0 - timedelta(days=2)

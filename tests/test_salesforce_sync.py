@@ -25,9 +25,6 @@ import trustme
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
-from connectors.demo.salesforce_dataset import OrgDataset, generate_org_dataset
-from connectors.demo.salesforce_org import SalesforceOrg, serve_org
 from connectors.hubspot import HubSpotConnector
 from models import (
     Call,
@@ -45,6 +42,10 @@ from models import (
 from service.db import make_engine, migrate
 from service.locks import SyncLocked
 from service.sync import run_sync
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.salesforce.org import SalesforceOrg, serve_org
+from simulators.salesforce.seed import generate_org_dataset
+from simulators.salesforce.store import OrgDataset
 from tests.test_salesforce_support import Clock, Org, ca
 
 __all__ = ["ca"]

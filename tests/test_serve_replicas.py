@@ -22,9 +22,9 @@ from urllib.parse import quote
 import httpx
 from sqlalchemy import select, text
 
-from connectors.demo.hubspot_portal import HubSpotPortal, serve_portal
 from models import SyncRun
 from service.db import make_engine, migrate
+from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.conftest import POSTGRES_URL
 from tests.test_sync import TOKEN, small_dataset
 

@@ -20,8 +20,6 @@ import pytest
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from connectors.demo.dataset import generate_dataset
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
 from models import (
@@ -44,6 +42,8 @@ from service.db import make_engine, migrate
 from service.locks import SyncLocked, source_lock
 from service.scheduler import scheduled_sync
 from service.sync import run_sync
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.hubspot.seed import generate_dataset
 
 TOKEN = "test-token"
 END = datetime(2026, 10, 31, 12, tzinfo=UTC)

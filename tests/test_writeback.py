@@ -33,8 +33,6 @@ from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine, inspect, text
 
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
-from connectors.demo.salesforce_org import RunningOrg, SalesforceOrg, serve_org
 from connectors.errors import DestinationMissing, PermissionDenied, RateLimited, TransientError
 from connectors.hubspot import HubSpotConnector
 from connectors.mapping import Mapping, MappingError, default_mapping, load_mapping, merge_mapping
@@ -57,6 +55,8 @@ from service.writeback import (
     list_pushes,
     run_push,
 )
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.salesforce.org import RunningOrg, SalesforceOrg, serve_org
 from tests.conftest import POSTGRES_URL, postgres_engine
 
 TOKEN = "pat-na1-writeback-test-token"

@@ -23,8 +23,8 @@ from hubspot.crm.properties.exceptions import ApiException as PropertiesApiExcep
 from simple_salesforce.api import Salesforce
 from simple_salesforce.exceptions import SalesforceMalformedRequest
 
-from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
-from connectors.demo.salesforce_org import RunningOrg, SalesforceOrg, serve_org
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.salesforce.org import RunningOrg, SalesforceOrg, serve_org
 
 TOKEN = "pat-na1-fake-writeback"
 

@@ -1,6 +1,6 @@
 """A seeded inside-sales team in Salesforce's own objects and fields (SPEC §4), for the demo org.
 
-The team, its leads and its activity come from the HubSpot generator (connectors/demo/dataset.py)
+The team, its leads and its activity come from the HubSpot generator (simulators/hubspot/seed.py)
 with the same seed, so every distribution — volumes, connect and conversion rates, talk time,
 opens, meetings, BANT, win rates, per-rep differences, Tokyo office hours — is the same; this
 module writes them as an org would hold them:
@@ -29,19 +29,15 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-from connectors.demo.dataset import (
-    CALL_DISPOSITIONS,
-    PortalDataset,
-    generate_dataset,
-)
-from connectors.demo.salesforce_org import salesforce_id
+from simulators.hubspot.seed import CALL_DISPOSITIONS, generate_dataset
+from simulators.hubspot.store import PortalDataset
+from simulators.salesforce.ids import salesforce_id
+from simulators.salesforce.store import OrgDataset, OrgRecord
+from simulators.salesforce.wire import EPOCH
 
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MINUTE = 60_000
 
 LEAD_SOURCES: dict[str, str] = {
@@ -92,52 +88,6 @@ STAGES: dict[str, tuple[str, float]] = {
 }
 CONVERTED_STAGES = frozenset({"salesqualifiedlead", "opportunity", "customer"})
 
-
-@dataclass(frozen=True)
-class OrgRecord:
-    """One record to load: API field names with Python values (datetimes as epoch millis)."""
-
-    sobject: str
-    id: str
-    fields: dict[str, Any]
-    created_ms: int
-    modified_ms: int
-    deleted_ms: int | None = None
-
-    @property
-    def created_at(self) -> datetime:
-        return EPOCH + timedelta(milliseconds=self.created_ms)
-
-    @property
-    def modified_at(self) -> datetime:
-        return EPOCH + timedelta(milliseconds=self.modified_ms)
-
-    @property
-    def deleted_at(self) -> datetime | None:
-        return None if self.deleted_ms is None else EPOCH + timedelta(milliseconds=self.deleted_ms)
-
-
-@dataclass
-class OrgDataset:
-    """Everything the demo org holds, in load order (every object's records in Id order)."""
-
-    seed: int
-    start: datetime
-    end: datetime
-    records: list[OrgRecord] = field(default_factory=list)
-
-    def of(self, sobject: str) -> Iterator[OrgRecord]:
-        """The records of one object."""
-        return (r for r in self.records if r.sobject == sobject)
-
-    def count(self, sobject: str, *, deleted: bool | None = None) -> int:
-        """Records of an object: all (None), only deleted (True) or only live (False)."""
-        return sum(1 for r in self.of(sobject)
-                   if deleted is None or (r.deleted_ms is not None) == deleted)
-
-    def counts(self) -> dict[str, int]:
-        """Records per object."""
-        return dict(Counter(r.sobject for r in self.records))
 
 
 def _day(ms: int) -> date:

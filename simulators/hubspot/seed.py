@@ -25,14 +25,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 
-from connectors.demo.hubspot_portal import (
-    DEFAULT_DEAL_STAGES,
-    EPOCH,
-    OBJECT_TYPES,
-    Value,
-    iso_ms,
-    to_ms,
-)
+from simulators.hubspot.store import GeneratedOwner, ObjectTable, PortalDataset
+from simulators.hubspot.wire import DEFAULT_DEAL_STAGES, EPOCH, OBJECT_TYPES, Value, to_ms
 
 MINUTE = 60_000
 HOUR = 60 * MINUTE
@@ -113,106 +107,6 @@ _OTHER_OUTCOMES: tuple[tuple[str, str | None, str, float], ...] = (
     ("failed", None, "FAILED", 0.02),
     ("unknown", None, "COMPLETED", 0.01),
 )
-
-
-@dataclass
-class GeneratedOwner:
-    """An owner (HubSpot user) of the demo portal."""
-
-    id: str
-    email: str
-    first_name: str
-    last_name: str
-    teams: list[tuple[str, str, bool]]  # (team id, team name, primary)
-    user_id: int
-    created_at: datetime
-    role: str  # "inside_sales" or "field_sales"
-    archived: bool = False
-
-
-@dataclass
-class ObjectTable:
-    """Generated records of one object type, column-wise (compact for millions of rows).
-
-    Row i has id ``ids[i]``; datetime properties hold epoch milliseconds, all other
-    values HubSpot's strings; None means the property has no value. ``associations``
-    maps a target type to one target id per row (0: none); ``archived_ms`` maps a row
-    to the time it was archived.
-    """
-
-    object_type: str
-    ids: list[int] = field(default_factory=list)
-    created_ms: list[int] = field(default_factory=list)
-    modified_ms: list[int] = field(default_factory=list)
-    columns: dict[str, list[Value]] = field(default_factory=dict)
-    associations: dict[str, list[int]] = field(default_factory=dict)
-    archived_ms: dict[int, int] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-
-@dataclass(frozen=True)
-class GeneratedRecord:
-    """One generated record as HubSpot would serve it (for inspection and tests)."""
-
-    object_type: str
-    id: str
-    properties: dict[str, str]  # values present only, all strings
-    associations: dict[str, list[str]]
-    created_at: datetime
-    modified_at: datetime
-    archived_at: datetime | None
-
-
-@dataclass
-class PortalDataset:
-    """Everything the demo portal holds: owners, records per type, the deal pipeline."""
-
-    seed: int
-    start: datetime
-    end: datetime
-    owners: list[GeneratedOwner]
-    objects: dict[str, ObjectTable]
-    pipeline_stages: list[tuple[str, str, float, bool, bool]]
-
-    def count(self, object_type: str, *, archived: bool | None = None) -> int:
-        """Records of a type: all (None), only archived (True) or only live (False)."""
-        table = self.objects[object_type]
-        if archived is None:
-            return len(table)
-        return len(table.archived_ms) if archived else len(table) - len(table.archived_ms)
-
-    def owner_ids(self, role: str) -> list[str]:
-        """Ids of the live owners in a role ("inside_sales" or "field_sales")."""
-        return [o.id for o in self.owners if o.role == role and not o.archived]
-
-    def records(self, object_type: str) -> Iterator[GeneratedRecord]:
-        """The records of a type rendered as HubSpot strings, in id order."""
-        table = self.objects[object_type]
-        spec = OBJECT_TYPES[object_type]
-        datetimes = {name for name, kind in spec.properties if kind == "datetime"}
-        names = list(table.columns)
-        for i, record_id in enumerate(table.ids):
-            props: dict[str, str] = {
-                spec.created_property: iso_ms(table.created_ms[i]),
-                spec.modified_property: iso_ms(table.modified_ms[i]),
-                "hs_object_id": str(record_id),
-            }
-            for name in names:
-                value = table.columns[name][i]
-                if value is None:
-                    continue
-                props[name] = iso_ms(value) if name in datetimes and isinstance(value, int) \
-                    else str(value)
-            links = {to: [str(col[i])] for to, col in table.associations.items() if col[i]}
-            archived = table.archived_ms.get(i)
-            yield GeneratedRecord(
-                object_type, str(record_id), props, links,
-                EPOCH + timedelta(milliseconds=table.created_ms[i]),
-                EPOCH + timedelta(milliseconds=table.modified_ms[i]),
-                None if archived is None else EPOCH + timedelta(milliseconds=archived),
-            )
 
 
 # ---------------------------------------------------------------------------------------

@@ -1,0 +1,1 @@
+"""The simulated Salesforce org: wire format, ids, schema, store, SOQL, HTTP app and seed data."""
