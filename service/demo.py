@@ -25,8 +25,12 @@ class SalesforceDemo(DemoOrg):
     ) -> SalesforceConnector:
         """The real Salesforce connector pointed at the demo org."""
         return SalesforceConnector(
-            self.url, session_id=self.session_id, mapping=mapping, timezone=timezone,
-            verify=str(self.ca_bundle), **options,
+            self.url,
+            session_id=self.session_id,
+            mapping=mapping,
+            timezone=timezone,
+            verify=str(self.ca_bundle),
+            **options,
         )
 
 
@@ -40,6 +44,12 @@ def start_salesforce_demo(
     calls_per_rep_day: float = 60.0,
 ) -> SalesforceDemo:
     """Generate the demo team as a Salesforce org and serve it over HTTPS with a fresh test CA."""
-    demo = start_demo_org(months=months, end=end, seed=seed, teams=teams,
-                          reps_per_team=reps_per_team, calls_per_rep_day=calls_per_rep_day)
+    demo = start_demo_org(
+        months=months,
+        end=end,
+        seed=seed,
+        teams=teams,
+        reps_per_team=reps_per_team,
+        calls_per_rep_day=calls_per_rep_day,
+    )
     return SalesforceDemo(demo.running, demo.url, demo.ca_bundle, demo.session_id, demo.counts)

@@ -60,13 +60,18 @@ def start_server(
     """Run ``app`` on ``sock`` in thread ``name``; returns once it accepts connections."""
     bound_port = sock.getsockname()[1]
     config = uvicorn.Config(
-        app, log_level="warning", access_log=False, lifespan="off", timeout_keep_alive=30,
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        timeout_keep_alive=30,
         ssl_certfile=str(ssl_certfile) if ssl_certfile is not None else None,
         ssl_keyfile=str(ssl_keyfile) if ssl_keyfile is not None else None,
     )
     server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True,
-                              name=f"{name}-{bound_port}")
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, daemon=True, name=f"{name}-{bound_port}"
+    )
     thread.start()
     deadline = time.monotonic() + 10
     while not server.started:

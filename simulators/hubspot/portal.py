@@ -103,7 +103,8 @@ class FaultPlan:
     """Failures the portal injects; tests set the fields, the portal counts requests per plan."""
 
     rate_limit_every: int | None = None  # every Nth request answers 429 (TEN_SECONDLY_ROLLING) ...
-    rate_limit_for_seconds: float | None = None  # ... for this long after the first one (None: forever)
+    # ... for this long after the first one (None: forever)
+    rate_limit_for_seconds: float | None = None
     server_error_every: int | None = None  # every Nth request answers 502, 503, 500 in turn
     server_error_burst: int = 0  # the next N requests answer 503, then normal
     delay_seconds: float = 0.0  # sleep before answering (to provoke client timeouts)
@@ -154,7 +155,6 @@ class _Call:
             if key == name:
                 out.extend(part.strip() for part in value.split(",") if part.strip())
         return out
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -211,7 +211,9 @@ class HubSpotPortal(PortalStore):
 
     # -- Rendering ----------------------------------------------------------------------
 
-    def _render(self, store: ObjectStore, obj: Record, names: Sequence[str]) -> dict[str, str | None]:
+    def _render(
+        self, store: ObjectStore, obj: Record, names: Sequence[str]
+    ) -> dict[str, str | None]:
         props: dict[str, str | None] = {}
         for name in names:
             raw = store.raw_getter(name)(obj)
@@ -262,8 +264,7 @@ class HubSpotPortal(PortalStore):
         for to_type in associations:
             targets = self._linked(store.spec.name, obj.id, to_type)
             if targets:
-                label = (f"{store.spec.association_name}_to_"
-                         f"{OBJECT_TYPES[to_type].association_name}")
+                label = f"{store.spec.association_name}_to_{OBJECT_TYPES[to_type].association_name}"
                 linked[to_type] = {"results": [{"id": str(t), "type": label} for t in targets]}
         if linked:
             out["associations"] = linked
@@ -296,7 +297,8 @@ class HubSpotPortal(PortalStore):
             "lastName": owner.last_name,
         }
         if not owner.archived:
-            out["userId"] = owner.user_id  # a deactivated user keeps only the "including inactive" id
+            # A deactivated user keeps only the "including inactive" id.
+            out["userId"] = owner.user_id
         out["userIdIncludingInactive"] = owner.user_id
         out["createdAt"] = iso_ms(owner.created_ms)
         out["updatedAt"] = iso_ms(owner.updated_ms)
@@ -312,7 +314,7 @@ class HubSpotPortal(PortalStore):
         email = call.first("email")
         chosen: list[Owner] = []
         next_after: int | None = None
-        for owner_id in self._owner_order[bisect.bisect_left(self._owner_order, after):]:
+        for owner_id in self._owner_order[bisect.bisect_left(self._owner_order, after) :]:
             owner = self._owners[str(owner_id)]
             if owner.archived != archived:
                 continue
@@ -324,8 +326,9 @@ class HubSpotPortal(PortalStore):
             chosen.append(owner)
         body: dict[str, Any] = {"results": [self._owner_json(o) for o in chosen]}
         if next_after is not None:
-            body["paging"] = {"next": {"after": str(next_after),
-                                       "link": self._next_link(call, str(next_after))}}
+            body["paging"] = {
+                "next": {"after": str(next_after), "link": self._next_link(call, str(next_after))}
+            }
         return 200, body
 
     def _get_owner(self, call: _Call) -> tuple[int, Any]:
@@ -355,7 +358,7 @@ class HubSpotPortal(PortalStore):
         chosen: list[Record] = []
         next_id: int | None = None
         if archived:
-            window = store.archived[bisect.bisect_left(store.archived, after):][: limit + 1]
+            window = store.archived[bisect.bisect_left(store.archived, after) :][: limit + 1]
             chosen = [store.by_id[i] for i in window[:limit]]
             next_id = window[limit] if len(window) > limit else None
         else:
@@ -369,12 +372,14 @@ class HubSpotPortal(PortalStore):
                     break
                 chosen.append(obj)
         body: dict[str, Any] = {
-            "results": self._served(store, [self._object_json(store, o, names, associations)
-                                            for o in chosen])
+            "results": self._served(
+                store, [self._object_json(store, o, names, associations) for o in chosen]
+            )
         }
         if next_id is not None:
-            body["paging"] = {"next": {"after": str(next_id),
-                                       "link": self._next_link(call, str(next_id))}}
+            body["paging"] = {
+                "next": {"after": str(next_id), "link": self._next_link(call, str(next_id))}
+            }
         return 200, body
 
     def _get_object(self, call: _Call) -> tuple[int, Any]:
@@ -411,20 +416,28 @@ class HubSpotPortal(PortalStore):
             else:
                 results.append(self._object_json(store, obj, names))
         out: dict[str, Any] = {
-            "status": "COMPLETE", "results": results,
-            "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms()),
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self._now_ms()),
         }
         if not missing:
             return 200, out
         out["numErrors"] = 1
-        out["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": (f"Could not get some {store.spec.singular.upper()} objects, they may be "
-                        "deleted or not exist. Check that ids are valid."),
-            "context": {"ids": missing}, "errors": [], "links": {},
-        }]
+        out["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": (
+                    f"Could not get some {store.spec.singular.upper()} objects, they may be "
+                    "deleted or not exist. Check that ids are valid."
+                ),
+                "context": {"ids": missing},
+                "errors": [],
+                "links": {},
+            }
+        ]
         return 207, out
-
 
     # -- Scopes -------------------------------------------------------------------------
 
@@ -435,8 +448,12 @@ class HubSpotPortal(PortalStore):
                 "This app hasn't been granted all required scopes to make this call. Read more "
                 "about required scopes here: https://developers.hubspot.com/scopes.",
                 "MISSING_SCOPES",
-                errors=[{"message": "One or more of the following scopes are required.",
-                         "context": {"requiredGranularScopes": [scope]}}],
+                errors=[
+                    {
+                        "message": "One or more of the following scopes are required.",
+                        "context": {"requiredGranularScopes": [scope]},
+                    }
+                ],
                 links={"scopes": "https://developers.hubspot.com/scopes"},
             )
 
@@ -453,18 +470,35 @@ class HubSpotPortal(PortalStore):
         if custom is not None:
             return custom
         kind = store.kinds[name]
-        field_type = {"datetime": "date", "number": "number", "enumeration": "select",
-                      "bool": "booleancheckbox"}.get(kind, "text")
+        field_type = {
+            "datetime": "date",
+            "number": "number",
+            "enumeration": "select",
+            "bool": "booleancheckbox",
+        }.get(kind, "text")
         return {
-            "updatedAt": self._created_iso, "createdAt": self._created_iso, "name": name,
-            "label": name.removeprefix("hs_").replace("_", " ").capitalize(), "type": kind,
-            "fieldType": field_type, "description": "",
-            "groupName": f"{store.spec.singular}information", "options": [],
-            "displayOrder": -1, "calculated": False, "externalOptions": False,
-            "hasUniqueValue": False, "hidden": False, "hubspotDefined": True,
-            "modificationMetadata": {"archivable": False, "readOnlyDefinition": True,
-                                     "readOnlyValue": name in READ_ONLY_PROPERTIES},
-            "formField": False, "archived": False,
+            "updatedAt": self._created_iso,
+            "createdAt": self._created_iso,
+            "name": name,
+            "label": name.removeprefix("hs_").replace("_", " ").capitalize(),
+            "type": kind,
+            "fieldType": field_type,
+            "description": "",
+            "groupName": f"{store.spec.singular}information",
+            "options": [],
+            "displayOrder": -1,
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": False,
+            "hidden": False,
+            "hubspotDefined": True,
+            "modificationMetadata": {
+                "archivable": False,
+                "readOnlyDefinition": True,
+                "readOnlyValue": name in READ_ONLY_PROPERTIES,
+            },
+            "formField": False,
+            "archived": False,
         }
 
     def _property_store(self, call: _Call, access: str) -> ObjectStore:
@@ -480,8 +514,11 @@ class HubSpotPortal(PortalStore):
         store = self._property_store(call, "read")
         name = call.params["propertyName"]
         if name not in store.kinds:
-            raise ApiError(404, f"Unable to find property {name} on object type "
-                                 f"{store.spec.type_id}", "OBJECT_NOT_FOUND")
+            raise ApiError(
+                404,
+                f"Unable to find property {name} on object type {store.spec.type_id}",
+                "OBJECT_NOT_FOUND",
+            )
         return 200, self._property_json(store, name)
 
     def _batch_read_properties(self, call: _Call) -> tuple[int, Any]:
@@ -489,7 +526,7 @@ class HubSpotPortal(PortalStore):
         body = call.body if isinstance(call.body, dict) else {}
         inputs = body.get("inputs")
         if not isinstance(inputs, list) or not inputs:
-            raise ApiError(400, "inputs must be a non-empty list of {\"name\": ...}")
+            raise ApiError(400, 'inputs must be a non-empty list of {"name": ...}')
         started = self._now_ms()
         results, missing = [], []
         for item in inputs:
@@ -498,16 +535,26 @@ class HubSpotPortal(PortalStore):
                 results.append(self._property_json(store, name))
             else:
                 missing.append(name)
-        out: dict[str, Any] = {"status": "COMPLETE", "results": results,
-                               "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms())}
+        out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self._now_ms()),
+        }
         if not missing:
             return 200, out
         out["numErrors"] = len(missing)
-        out["errors"] = [{
-            "status": "error", "category": "OBJECT_NOT_FOUND",
-            "message": f"Unable to find property {name} on object type {store.spec.type_id}",
-            "context": {"properties": [name]}, "errors": [], "links": {},
-        } for name in missing]
+        out["errors"] = [
+            {
+                "status": "error",
+                "category": "OBJECT_NOT_FOUND",
+                "message": f"Unable to find property {name} on object type {store.spec.type_id}",
+                "context": {"properties": [name]},
+                "errors": [],
+                "links": {},
+            }
+            for name in missing
+        ]
         return 207, out
 
     def _create_property(self, call: _Call) -> tuple[int, Any]:
@@ -515,26 +562,38 @@ class HubSpotPortal(PortalStore):
         body = call.body if isinstance(call.body, dict) else None
         if body is None:
             raise ApiError(400, "Invalid input JSON: the request body must be a JSON object")
-        missing = [k for k in ("name", "label", "type", "fieldType", "groupName")
-                   if not isinstance(body.get(k), str) or not body.get(k)]
+        missing = [
+            k
+            for k in ("name", "label", "type", "fieldType", "groupName")
+            if not isinstance(body.get(k), str) or not body.get(k)
+        ]
         if missing:
-            raise ApiError(400, f"Property definition is missing required fields: "
-                                 f"{', '.join(missing)}")
+            raise ApiError(
+                400, f"Property definition is missing required fields: {', '.join(missing)}"
+            )
         name, type_, field_type = body["name"], body["type"], body["fieldType"]
         if not PROPERTY_NAME.match(name):
-            raise ApiError(400, f"Property name {name!r} must start with a lowercase letter and "
-                                 "hold only lowercase letters, digits and underscores")
+            raise ApiError(
+                400,
+                f"Property name {name!r} must start with a lowercase letter and "
+                "hold only lowercase letters, digits and underscores",
+            )
         if type_ not in PROPERTY_TYPES:
-            raise ApiError(400, f"Invalid property type {type_!r}: one of "
-                                 f"{', '.join(PROPERTY_TYPES)}")
+            raise ApiError(
+                400, f"Invalid property type {type_!r}: one of {', '.join(PROPERTY_TYPES)}"
+            )
         if field_type not in PROPERTY_TYPES[type_]:
             raise ApiError(400, f"fieldType {field_type!r} is not valid for a {type_} property")
         if name in store.kinds:
-            raise ApiError(409, f"A property named '{name}' already exists.",
-                            "OBJECT_ALREADY_EXISTS")
+            raise ApiError(
+                409, f"A property named '{name}' already exists.", "OBJECT_ALREADY_EXISTS"
+            )
         if body["groupName"] not in self._groups[store.spec.name]:
-            raise ApiError(400, f"property group {body['groupName']} does not exist for "
-                                 f"object type {store.spec.type_id}")
+            raise ApiError(
+                400,
+                f"property group {body['groupName']} does not exist for "
+                f"object type {store.spec.type_id}",
+            )
         return 201, self._define_property(store, body)
 
     def _list_groups(self, call: _Call) -> tuple[int, Any]:
@@ -545,8 +604,9 @@ class HubSpotPortal(PortalStore):
         store = self._property_store(call, "read")
         group = self._groups[store.spec.name].get(call.params["groupName"])
         if group is None:
-            raise ApiError(404, f"Unable to find property group {call.params['groupName']}",
-                            "OBJECT_NOT_FOUND")
+            raise ApiError(
+                404, f"Unable to find property group {call.params['groupName']}", "OBJECT_NOT_FOUND"
+            )
         return 200, group
 
     def _create_group(self, call: _Call) -> tuple[int, Any]:
@@ -554,13 +614,21 @@ class HubSpotPortal(PortalStore):
         body = call.body if isinstance(call.body, dict) else {}
         name, label = body.get("name"), body.get("label")
         if not isinstance(name, str) or not PROPERTY_NAME.match(name) or not label:
-            raise ApiError(400, "A property group needs a name (lowercase letters, digits, "
-                                 "underscores) and a label")
+            raise ApiError(
+                400,
+                "A property group needs a name (lowercase letters, digits, "
+                "underscores) and a label",
+            )
         if name in self._groups[store.spec.name]:
-            raise ApiError(409, f"A property group named '{name}' already exists.",
-                            "OBJECT_ALREADY_EXISTS")
-        group = {"name": name, "label": str(label),
-                 "displayOrder": int(body.get("displayOrder") or -1), "archived": False}
+            raise ApiError(
+                409, f"A property group named '{name}' already exists.", "OBJECT_ALREADY_EXISTS"
+            )
+        group = {
+            "name": name,
+            "label": str(label),
+            "displayOrder": int(body.get("displayOrder") or -1),
+            "archived": False,
+        }
         self._groups[store.spec.name][name] = group
         return 201, group
 
@@ -575,20 +643,28 @@ class HubSpotPortal(PortalStore):
             raise ApiError(400, f"inputs must hold between 1 and {BATCH_WRITE_MAX} objects")
         problems: list[dict[str, Any]] = []
         for item in inputs:
-            if not isinstance(item, dict) or item.get("id") is None \
-                    or not isinstance(item.get("properties"), dict):
+            if (
+                not isinstance(item, dict)
+                or item.get("id") is None
+                or not isinstance(item.get("properties"), dict)
+            ):
                 raise ApiError(400, "Invalid input JSON: each input needs an id and properties")
             if item.get("idProperty") is not None:
-                raise ApiError(400, f"Unable to perform update/upsert by non-unique "
-                                     f"{store.spec.type_id} property {item['idProperty']}")
+                raise ApiError(
+                    400,
+                    f"Unable to perform update/upsert by non-unique "
+                    f"{store.spec.type_id} property {item['idProperty']}",
+                )
             for name, value in item["properties"].items():
                 problem = self._invalid_value(store, str(name), value)
                 if problem is not None:
                     problems.append(problem)
         if problems:
             # HubSpot refuses the whole batch when any property value is invalid.
-            raise ApiError(400, "Property values were not valid: "
-                                 + json.dumps(problems, separators=(",", ":")))
+            raise ApiError(
+                400,
+                "Property values were not valid: " + json.dumps(problems, separators=(",", ":")),
+            )
         started = self._now_ms()
         results: list[dict[str, Any]] = []
         missing: list[str] = []
@@ -603,27 +679,49 @@ class HubSpotPortal(PortalStore):
             if reason is not None:
                 rejected.append((raw_id, reason))
                 continue
-            properties = {str(k): "" if v is None else str(v).strip()
-                          for k, v in item["properties"].items()}
+            properties = {
+                str(k): "" if v is None else str(v).strip() for k, v in item["properties"].items()
+            }
             values = list(obj.values)
             self._write(store, values, properties)
             obj.values = tuple(values)
             obj.modified_ms = self._now_ms()
             store.version += 1
-            results.append(self._object_json(store, obj,
-                                              self._property_names(store, list(properties))))
-        out: dict[str, Any] = {"status": "COMPLETE", "results": results,
-                               "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms())}
+            results.append(
+                self._object_json(store, obj, self._property_names(store, list(properties)))
+            )
+        out: dict[str, Any] = {
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self._now_ms()),
+        }
         errors: list[dict[str, Any]] = []
         if missing:
-            errors.append({
-                "status": "error", "category": "OBJECT_NOT_FOUND",
-                "message": (f"Could not update some {store.spec.singular.upper()} objects, they "
-                            "may be deleted or not exist. Check that ids are valid."),
-                "context": {"ids": missing}, "errors": [], "links": {}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "OBJECT_NOT_FOUND",
+                    "message": (
+                        f"Could not update some {store.spec.singular.upper()} objects, they "
+                        "may be deleted or not exist. Check that ids are valid."
+                    ),
+                    "context": {"ids": missing},
+                    "errors": [],
+                    "links": {},
+                }
+            )
         for raw_id, reason in rejected:
-            errors.append({"status": "error", "category": "VALIDATION_ERROR", "message": reason,
-                           "context": {"ids": [raw_id]}, "errors": [], "links": {}})
+            errors.append(
+                {
+                    "status": "error",
+                    "category": "VALIDATION_ERROR",
+                    "message": reason,
+                    "context": {"ids": [raw_id]},
+                    "errors": [],
+                    "links": {},
+                }
+            )
         if not errors:
             return 200, out
         out["numErrors"] = len(errors)
@@ -632,23 +730,32 @@ class HubSpotPortal(PortalStore):
 
     def _invalid_value(self, store: ObjectStore, name: str, value: Any) -> dict[str, Any] | None:
         def problem(message: str, error: str) -> dict[str, Any]:
-            return {"isValid": False, "message": message, "error": error, "name": name,
-                    "localizedErrorMessage": message}
+            return {
+                "isValid": False,
+                "message": message,
+                "error": error,
+                "name": name,
+                "localizedErrorMessage": message,
+            }
 
         kind = store.kinds.get(name)
         if kind is None:
             return problem(f'Property "{name}" does not exist', "PROPERTY_DOESNT_EXIST")
-        if name in READ_ONLY_PROPERTIES or name in (store.spec.created_property,
-                                                     store.spec.modified_property):
-            return problem(f'"{name}" is a read only property; its value cannot be set.',
-                           "READ_ONLY_VALUE")
+        if name in READ_ONLY_PROPERTIES or name in (
+            store.spec.created_property,
+            store.spec.modified_property,
+        ):
+            return problem(
+                f'"{name}" is a read only property; its value cannot be set.', "READ_ONLY_VALUE"
+            )
         if value is None or (isinstance(value, str) and value == ""):
             return None
         if isinstance(value, dict | list):
             return problem(f"{json.dumps(value)} is not a valid value", "INVALID_VALUE")
         text = str(value)
-        if kind == "number" and (text != text.strip() or as_number(text) is None
-                                 or not math.isfinite(float(text))):
+        if kind == "number" and (
+            text != text.strip() or as_number(text) is None or not math.isfinite(float(text))
+        ):
             return problem(f"{text} was not a valid number.", "INVALID_FLOAT")
         if kind == "datetime" and parse_datetime_value(text) is None:
             return problem(f"{text} was not a valid long.", "INVALID_LONG")
@@ -694,7 +801,7 @@ class HubSpotPortal(PortalStore):
             if len(self._search_cache) >= 16:
                 self._search_cache.pop(next(iter(self._search_cache)))
             self._search_cache[cache_key] = matched
-        page = matched[after: after + limit]
+        page = matched[after : after + limit]
         out: dict[str, Any] = {
             "total": len(matched),
             "results": self._served(store, [self._object_json(store, o, names) for o in page]),
@@ -725,22 +832,26 @@ class HubSpotPortal(PortalStore):
             obj = from_store.live(int(raw_id)) if raw_id.isdigit() else None
             targets = self._linked(a, obj.id, b) if obj is not None and type_id else []
             if not targets:
-                errors.append({
-                    "status": "error",
-                    "category": "OBJECT_NOT_FOUND",
-                    "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
-                    "message": (f"No {to_store.spec.singular} is associated with "
-                                f"{from_store.spec.singular} {raw_id}."),
-                    "context": {
-                        "fromObjectId": [raw_id],
-                        "fromObjectType": [from_store.spec.singular],
-                        "toObjectType": [to_store.spec.singular],
-                    },
-                    "errors": [],
-                    "links": {},
-                })
+                errors.append(
+                    {
+                        "status": "error",
+                        "category": "OBJECT_NOT_FOUND",
+                        "subCategory": "crm.associations.NO_ASSOCIATIONS_FOUND",
+                        "message": (
+                            f"No {to_store.spec.singular} is associated with "
+                            f"{from_store.spec.singular} {raw_id}."
+                        ),
+                        "context": {
+                            "fromObjectId": [raw_id],
+                            "fromObjectType": [from_store.spec.singular],
+                            "toObjectType": [to_store.spec.singular],
+                        },
+                        "errors": [],
+                        "links": {},
+                    }
+                )
                 continue
-            page = targets[offset: offset + ASSOCIATION_PAGE]
+            page = targets[offset : offset + ASSOCIATION_PAGE]
             result: dict[str, Any] = {
                 "from": {"id": raw_id},
                 "to": [
@@ -757,8 +868,10 @@ class HubSpotPortal(PortalStore):
                 result["paging"] = {"next": {"after": str(offset + ASSOCIATION_PAGE)}}
             results.append(result)
         out: dict[str, Any] = {
-            "status": "COMPLETE", "results": results,
-            "startedAt": iso_ms(started), "completedAt": iso_ms(self._now_ms()),
+            "status": "COMPLETE",
+            "results": results,
+            "startedAt": iso_ms(started),
+            "completedAt": iso_ms(self._now_ms()),
         }
         if not errors:
             return 200, out
@@ -771,8 +884,10 @@ class HubSpotPortal(PortalStore):
             {
                 "label": label,
                 "displayOrder": order,
-                "metadata": {"isClosed": "true" if closed else "false",
-                             "probability": repr(probability)},
+                "metadata": {
+                    "isClosed": "true" if closed else "false",
+                    "probability": repr(probability),
+                },
                 "id": stage_id,
                 "createdAt": iso_ms(self._pipeline_created_ms),
                 "updatedAt": iso_ms(self._stages_updated_ms),
@@ -816,7 +931,9 @@ class HubSpotPortal(PortalStore):
             "X-HubSpot-RateLimit-Daily-Remaining": str(max(0, self.daily_limit - self._daily_used)),
             "X-HubSpot-RateLimit-Interval-Milliseconds": str(self.burst_interval_ms),
             "X-HubSpot-RateLimit-Max": str(self.burst_limit),
-            "X-HubSpot-RateLimit-Remaining": str(max(0, self.burst_limit - len(self._burst_window))),
+            "X-HubSpot-RateLimit-Remaining": str(
+                max(0, self.burst_limit - len(self._burst_window))
+            ),
         }
 
     @staticmethod
@@ -831,29 +948,45 @@ class HubSpotPortal(PortalStore):
         }
 
     def _answer(
-        self, request: Request, raw: bytes, handler: Callable[[_Call], tuple[int, Any]],
-        search: bool, plan: FaultPlan, seen: int, write: str | None = None,
+        self,
+        request: Request,
+        raw: bytes,
+        handler: Callable[[_Call], tuple[int, Any]],
+        search: bool,
+        plan: FaultPlan,
+        seen: int,
+        write: str | None = None,
     ) -> tuple[int, Any, dict[str, str]]:
         """Status, body (JSON-able, or str for a gateway page) and headers of one request."""
         correlation = {"X-HubSpot-Correlation-Id": str(uuid.uuid4())}
         if plan.fail_auth:
             plan.injected += 1
-            return 401, {
-                "status": "error",
-                "message": "The OAuth token used to make this call expired 1 hour(s) ago.",
-                "correlationId": correlation["X-HubSpot-Correlation-Id"],
-                "category": "EXPIRED_AUTHENTICATION",
-            }, correlation
+            return (
+                401,
+                {
+                    "status": "error",
+                    "message": "The OAuth token used to make this call expired 1 hour(s) ago.",
+                    "correlationId": correlation["X-HubSpot-Correlation-Id"],
+                    "category": "EXPIRED_AUTHENTICATION",
+                },
+                correlation,
+            )
         scheme, _, token = request.headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or token.strip() != self.access_token:
-            return 401, {
-                "status": "error",
-                "message": ("Authentication credentials not found. This API supports OAuth 2.0 "
-                            "authentication and you can find more details at "
-                            "https://developers.hubspot.com/docs/methods/auth/oauth-overview"),
-                "correlationId": correlation["X-HubSpot-Correlation-Id"],
-                "category": "INVALID_AUTHENTICATION",
-            }, correlation
+            return (
+                401,
+                {
+                    "status": "error",
+                    "message": (
+                        "Authentication credentials not found. This API supports OAuth 2.0 "
+                        "authentication and you can find more details at "
+                        "https://developers.hubspot.com/docs/methods/auth/oauth-overview"
+                    ),
+                    "correlationId": correlation["X-HubSpot-Correlation-Id"],
+                    "category": "INVALID_AUTHENTICATION",
+                },
+                correlation,
+            )
 
         now = time.monotonic()
         window = self._burst_window
@@ -871,20 +1004,33 @@ class HubSpotPortal(PortalStore):
             plan._server_errors += 1
             plan.injected += 1
             if status == 500:
-                return 500, {"status": "error", "message": "internal error",
-                             "correlationId": headers["X-HubSpot-Correlation-Id"]}, headers
+                return (
+                    500,
+                    {
+                        "status": "error",
+                        "message": "internal error",
+                        "correlationId": headers["X-HubSpot-Correlation-Id"],
+                    },
+                    headers,
+                )
             return status, "Bad Gateway" if status == 502 else "Service Unavailable", headers
         if plan.rate_limit_every and seen % plan.rate_limit_every == 0:
             if plan._rate_limited_since is None:
                 plan._rate_limited_since = now
-            still = (plan.rate_limit_for_seconds is None
-                     or now - plan._rate_limited_since < plan.rate_limit_for_seconds)
+            still = (
+                plan.rate_limit_for_seconds is None
+                or now - plan._rate_limited_since < plan.rate_limit_for_seconds
+            )
             if still:
                 plan.injected += 1
                 headers["X-HubSpot-RateLimit-Remaining"] = "0"
-                return 429, self._rate_limited(
-                    "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
-                ), headers
+                return (
+                    429,
+                    self._rate_limited(
+                        "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
+                    ),
+                    headers,
+                )
         if write is not None and plan.write_fault_after is not None:
             plan._writes += 1
             if plan._writes > plan.write_fault_after and plan.write_fault_times != 0:
@@ -893,17 +1039,26 @@ class HubSpotPortal(PortalStore):
                 plan.injected += 1
                 if plan.write_fault_status == 429:
                     headers["X-HubSpot-RateLimit-Remaining"] = "0"
-                    return 429, self._rate_limited(
-                        "You have reached your ten_secondly_rolling limit.",
-                        "TEN_SECONDLY_ROLLING"), headers
+                    return (
+                        429,
+                        self._rate_limited(
+                            "You have reached your ten_secondly_rolling limit.",
+                            "TEN_SECONDLY_ROLLING",
+                        ),
+                        headers,
+                    )
                 return plan.write_fault_status, "Service Unavailable", headers
         if self._daily_used > self.daily_limit:
             return 429, self._rate_limited("You have reached your daily limit.", "DAILY"), headers
         if self.enforce_burst_limit and len(window) >= self.burst_limit:
             headers["X-HubSpot-RateLimit-Remaining"] = "0"
-            return 429, self._rate_limited(
-                "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
-            ), headers
+            return (
+                429,
+                self._rate_limited(
+                    "You have reached your ten_secondly_rolling limit.", "TEN_SECONDLY_ROLLING"
+                ),
+                headers,
+            )
         window.append(now)
         headers["X-HubSpot-RateLimit-Remaining"] = str(max(0, self.burst_limit - len(window)))
         if search:
@@ -911,9 +1066,11 @@ class HubSpotPortal(PortalStore):
             while searches and now - searches[0] >= 1.0:
                 searches.popleft()
             if self.enforce_search_rate_limit and len(searches) >= self.search_requests_per_second:
-                return 429, self._rate_limited(
-                    "You have reached your secondly limit.", "SECONDLY"
-                ), headers
+                return (
+                    429,
+                    self._rate_limited("You have reached your secondly limit.", "SECONDLY"),
+                    headers,
+                )
             searches.append(now)
 
         body: Any = None
@@ -938,31 +1095,44 @@ class HubSpotPortal(PortalStore):
         return status, payload, headers
 
     async def _serve(
-        self, request: Request, handler: Callable[[_Call], tuple[int, Any]], search: bool,
+        self,
+        request: Request,
+        handler: Callable[[_Call], tuple[int, Any]],
+        search: bool,
         write: str | None = None,
     ) -> Response:
         raw = await request.body()
         with self._lock:
             self.request_log.append((request.method, request.url.path))
             if write is not None:
-                self.write_log.append((write, f"{request.method} {request.url.path}",
-                                       inputs_in(raw) if write == "records" else 1))
+                self.write_log.append(
+                    (
+                        write,
+                        f"{request.method} {request.url.path}",
+                        inputs_in(raw) if write == "records" else 1,
+                    )
+                )
             plan = self.faults
             plan._seen += 1
             seen = plan._seen
         if plan.delay_seconds > 0 and (not plan.delay_every or seen % plan.delay_every == 0):
             await asyncio.sleep(plan.delay_seconds)
         with self._lock:
-            status, payload, headers = self._answer(request, raw, handler, search, plan, seen,
-                                                    write)
+            status, payload, headers = self._answer(
+                request, raw, handler, search, plan, seen, write
+            )
         if isinstance(payload, str):
             return Response(payload, status_code=status, headers=headers, media_type="text/html")
         headers["Content-Type"] = "application/json;charset=utf-8"
-        return Response(json.dumps(payload, separators=(",", ":")), status_code=status,
-                        headers=headers)
+        return Response(
+            json.dumps(payload, separators=(",", ":")), status_code=status, headers=headers
+        )
 
     def _endpoint(
-        self, handler: Callable[[_Call], tuple[int, Any]], *, search: bool = False,
+        self,
+        handler: Callable[[_Call], tuple[int, Any]],
+        *,
+        search: bool = False,
         write: str | None = None,
     ) -> Callable[[Request], Awaitable[Response]]:
         async def endpoint(request: Request) -> Response:
@@ -975,42 +1145,86 @@ class HubSpotPortal(PortalStore):
         if self._app is None:
             ep = self._endpoint
             all_methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
-            self._app = Starlette(routes=[
-                Route("/crm/v3/owners", ep(self._list_owners), methods=["GET"]),
-                Route("/crm/v3/owners/", ep(self._list_owners), methods=["GET"]),
-                Route("/crm/v3/owners/{ownerId}", ep(self._get_owner), methods=["GET"]),
-                Route("/crm/v3/objects/{objectType}/search", ep(self._search, search=True),
-                      methods=["POST"]),
-                Route("/crm/v3/objects/{objectType}/batch/read", ep(self._batch_read_objects),
-                      methods=["POST"]),
-                Route("/crm/v3/objects/{objectType}/batch/update",
-                      ep(self._batch_update, write="records"), methods=["POST"]),
-                Route("/crm/v3/properties/{objectType}/groups", ep(self._list_groups),
-                      methods=["GET"]),
-                Route("/crm/v3/properties/{objectType}/groups",
-                      ep(self._create_group, write="schema"), methods=["POST"]),
-                Route("/crm/v3/properties/{objectType}/groups/{groupName}", ep(self._get_group),
-                      methods=["GET"]),
-                Route("/crm/v3/properties/{objectType}/batch/read",
-                      ep(self._batch_read_properties), methods=["POST"]),
-                Route("/crm/v3/properties/{objectType}", ep(self._list_properties),
-                      methods=["GET"]),
-                Route("/crm/v3/properties/{objectType}",
-                      ep(self._create_property, write="schema"), methods=["POST"]),
-                Route("/crm/v3/properties/{objectType}/{propertyName}", ep(self._get_property),
-                      methods=["GET"]),
-                Route("/crm/v3/objects/{objectType}", ep(self._list_objects), methods=["GET"]),
-                Route("/crm/v3/objects/{objectType}/{objectId}", ep(self._get_object),
-                      methods=["GET"]),
-                Route("/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
-                      ep(self._association_batch), methods=["POST"]),
-                Route("/crm/v3/pipelines/{objectType}", ep(self._pipelines), methods=["GET"]),
-                Route("/crm/v3/pipelines/{objectType}/{pipelineId}", ep(self._pipelines),
-                      methods=["GET"]),
-                Route("/crm/v3/pipelines/{objectType}/{pipelineId}/stages", ep(self._pipelines),
-                      methods=["GET"]),
-                Route("/{path:path}", ep(self._unknown_route), methods=all_methods),
-            ])
+            self._app = Starlette(
+                routes=[
+                    Route("/crm/v3/owners", ep(self._list_owners), methods=["GET"]),
+                    Route("/crm/v3/owners/", ep(self._list_owners), methods=["GET"]),
+                    Route("/crm/v3/owners/{ownerId}", ep(self._get_owner), methods=["GET"]),
+                    Route(
+                        "/crm/v3/objects/{objectType}/search",
+                        ep(self._search, search=True),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/objects/{objectType}/batch/read",
+                        ep(self._batch_read_objects),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/objects/{objectType}/batch/update",
+                        ep(self._batch_update, write="records"),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}/groups",
+                        ep(self._list_groups),
+                        methods=["GET"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}/groups",
+                        ep(self._create_group, write="schema"),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}/groups/{groupName}",
+                        ep(self._get_group),
+                        methods=["GET"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}/batch/read",
+                        ep(self._batch_read_properties),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}",
+                        ep(self._list_properties),
+                        methods=["GET"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}",
+                        ep(self._create_property, write="schema"),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/properties/{objectType}/{propertyName}",
+                        ep(self._get_property),
+                        methods=["GET"],
+                    ),
+                    Route("/crm/v3/objects/{objectType}", ep(self._list_objects), methods=["GET"]),
+                    Route(
+                        "/crm/v3/objects/{objectType}/{objectId}",
+                        ep(self._get_object),
+                        methods=["GET"],
+                    ),
+                    Route(
+                        "/crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read",
+                        ep(self._association_batch),
+                        methods=["POST"],
+                    ),
+                    Route("/crm/v3/pipelines/{objectType}", ep(self._pipelines), methods=["GET"]),
+                    Route(
+                        "/crm/v3/pipelines/{objectType}/{pipelineId}",
+                        ep(self._pipelines),
+                        methods=["GET"],
+                    ),
+                    Route(
+                        "/crm/v3/pipelines/{objectType}/{pipelineId}/stages",
+                        ep(self._pipelines),
+                        methods=["GET"],
+                    ),
+                    Route("/{path:path}", ep(self._unknown_route), methods=all_methods),
+                ]
+            )
         return self._app
 
 
@@ -1033,6 +1247,7 @@ def serve_portal(portal: HubSpotPortal, *, host: str = "127.0.0.1", port: int = 
     """Serve the portal over plain HTTP; returns once it accepts connections."""
     sock = bind_socket(host, port)
     bound_port = sock.getsockname()[1]
-    server, thread = start_server(portal.asgi_app(), sock, name="hubspot-portal",
-                                  label="HubSpot portal")
+    server, thread = start_server(
+        portal.asgi_app(), sock, name="hubspot-portal", label="HubSpot portal"
+    )
     return RunningPortal(portal, server, thread, f"http://{host}:{bound_port}")

@@ -52,8 +52,11 @@ def _filter_value(kind: PropertyKind, raw: object, name: str) -> Any:
     if kind == "datetime":
         parsed = parse_datetime_value(text)
         if parsed is None:
-            raise ApiError(400, f"{text!r} is not a valid datetime value for {name!r}: "
-                                 "use epoch milliseconds or an ISO 8601 string")
+            raise ApiError(
+                400,
+                f"{text!r} is not a valid datetime value for {name!r}: "
+                "use epoch milliseconds or an ISO 8601 string",
+            )
         return parsed
     if kind == "number":
         number = as_number(text)
@@ -82,14 +85,17 @@ def _compile_filter(store: ObjectStore, raw: object) -> tuple[Callable[[Record],
         raise ApiError(400, f"Invalid filter operator {operator!r}")
     if not isinstance(name, str) or name not in store.kinds:
         raise ApiError(
-            400, f"Invalid filter: property {name!r} does not exist on {store.spec.name}",
+            400,
+            f"Invalid filter: property {name!r} does not exist on {store.spec.name}",
             errors=[{"message": f"Property {name!r} does not exist", "in": "propertyName"}],
         )
     kind = store.kinds[name]
     get = store.raw_getter(name)
     norm = _normalizer(kind)
-    slot = {store.spec.created_property: "created_ms",
-            store.spec.modified_property: "modified_ms"}.get(name)
+    slot = {
+        store.spec.created_property: "created_ms",
+        store.spec.modified_property: "modified_ms",
+    }.get(name)
 
     if operator == "HAS_PROPERTY":
         return (lambda o: get(o) not in (None, "")), None
@@ -125,16 +131,24 @@ def _compile_filter(store: ObjectStore, raw: object) -> tuple[Callable[[Record],
     if operator == "EQ":
         return (lambda o: norm(get(o)) == v), ((slot, v, v) if slot else None)
     if operator == "LT":
-        return ((lambda o: (s := norm(get(o))) is not None and s < v),
-                (slot, -_BIG, v - 1) if slot else None)
+        return (
+            (lambda o: (s := norm(get(o))) is not None and s < v),
+            (slot, -_BIG, v - 1) if slot else None,
+        )
     if operator == "LTE":
-        return ((lambda o: (s := norm(get(o))) is not None and s <= v),
-                (slot, -_BIG, v) if slot else None)
+        return (
+            (lambda o: (s := norm(get(o))) is not None and s <= v),
+            (slot, -_BIG, v) if slot else None,
+        )
     if operator == "GT":
-        return ((lambda o: (s := norm(get(o))) is not None and s > v),
-                (slot, v + 1, _BIG) if slot else None)
-    return ((lambda o: (s := norm(get(o))) is not None and s >= v),
-            (slot, v, _BIG) if slot else None)
+        return (
+            (lambda o: (s := norm(get(o))) is not None and s > v),
+            (slot, v + 1, _BIG) if slot else None,
+        )
+    return (
+        (lambda o: (s := norm(get(o))) is not None and s >= v),
+        (slot, v, _BIG) if slot else None,
+    )
 
 
 def _compile_group(store: ObjectStore, filters: list[Any]) -> FilterGroup:
@@ -187,6 +201,7 @@ def match(store: ObjectStore, groups: list[FilterGroup], query: str | None) -> l
         live = [o for o in live if hit(o)]
     return live
 
+
 def compile_groups(store: ObjectStore, raw: object) -> list[FilterGroup]:
     """A request's ``filterGroups``, checked against HubSpot's limits and compiled."""
     if raw is None:
@@ -211,6 +226,7 @@ def compile_groups(store: ObjectStore, raw: object) -> list[FilterGroup]:
         raise ApiError(400, f"Too many filters: at most {SEARCH_MAX_FILTERS} in all")
     return groups
 
+
 def compile_sort(
     store: ObjectStore, raw: object
 ) -> tuple[Callable[[Record], tuple[int, Any]], bool] | None:
@@ -225,15 +241,18 @@ def compile_sort(
     if not isinstance(sort, dict):
         # The client's model types sorts as list[str]; the API wants objects.
         raise ApiError(
-            400, f"Invalid sort {sort!r}: expected {{\"propertyName\": ..., \"direction\": ...}}"
+            400, f'Invalid sort {sort!r}: expected {{"propertyName": ..., "direction": ...}}'
         )
     name = sort.get("propertyName")
     direction = sort.get("direction", "ASCENDING")
     if direction not in ("ASCENDING", "DESCENDING"):
         raise ApiError(400, f"Invalid sort direction {direction!r}")
     if not isinstance(name, str) or name not in store.kinds:
-        raise ApiError(400, f"Cannot sort on unknown property {name!r}",
-                        errors=[{"message": f"Property {name!r} does not exist"}])
+        raise ApiError(
+            400,
+            f"Cannot sort on unknown property {name!r}",
+            errors=[{"message": f"Property {name!r} does not exist"}],
+        )
     normalize = _normalizer(store.kinds[name])
     get = store.raw_getter(name)
 

@@ -45,50 +45,150 @@ CALL_DISPOSITIONS: dict[str, str] = {
 }
 
 LEAD_SOURCES: tuple[tuple[str, float], ...] = (
-    ("ORGANIC_SEARCH", 0.24), ("PAID_SEARCH", 0.17), ("EMAIL_MARKETING", 0.10),
-    ("SOCIAL_MEDIA", 0.09), ("REFERRALS", 0.09), ("OTHER_CAMPAIGNS", 0.07),
-    ("DIRECT_TRAFFIC", 0.12), ("OFFLINE", 0.12),
+    ("ORGANIC_SEARCH", 0.24),
+    ("PAID_SEARCH", 0.17),
+    ("EMAIL_MARKETING", 0.10),
+    ("SOCIAL_MEDIA", 0.09),
+    ("REFERRALS", 0.09),
+    ("OTHER_CAMPAIGNS", 0.07),
+    ("DIRECT_TRAFFIC", 0.12),
+    ("OFFLINE", 0.12),
 )
 INDUSTRIES: tuple[tuple[str, float], ...] = (
-    ("COMPUTER_SOFTWARE", 0.18), ("INFORMATION_TECHNOLOGY_AND_SERVICES", 0.15),
-    ("MARKETING_AND_ADVERTISING", 0.09), ("FINANCIAL_SERVICES", 0.09),
-    ("HOSPITAL_HEALTH_CARE", 0.07), ("LOGISTICS_AND_SUPPLY_CHAIN", 0.07),
-    ("REAL_ESTATE", 0.06), ("RETAIL", 0.08), ("MACHINERY", 0.07),
-    ("STAFFING_AND_RECRUITING", 0.06), ("CONSTRUCTION", 0.04), ("EDUCATION_MANAGEMENT", 0.03),
+    ("COMPUTER_SOFTWARE", 0.18),
+    ("INFORMATION_TECHNOLOGY_AND_SERVICES", 0.15),
+    ("MARKETING_AND_ADVERTISING", 0.09),
+    ("FINANCIAL_SERVICES", 0.09),
+    ("HOSPITAL_HEALTH_CARE", 0.07),
+    ("LOGISTICS_AND_SUPPLY_CHAIN", 0.07),
+    ("REAL_ESTATE", 0.06),
+    ("RETAIL", 0.08),
+    ("MACHINERY", 0.07),
+    ("STAFFING_AND_RECRUITING", 0.06),
+    ("CONSTRUCTION", 0.04),
+    ("EDUCATION_MANAGEMENT", 0.03),
 )
 # HubSpot's numemployees enumeration.
 COMPANY_SIZES: tuple[tuple[str, float], ...] = (
-    ("1-5", 0.07), ("5-25", 0.19), ("25-50", 0.18), ("50-100", 0.17),
-    ("100-500", 0.21), ("500-1000", 0.08), ("1000+", 0.10),
+    ("1-5", 0.07),
+    ("5-25", 0.19),
+    ("25-50", 0.18),
+    ("50-100", 0.17),
+    ("100-500", 0.21),
+    ("500-1000", 0.08),
+    ("1000+", 0.10),
 )
 
 _FAMILY = (
-    "Sato", "Suzuki", "Takahashi", "Tanaka", "Watanabe", "Ito", "Yamamoto", "Nakamura",
-    "Kobayashi", "Kato", "Yoshida", "Yamada", "Sasaki", "Yamaguchi", "Matsumoto", "Inoue",
-    "Kimura", "Hayashi", "Shimizu", "Yamazaki", "Mori", "Abe", "Ikeda", "Hashimoto",
+    "Sato",
+    "Suzuki",
+    "Takahashi",
+    "Tanaka",
+    "Watanabe",
+    "Ito",
+    "Yamamoto",
+    "Nakamura",
+    "Kobayashi",
+    "Kato",
+    "Yoshida",
+    "Yamada",
+    "Sasaki",
+    "Yamaguchi",
+    "Matsumoto",
+    "Inoue",
+    "Kimura",
+    "Hayashi",
+    "Shimizu",
+    "Yamazaki",
+    "Mori",
+    "Abe",
+    "Ikeda",
+    "Hashimoto",
 )
 _GIVEN = (
-    "Haruto", "Yuto", "Sota", "Yui", "Aoi", "Hina", "Ren", "Minato", "Riku", "Sakura",
-    "Mei", "Yuna", "Kaito", "Daiki", "Mio", "Saki", "Takumi", "Kenta", "Nanami", "Ayaka",
+    "Haruto",
+    "Yuto",
+    "Sota",
+    "Yui",
+    "Aoi",
+    "Hina",
+    "Ren",
+    "Minato",
+    "Riku",
+    "Sakura",
+    "Mei",
+    "Yuna",
+    "Kaito",
+    "Daiki",
+    "Mio",
+    "Saki",
+    "Takumi",
+    "Kenta",
+    "Nanami",
+    "Ayaka",
 )
 _COMPANY_A = (
-    "Aozora", "Hikari", "Sakura", "Fuji", "Kaze", "Midori", "Tsubasa", "Nami", "Hoshi",
-    "Yama", "Kawa", "Mirai", "Asahi", "Kumo", "Hana", "Sora", "Umi", "Tomo",
+    "Aozora",
+    "Hikari",
+    "Sakura",
+    "Fuji",
+    "Kaze",
+    "Midori",
+    "Tsubasa",
+    "Nami",
+    "Hoshi",
+    "Yama",
+    "Kawa",
+    "Mirai",
+    "Asahi",
+    "Kumo",
+    "Hana",
+    "Sora",
+    "Umi",
+    "Tomo",
 )
 _COMPANY_B = (
-    "Systems", "Logistics", "Foods", "Labs", "Works", "Trading", "Robotics", "Health",
-    "Media", "Capital", "Retail", "Energy",
+    "Systems",
+    "Logistics",
+    "Foods",
+    "Labs",
+    "Works",
+    "Trading",
+    "Robotics",
+    "Health",
+    "Media",
+    "Capital",
+    "Retail",
+    "Energy",
 )
-_TEAM_NAMES = ("Inside Sales East", "Inside Sales West", "Inside Sales Enterprise",
-               "Inside Sales SMB", "Inside Sales Partners")
-_PRODUCTS = ("Cloud CRM", "Analytics Suite", "Support Plan", "Onboarding Package",
-             "Enterprise License")
+_TEAM_NAMES = (
+    "Inside Sales East",
+    "Inside Sales West",
+    "Inside Sales Enterprise",
+    "Inside Sales SMB",
+    "Inside Sales Partners",
+)
+_PRODUCTS = (
+    "Cloud CRM",
+    "Analytics Suite",
+    "Support Plan",
+    "Onboarding Package",
+    "Enterprise License",
+)
 _BANT = {
-    "bant_budget": ("Approved: 3M JPY", "Approved: 1.5M JPY", "Planned for next FY",
-                    "Up to 5M JPY"),
+    "bant_budget": (
+        "Approved: 3M JPY",
+        "Approved: 1.5M JPY",
+        "Planned for next FY",
+        "Up to 5M JPY",
+    ),
     "bant_authority": ("CEO", "CTO", "Head of Sales", "IT Manager", "Procurement lead"),
-    "bant_need": ("Replace spreadsheets", "Raise connect rates", "Pipeline visibility",
-                  "Reduce churn"),
+    "bant_need": (
+        "Replace spreadsheets",
+        "Raise connect rates",
+        "Pipeline visibility",
+        "Reduce churn",
+    ),
     "bant_timing": ("This quarter", "Next quarter", "Within 6 months", "Next fiscal year"),
 }
 # Call volume by hour of the Tokyo working day, 9:00 to 18:00 (lunch dip at 12:00).
@@ -207,7 +307,11 @@ def generate_dataset(
     builder.finish_contacts()
     builder.archive_a_few()
     return PortalDataset(
-        seed=seed, start=start, end=end, owners=builder.owners, objects=builder.tables,
+        seed=seed,
+        start=start,
+        end=end,
+        owners=builder.owners,
+        objects=builder.tables,
         pipeline_stages=list(DEFAULT_DEAL_STAGES),
     )
 
@@ -226,8 +330,8 @@ class _Builder:
         self.day_ms = [_midnight_ms(d) for d in self.days]
         self.day_index = {ms: i for i, ms in enumerate(self.day_ms)}
         self.tables: dict[str, ObjectTable] = {
-            name: ObjectTable(name) for name in ("contacts", "calls", "emails", "meetings",
-                                                 "tasks", "deals")
+            name: ObjectTable(name)
+            for name in ("contacts", "calls", "emails", "meetings", "tasks", "deals")
         }
         self.sources = _Weighted(LEAD_SOURCES)
         self.industries = _Weighted(INDUSTRIES)
@@ -267,10 +371,15 @@ class _Builder:
             nonlocal next_id, next_user
             first, last = person()
             owner = GeneratedOwner(
-                id=str(next_id), email=f"{first.lower()}.{last.lower()}@iskpi-demo.example.com",
-                first_name=first, last_name=last,
-                teams=[(team[0], team[1], True)] if team else [], user_id=next_user,
-                created_at=created, role=role, archived=archived,
+                id=str(next_id),
+                email=f"{first.lower()}.{last.lower()}@iskpi-demo.example.com",
+                first_name=first,
+                last_name=last,
+                teams=[(team[0], team[1], True)] if team else [],
+                user_id=next_user,
+                created_at=created,
+                role=role,
+                archived=archived,
             )
             self.owners.append(owner)
             next_id += 1
@@ -285,12 +394,20 @@ class _Builder:
                 owner_id = add(team, "inside_sales")
                 connect = rng.uniform(0.215, 0.285)
                 hours = [w * rng.uniform(0.7, 1.3) for w in base_hours]
-                self.reps.append(_Rep(
-                    owner_id=owner_id, team=t, activity=rng.uniform(0.8, 1.2), connect=connect,
-                    conversion=rng.uniform(0.065, 0.12), open_rate=rng.uniform(0.23, 0.33),
-                    win=rng.uniform(0.85, 1.15), response_minutes=rng.uniform(1.5, 4.0),
-                    hour_cum=list(_cumulative(hours)), outcome_cum=_outcome_cum(connect),
-                ))
+                self.reps.append(
+                    _Rep(
+                        owner_id=owner_id,
+                        team=t,
+                        activity=rng.uniform(0.8, 1.2),
+                        connect=connect,
+                        conversion=rng.uniform(0.065, 0.12),
+                        open_rate=rng.uniform(0.23, 0.33),
+                        win=rng.uniform(0.85, 1.15),
+                        response_minutes=rng.uniform(1.5, 4.0),
+                        hour_cum=list(_cumulative(hours)),
+                        outcome_cum=_outcome_cum(connect),
+                    )
+                )
         field_team = (str(6_109_001), "Field Sales")
         for _ in range(max(2, teams)):
             self.field_reps.append(add(field_team, "field_sales"))
@@ -318,10 +435,19 @@ class _Builder:
                         born.append((at, r_idx, True))
         born.sort()
         table = self.tables["contacts"]
-        cols: dict[str, list[Value]] = {name: [] for name in (
-            "firstname", "lastname", "email", "company", "hs_analytics_source", "industry",
-            "numemployees", "hubspot_owner_id",
-        )}
+        cols: dict[str, list[Value]] = {
+            name: []
+            for name in (
+                "firstname",
+                "lastname",
+                "email",
+                "company",
+                "hs_analytics_source",
+                "industry",
+                "numemployees",
+                "hubspot_owner_id",
+            )
+        }
         for i, (created, r_idx, is_new) in enumerate(born):
             contact_id = self.contact_first_id + i
             rep = self.reps[r_idx]
@@ -383,8 +509,7 @@ class _Builder:
     def _quotas(self, per_day: float, exact: int | None) -> list[list[int]]:
         """Calls per [rep][day]: per-rep volume with day-to-day noise, or exactly ``exact``."""
         rng = self.rng
-        weights = [[rep.activity * rng.uniform(0.85, 1.15) for _ in self.days]
-                   for rep in self.reps]
+        weights = [[rep.activity * rng.uniform(0.85, 1.15) for _ in self.days] for rep in self.reps]
         if exact is None:
             return [[max(0, round(per_day * w)) for w in row] for row in weights]
         if exact and not self.days:
@@ -463,7 +588,8 @@ class _Builder:
                         boost = 1.8 if fresh else 0.1
                         if direction == "OUTBOUND" and cid and rnd() < rep.conversion * boost:
                             self.meeting_seeds.append(
-                                (at + ms + int((1 + rnd() * 7) * MINUTE), r_idx, cid))
+                                (at + ms + int((1 + rnd() * 7) * MINUTE), r_idx, cid)
+                            )
                     elif label == "voicemail":
                         ms = 15_000 + int(rnd() * 30_000)
                     elif label == "live_message":
@@ -486,13 +612,20 @@ class _Builder:
                 logged = min(end - 1, at + ms + 5_000 + int(rnd() * 60_000))
                 created_ms.append(logged)
                 modified_ms.append(
-                    logged if rnd() > 0.05 else min(end - 1, logged + int(rnd() * 5 * DAY)))
+                    logged if rnd() > 0.05 else min(end - 1, logged + int(rnd() * 5 * DAY))
+                )
         table.ids = list(range(first_id, first_id + len(c_ts)))
-        table.columns.update({
-            "hs_timestamp": c_ts, "hs_call_title": c_title, "hs_call_direction": c_dir,
-            "hs_call_disposition": c_disp, "hs_call_status": c_status,
-            "hs_call_duration": c_dur, "hubspot_owner_id": c_owner,
-        })
+        table.columns.update(
+            {
+                "hs_timestamp": c_ts,
+                "hs_call_title": c_title,
+                "hs_call_direction": c_dir,
+                "hs_call_disposition": c_disp,
+                "hs_call_status": c_status,
+                "hs_call_duration": c_dur,
+                "hubspot_owner_id": c_owner,
+            }
+        )
         table.associations["contacts"] = c_contact
 
     # -- emails ---------------------------------------------------------------------------
@@ -501,18 +634,30 @@ class _Builder:
         rng, rnd = self.rng, self.rnd
         table = self.tables["emails"]
         first_id = OBJECT_TYPES["emails"].first_id
-        names = ("hs_timestamp", "hs_email_subject", "hs_email_direction", "hs_email_status",
-                 "hs_email_open_count", "hs_email_click_count", "hs_email_reply_count",
-                 "hubspot_owner_id")
+        names = (
+            "hs_timestamp",
+            "hs_email_subject",
+            "hs_email_direction",
+            "hs_email_status",
+            "hs_email_open_count",
+            "hs_email_click_count",
+            "hs_email_reply_count",
+            "hubspot_owner_id",
+        )
         cols: dict[str, list[Value]] = {name: [] for name in names}
         contacts: list[int] = []
-        subjects = ("Following up on your inquiry", "Materials we discussed",
-                    "Quick question about your team", "Case study: 30% more meetings",
-                    "Scheduling a short call")
+        subjects = (
+            "Following up on your inquiry",
+            "Materials we discussed",
+            "Quick question about your team",
+            "Case study: 30% more meetings",
+            "Scheduling a short call",
+        )
         end = self.end_ms
         for d_idx, day in enumerate(self.day_ms):
-            todays: list[tuple[int, str, str, str | None, str | None, str | None,
-                               str | None, str, int]] = []
+            todays: list[
+                tuple[int, str, str, str | None, str | None, str | None, str | None, str, int]
+            ] = []
             for r_idx, rep in enumerate(self.reps):
                 quota = max(0, round(per_day * rep.activity * rng.uniform(0.85, 1.15)))
                 firsts = self.touch_emails.get((r_idx, d_idx), [])[:quota]
@@ -538,12 +683,16 @@ class _Builder:
                     subject = subjects[int(rnd() * len(subjects))]
                     if incoming:
                         subject = "Re: " + subject
-                    todays.append((at, subject, direction, status, opens, clicks, replies,
-                                   rep.owner_id, cid))
+                    todays.append(
+                        (at, subject, direction, status, opens, clicks, replies, rep.owner_id, cid)
+                    )
             todays.sort(key=itemgetter(0))
             for at, subject, direction, status, opens, clicks, replies, owner, cid in todays:
-                for name, value in zip(names, (at, subject, direction, status, opens, clicks,
-                                               replies, owner), strict=True):
+                for name, value in zip(
+                    names,
+                    (at, subject, direction, status, opens, clicks, replies, owner),
+                    strict=True,
+                ):
                     cols[name].append(value)
                 contacts.append(cid)
                 table.created_ms.append(min(end - 1, at + 2_000))
@@ -568,8 +717,14 @@ class _Builder:
         rng, rnd = self.rng, self.rnd
         table = self.tables["meetings"]
         first_id = OBJECT_TYPES["meetings"].first_id
-        names = ("hs_timestamp", "hs_meeting_title", "hs_meeting_start_time",
-                 "hs_meeting_end_time", "hs_meeting_outcome", "hubspot_owner_id")
+        names = (
+            "hs_timestamp",
+            "hs_meeting_title",
+            "hs_meeting_start_time",
+            "hs_meeting_end_time",
+            "hs_meeting_outcome",
+            "hubspot_owner_id",
+        )
         cols: dict[str, list[Value]] = {name: [] for name in names}
         contacts: list[int] = []
         end = self.end_ms
@@ -586,14 +741,23 @@ class _Builder:
                 outcome = "CANCELED" if rnd() < 0.07 else "SCHEDULED"
             else:
                 u = rnd()
-                outcome = ("COMPLETED" if u < 0.72 else "NO_SHOW" if u < 0.80
-                           else "RESCHEDULED" if u < 0.88 else "CANCELED" if u < 0.95
-                           else "SCHEDULED")
+                outcome = (
+                    "COMPLETED"
+                    if u < 0.72
+                    else "NO_SHOW"
+                    if u < 0.80
+                    else "RESCHEDULED"
+                    if u < 0.88
+                    else "CANCELED"
+                    if u < 0.95
+                    else "SCHEDULED"
+                )
             cols["hs_timestamp"].append(start if start is not None else booked)
             cols["hs_meeting_title"].append("Discovery meeting")
             cols["hs_meeting_start_time"].append(start)
             cols["hs_meeting_end_time"].append(
-                None if start is None else start + (30 if rnd() < 0.6 else 60) * MINUTE)
+                None if start is None else start + (30 if rnd() < 0.6 else 60) * MINUTE
+            )
             cols["hs_meeting_outcome"].append(outcome)
             cols["hubspot_owner_id"].append(rep.owner_id)
             contacts.append(cid)
@@ -631,10 +795,23 @@ class _Builder:
         born.sort()
         table = self.tables["deals"]
         first_id = OBJECT_TYPES["deals"].first_id
-        names = ("dealname", "amount", "closedate", "dealstage", "pipeline", "hs_is_closed",
-                 "hs_is_closed_won", "hs_deal_stage_probability", "hubspot_owner_id",
-                 "is_rep_owner_id", "bant_budget", "bant_authority", "bant_need", "bant_timing",
-                 "handoff_rating")
+        names = (
+            "dealname",
+            "amount",
+            "closedate",
+            "dealstage",
+            "pipeline",
+            "hs_is_closed",
+            "hs_is_closed_won",
+            "hs_deal_stage_probability",
+            "hubspot_owner_id",
+            "is_rep_owner_id",
+            "bant_budget",
+            "bant_authority",
+            "bant_need",
+            "bant_timing",
+            "handoff_rating",
+        )
         cols: dict[str, list[Value]] = {name: [] for name in names}
         deal_contacts: list[int] = []
         stages = {s[0]: s for s in DEFAULT_DEAL_STAGES}
@@ -655,13 +832,17 @@ class _Builder:
                 modified = created + int(rnd() * (end - created))
             _sid, _label, probability, closed, is_won = stages[stage]
             field_owner = self.field_reps[
-                (self.reps[r_idx].team if r_idx >= 0 else int(rnd() * 97)) % len(self.field_reps)]
+                (self.reps[r_idx].team if r_idx >= 0 else int(rnd() * 97)) % len(self.field_reps)
+            ]
             cols["dealname"].append(
                 f"{self.contact_company[cid - self.contact_first_id]} - "
-                f"{_PRODUCTS[int(rnd() * len(_PRODUCTS))]}")
+                f"{_PRODUCTS[int(rnd() * len(_PRODUCTS))]}"
+            )
             cols["amount"].append(
                 str(int(round(rng.lognormvariate(math.log(1_500_000), 0.55), -4)))
-                if rnd() < 0.97 else None)
+                if rnd() < 0.97
+                else None
+            )
             cols["closedate"].append(close_at)
             cols["dealstage"].append(stage)
             cols["pipeline"].append("default")
@@ -679,7 +860,8 @@ class _Builder:
                 else:
                     cols[name].append(options[int(rnd() * len(options))])
             cols["handoff_rating"].append(
-                ratings.pick(rnd) if r_idx >= 0 and rnd() < 0.85 else None)
+                ratings.pick(rnd) if r_idx >= 0 and rnd() < 0.85 else None
+            )
             deal_contacts.append(cid)
             table.created_ms.append(created)
             table.modified_ms.append(modified)
@@ -733,21 +915,45 @@ class _Builder:
                             status = "WAITING"
                         else:
                             status = "DEFERRED"
-                    modified = completed if completed is not None else min(
-                        end - 1, created + int(rnd() * max(1, min(due, end) - created)))
-                    born.append((created, due, status, kinds.pick(rnd), rep.owner_id, completed,
-                                 modified, self._pick_contact(rep, created)))
+                    modified = (
+                        completed
+                        if completed is not None
+                        else min(end - 1, created + int(rnd() * max(1, min(due, end) - created)))
+                    )
+                    born.append(
+                        (
+                            created,
+                            due,
+                            status,
+                            kinds.pick(rnd),
+                            rep.owner_id,
+                            completed,
+                            modified,
+                            self._pick_contact(rep, created),
+                        )
+                    )
         born.sort(key=lambda task: task[0])
         table = self.tables["tasks"]
         first_id = OBJECT_TYPES["tasks"].first_id
-        subjects = {"CALL": "Call back", "EMAIL": "Send follow-up email", "TODO": "Prepare proposal"}
-        names = ("hs_timestamp", "hs_task_status", "hs_task_type", "hubspot_owner_id",
-                 "hs_task_completion_date", "hs_task_subject")
+        subjects = {
+            "CALL": "Call back",
+            "EMAIL": "Send follow-up email",
+            "TODO": "Prepare proposal",
+        }
+        names = (
+            "hs_timestamp",
+            "hs_task_status",
+            "hs_task_type",
+            "hubspot_owner_id",
+            "hs_task_completion_date",
+            "hs_task_subject",
+        )
         cols: dict[str, list[Value]] = {name: [] for name in names}
         contacts: list[int] = []
         for created, due, status, kind, owner, completed, modified, cid in born:
-            for name, value in zip(names, (due, status, kind, owner, completed, subjects[kind]),
-                                   strict=True):
+            for name, value in zip(
+                names, (due, status, kind, owner, completed, subjects[kind]), strict=True
+            ):
                 cols[name].append(value)
             contacts.append(cid)
             table.created_ms.append(created)
@@ -778,7 +984,8 @@ class _Builder:
             created = table.created_ms[i]
             touched = max(created, sql or 0)
             table.modified_ms.append(
-                min(end - 1, touched + int(rnd() * max(1, (end - touched) // 4))))
+                min(end - 1, touched + int(rnd() * max(1, (end - touched) // 4)))
+            )
         table.columns["lifecyclestage"] = stage_col
         table.columns["hs_lifecyclestage_salesqualifiedlead_date"] = sql_col
         table.columns["hubspotscore"] = score_col
@@ -798,13 +1005,15 @@ class _Builder:
         for name, table in self.tables.items():
             if len(table) < 10:
                 continue
-            rows = [i for i, record_id in enumerate(table.ids)
-                    if record_id not in referenced.get(name, ())]
+            rows = [
+                i
+                for i, record_id in enumerate(table.ids)
+                if record_id not in referenced.get(name, ())
+            ]
             if len(rows) < 3:
                 rows = list(range(len(table)))
             for row in sorted(rng.sample(rows, 3)):
-                at = max(table.modified_ms[row] + HOUR,
-                         self.end_ms - int(rng.uniform(1, 20) * DAY))
+                at = max(table.modified_ms[row] + HOUR, self.end_ms - int(rng.uniform(1, 20) * DAY))
                 at = min(at, self.end_ms - 1)
                 table.archived_ms[row] = at
                 table.modified_ms[row] = max(table.modified_ms[row], at)

@@ -34,7 +34,11 @@ class Record:
     __slots__ = ("id", "created_ms", "modified_ms", "archived_ms", "values")
 
     def __init__(
-        self, id: int, created_ms: int, modified_ms: int, archived_ms: int | None,
+        self,
+        id: int,
+        created_ms: int,
+        modified_ms: int,
+        archived_ms: int | None,
         values: tuple[Value, ...],
     ) -> None:
         self.id = id
@@ -101,7 +105,6 @@ class Owner:
     archived: bool
 
 
-
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Pause the cyclic GC while millions of acyclic records are built (3x faster loads)."""
@@ -112,7 +115,6 @@ def gc_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -208,17 +210,20 @@ class PortalDataset:
                 value = table.columns[name][i]
                 if value is None:
                     continue
-                props[name] = iso_ms(value) if name in datetimes and isinstance(value, int) \
-                    else str(value)
+                props[name] = (
+                    iso_ms(value) if name in datetimes and isinstance(value, int) else str(value)
+                )
             links = {to: [str(col[i])] for to, col in table.associations.items() if col[i]}
             archived = table.archived_ms.get(i)
             yield GeneratedRecord(
-                object_type, str(record_id), props, links,
+                object_type,
+                str(record_id),
+                props,
+                links,
                 EPOCH + timedelta(milliseconds=table.created_ms[i]),
                 EPOCH + timedelta(milliseconds=table.modified_ms[i]),
                 None if archived is None else EPOCH + timedelta(milliseconds=archived),
             )
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -232,7 +237,9 @@ class PortalStore:
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
-        self._stores: dict[str, ObjectStore] = {name: ObjectStore(spec) for name, spec in OBJECT_TYPES.items()}
+        self._stores: dict[str, ObjectStore] = {
+            name: ObjectStore(spec) for name, spec in OBJECT_TYPES.items()
+        }
         self._links: dict[tuple[str, str], dict[int, list[int]]] = {}
         self._owners: dict[str, Owner] = {}
         self._owner_order: list[int] = []
@@ -246,12 +253,17 @@ class PortalStore:
         self._created_iso = created_iso
         # Property definitions created through the API, and property groups, per object type.
         self._custom_properties: dict[str, dict[str, dict[str, Any]]] = {
-            name: {} for name in OBJECT_TYPES}
+            name: {} for name in OBJECT_TYPES
+        }
         self._groups: dict[str, dict[str, dict[str, Any]]] = {
-            spec.name: {f"{spec.singular}information": {
-                "name": f"{spec.singular}information",
-                "label": f"{spec.singular.capitalize()} information",
-                "displayOrder": -1, "archived": False}}
+            spec.name: {
+                f"{spec.singular}information": {
+                    "name": f"{spec.singular}information",
+                    "label": f"{spec.singular.capitalize()} information",
+                    "displayOrder": -1,
+                    "archived": False,
+                }
+            }
             for spec in OBJECT_TYPES.values()
         }
 
@@ -290,16 +302,28 @@ class PortalStore:
             self._next_user_id = max(self._next_user_id, user_id) + 1
             created = to_ms(created_at) if created_at is not None else self._now_ms()
             self._owners[owner_id] = Owner(
-                owner_id, email, first_name, last_name, user_id, list(teams), created, created,
+                owner_id,
+                email,
+                first_name,
+                last_name,
+                user_id,
+                list(teams),
+                created,
+                created,
                 archived,
             )
             bisect.insort(self._owner_order, int(owner_id))
             if not archived:
                 # The owner's user, as the users object has it (hs_internal_user_id = userId).
-                self.create("users", {
-                    "hs_internal_user_id": str(user_id), "hs_email": email,
-                    "hs_given_name": first_name, "hs_family_name": last_name,
-                })
+                self.create(
+                    "users",
+                    {
+                        "hs_internal_user_id": str(user_id),
+                        "hs_email": email,
+                        "hs_given_name": first_name,
+                        "hs_family_name": last_name,
+                    },
+                )
             return owner_id
 
     def user_record_id(self, user_id: int | str) -> str | None:
@@ -308,8 +332,11 @@ class PortalStore:
             store = self._stores["users"]
             idx = store.index["hs_internal_user_id"]
             for obj in store.rows:
-                if obj.archived_ms is None and idx < len(obj.values) \
-                        and obj.values[idx] == str(user_id):
+                if (
+                    obj.archived_ms is None
+                    and idx < len(obj.values)
+                    and obj.values[idx] == str(user_id)
+                ):
                     return str(obj.id)
             return None
 
@@ -322,26 +349,47 @@ class PortalStore:
             group_name = group or f"{store.spec.singular}information"
             if group_name not in self._groups[store.spec.name]:
                 self._groups[store.spec.name][group_name] = {
-                    "name": group_name, "label": group_name, "displayOrder": -1,
-                    "archived": False}
-            self._define_property(store, {
-                "name": name, "label": name, "type": type_,
-                "fieldType": PROPERTY_TYPES[type_][0], "groupName": group_name})
+                    "name": group_name,
+                    "label": group_name,
+                    "displayOrder": -1,
+                    "archived": False,
+                }
+            self._define_property(
+                store,
+                {
+                    "name": name,
+                    "label": name,
+                    "type": type_,
+                    "fieldType": PROPERTY_TYPES[type_][0],
+                    "groupName": group_name,
+                },
+            )
 
     def _define_property(self, store: ObjectStore, definition: dict[str, Any]) -> dict[str, Any]:
         now = iso_ms(self._now_ms())
         full = {
-            "updatedAt": now, "createdAt": now, "name": definition["name"],
+            "updatedAt": now,
+            "createdAt": now,
+            "name": definition["name"],
             "label": definition.get("label") or definition["name"],
-            "type": definition["type"], "fieldType": definition["fieldType"],
+            "type": definition["type"],
+            "fieldType": definition["fieldType"],
             "description": definition.get("description") or "",
-            "groupName": definition["groupName"], "options": definition.get("options") or [],
-            "displayOrder": definition.get("displayOrder", -1), "calculated": False,
-            "externalOptions": False, "hasUniqueValue": bool(definition.get("hasUniqueValue")),
-            "hidden": bool(definition.get("hidden")), "hubspotDefined": False,
-            "modificationMetadata": {"archivable": True, "readOnlyDefinition": False,
-                                     "readOnlyValue": False},
-            "formField": bool(definition.get("formField")), "archived": False,
+            "groupName": definition["groupName"],
+            "options": definition.get("options") or [],
+            "displayOrder": definition.get("displayOrder", -1),
+            "calculated": False,
+            "externalOptions": False,
+            "hasUniqueValue": bool(definition.get("hasUniqueValue")),
+            "hidden": bool(definition.get("hidden")),
+            "hubspotDefined": False,
+            "modificationMetadata": {
+                "archivable": True,
+                "readOnlyDefinition": False,
+                "readOnlyValue": False,
+            },
+            "formField": bool(definition.get("formField")),
+            "archived": False,
         }
         kind: PropertyKind = "string"
         if full["type"] in ("number", "datetime", "enumeration", "bool"):
@@ -377,7 +425,9 @@ class PortalStore:
                 values[store.index["hs_deal_stage_probability"]] = repr(probability)
                 return
 
-    def _write(self, store: ObjectStore, values: list[Value], properties: Mapping[str, str]) -> None:
+    def _write(
+        self, store: ObjectStore, values: list[Value], properties: Mapping[str, str]
+    ) -> None:
         spec = store.spec
         for name, value in properties.items():
             if name in (spec.created_property, spec.modified_property, "hs_object_id"):
@@ -476,21 +526,31 @@ class PortalStore:
         with self._lock:
             return [o.id for o in self._owners.values() if o.archived == archived]
 
-
     def load(self, dataset: PortalDataset) -> None:
         """Bulk-load a generated dataset (owners, pipeline stages, records, associations)."""
         with self._lock, gc_paused():
             for owner in dataset.owners:
                 self.add_owner(
-                    email=owner.email, first_name=owner.first_name, last_name=owner.last_name,
-                    teams=owner.teams, user_id=owner.user_id, archived=owner.archived,
-                    owner_id=owner.id, created_at=owner.created_at,
+                    email=owner.email,
+                    first_name=owner.first_name,
+                    last_name=owner.last_name,
+                    teams=owner.teams,
+                    user_id=owner.user_id,
+                    archived=owner.archived,
+                    owner_id=owner.id,
+                    created_at=owner.created_at,
                 )
             if dataset.pipeline_stages:
                 self.set_pipeline_stages(dataset.pipeline_stages)
             for table in dataset.objects.values():
-                self._load_rows(table.object_type, table.ids, table.created_ms, table.modified_ms,
-                                table.columns, table.archived_ms)
+                self._load_rows(
+                    table.object_type,
+                    table.ids,
+                    table.created_ms,
+                    table.modified_ms,
+                    table.columns,
+                    table.archived_ms,
+                )
             for table in dataset.objects.values():
                 for to_type, targets in table.associations.items():
                     self._load_links(table.object_type, table.ids, to_type, targets)
@@ -515,8 +575,16 @@ class PortalStore:
             columns[name] if name in columns else itertools.repeat(None, n)
             for name in store.columns
         ]
-        rows = list(map(Record, ids, created_ms, modified_ms, itertools.repeat(None, n),
-                        zip(*value_columns, strict=True)))
+        rows = list(
+            map(
+                Record,
+                ids,
+                created_ms,
+                modified_ms,
+                itertools.repeat(None, n),
+                zip(*value_columns, strict=True),
+            )
+        )
         for row, at in archived_ms.items():
             rows[row].archived_ms = at
         if store.ids and ids[0] <= store.ids[-1]:
@@ -524,7 +592,9 @@ class PortalStore:
             if clash:
                 raise ValueError(f"{store.spec.name}: ids already present, e.g. {min(clash)}")
         store.rows.extend(rows)
-        if any(a >= b for a, b in itertools.pairwise(ids)) or (store.ids and ids[0] < store.ids[-1]):
+        if any(a >= b for a, b in itertools.pairwise(ids)) or (
+            store.ids and ids[0] < store.ids[-1]
+        ):
             store.rows.sort(key=attrgetter("id"))
             store.ids = [o.id for o in store.rows]
         else:

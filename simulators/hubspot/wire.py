@@ -37,8 +37,19 @@ ASSOCIATION_PAGE = 500
 
 FILTER_OPERATORS = frozenset(
     {
-        "EQ", "NEQ", "LT", "LTE", "GT", "GTE", "BETWEEN", "IN", "NOT_IN",
-        "HAS_PROPERTY", "NOT_HAS_PROPERTY", "CONTAINS_TOKEN", "NOT_CONTAINS_TOKEN",
+        "EQ",
+        "NEQ",
+        "LT",
+        "LTE",
+        "GT",
+        "GTE",
+        "BETWEEN",
+        "IN",
+        "NOT_IN",
+        "HAS_PROPERTY",
+        "NOT_HAS_PROPERTY",
+        "CONTAINS_TOKEN",
+        "NOT_CONTAINS_TOKEN",
     }
 )
 
@@ -65,93 +76,175 @@ OBJECT_TYPES: dict[str, ObjectTypeSpec] = {
     spec.name: spec
     for spec in (
         ObjectTypeSpec(
-            "contacts", "contact", "0-1", "contact", "createdate", "lastmodifieddate", 100_001,
+            "contacts",
+            "contact",
+            "0-1",
+            "contact",
+            "createdate",
+            "lastmodifieddate",
+            100_001,
             ("createdate", "email", "firstname", "hs_object_id", "lastmodifieddate", "lastname"),
             ("firstname", "lastname", "email", "phone", "company"),
             (
-                ("firstname", "string"), ("lastname", "string"), ("email", "string"),
-                ("company", "string"), ("phone", "string"), ("jobtitle", "string"),
-                ("hs_analytics_source", "enumeration"), ("industry", "string"),
-                ("numemployees", "enumeration"), ("lifecyclestage", "enumeration"),
+                ("firstname", "string"),
+                ("lastname", "string"),
+                ("email", "string"),
+                ("company", "string"),
+                ("phone", "string"),
+                ("jobtitle", "string"),
+                ("hs_analytics_source", "enumeration"),
+                ("industry", "string"),
+                ("numemployees", "enumeration"),
+                ("lifecyclestage", "enumeration"),
                 ("hs_lifecyclestage_salesqualifiedlead_date", "datetime"),
-                ("hs_lead_status", "enumeration"), ("hubspotscore", "number"),
+                ("hs_lead_status", "enumeration"),
+                ("hubspotscore", "number"),
                 ("hubspot_owner_id", "enumeration"),
             ),
         ),
         ObjectTypeSpec(
-            "deals", "deal", "0-3", "deal", "createdate", "hs_lastmodifieddate", 500_001,
+            "deals",
+            "deal",
+            "0-3",
+            "deal",
+            "createdate",
+            "hs_lastmodifieddate",
+            500_001,
             (
-                "amount", "closedate", "createdate", "dealname", "dealstage",
-                "hs_lastmodifieddate", "hs_object_id", "pipeline",
+                "amount",
+                "closedate",
+                "createdate",
+                "dealname",
+                "dealstage",
+                "hs_lastmodifieddate",
+                "hs_object_id",
+                "pipeline",
             ),
             ("dealname", "pipeline", "dealstage", "description", "dealtype"),
             (
-                ("dealname", "string"), ("amount", "number"), ("closedate", "datetime"),
-                ("dealstage", "enumeration"), ("pipeline", "enumeration"),
-                ("dealtype", "enumeration"), ("description", "string"),
-                ("hs_is_closed", "bool"), ("hs_is_closed_won", "bool"),
-                ("hs_deal_stage_probability", "number"), ("hubspot_owner_id", "enumeration"),
-                ("is_rep_owner_id", "enumeration"), ("bant_budget", "string"),
-                ("bant_authority", "string"), ("bant_need", "string"), ("bant_timing", "string"),
+                ("dealname", "string"),
+                ("amount", "number"),
+                ("closedate", "datetime"),
+                ("dealstage", "enumeration"),
+                ("pipeline", "enumeration"),
+                ("dealtype", "enumeration"),
+                ("description", "string"),
+                ("hs_is_closed", "bool"),
+                ("hs_is_closed_won", "bool"),
+                ("hs_deal_stage_probability", "number"),
+                ("hubspot_owner_id", "enumeration"),
+                ("is_rep_owner_id", "enumeration"),
+                ("bant_budget", "string"),
+                ("bant_authority", "string"),
+                ("bant_need", "string"),
+                ("bant_timing", "string"),
                 ("handoff_rating", "number"),
             ),
         ),
         ObjectTypeSpec(
-            "calls", "call", "0-48", "call", "hs_createdate", "hs_lastmodifieddate", 10_000_001,
+            "calls",
+            "call",
+            "0-48",
+            "call",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            10_000_001,
             _ENGAGEMENT_DEFAULTS,
             ("hs_call_title", "hs_body_preview"),
             (
-                ("hs_timestamp", "datetime"), ("hs_call_title", "string"),
-                ("hs_body_preview", "string"), ("hs_call_direction", "enumeration"),
-                ("hs_call_disposition", "enumeration"), ("hs_call_status", "enumeration"),
-                ("hs_call_duration", "number"), ("hubspot_owner_id", "enumeration"),
-                ("hs_call_to_number", "string"), ("hs_call_from_number", "string"),
+                ("hs_timestamp", "datetime"),
+                ("hs_call_title", "string"),
+                ("hs_body_preview", "string"),
+                ("hs_call_direction", "enumeration"),
+                ("hs_call_disposition", "enumeration"),
+                ("hs_call_status", "enumeration"),
+                ("hs_call_duration", "number"),
+                ("hubspot_owner_id", "enumeration"),
+                ("hs_call_to_number", "string"),
+                ("hs_call_from_number", "string"),
             ),
         ),
         ObjectTypeSpec(
-            "emails", "email", "0-49", "email", "hs_createdate", "hs_lastmodifieddate", 30_000_001,
+            "emails",
+            "email",
+            "0-49",
+            "email",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            30_000_001,
             _ENGAGEMENT_DEFAULTS,
             ("hs_email_subject",),
             (
-                ("hs_timestamp", "datetime"), ("hs_email_subject", "string"),
-                ("hs_email_direction", "enumeration"), ("hs_email_status", "enumeration"),
-                ("hs_email_open_count", "number"), ("hs_email_click_count", "number"),
-                ("hs_email_reply_count", "number"), ("hubspot_owner_id", "enumeration"),
-            ),
-        ),
-        ObjectTypeSpec(
-            "meetings", "meeting", "0-47", "meeting_event", "hs_createdate", "hs_lastmodifieddate",
-            50_000_001,
-            _ENGAGEMENT_DEFAULTS,
-            ("hs_meeting_title", "hs_meeting_body"),
-            (
-                ("hs_timestamp", "datetime"), ("hs_meeting_title", "string"),
-                ("hs_meeting_body", "string"), ("hs_meeting_start_time", "datetime"),
-                ("hs_meeting_end_time", "datetime"), ("hs_meeting_outcome", "enumeration"),
+                ("hs_timestamp", "datetime"),
+                ("hs_email_subject", "string"),
+                ("hs_email_direction", "enumeration"),
+                ("hs_email_status", "enumeration"),
+                ("hs_email_open_count", "number"),
+                ("hs_email_click_count", "number"),
+                ("hs_email_reply_count", "number"),
                 ("hubspot_owner_id", "enumeration"),
             ),
         ),
         ObjectTypeSpec(
-            "tasks", "task", "0-27", "task", "hs_createdate", "hs_lastmodifieddate", 70_000_001,
+            "meetings",
+            "meeting",
+            "0-47",
+            "meeting_event",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            50_000_001,
+            _ENGAGEMENT_DEFAULTS,
+            ("hs_meeting_title", "hs_meeting_body"),
+            (
+                ("hs_timestamp", "datetime"),
+                ("hs_meeting_title", "string"),
+                ("hs_meeting_body", "string"),
+                ("hs_meeting_start_time", "datetime"),
+                ("hs_meeting_end_time", "datetime"),
+                ("hs_meeting_outcome", "enumeration"),
+                ("hubspot_owner_id", "enumeration"),
+            ),
+        ),
+        ObjectTypeSpec(
+            "tasks",
+            "task",
+            "0-27",
+            "task",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            70_000_001,
             _ENGAGEMENT_DEFAULTS,
             ("hs_task_body", "hs_task_subject"),
             (
-                ("hs_timestamp", "datetime"), ("hs_task_subject", "string"),
-                ("hs_task_body", "string"), ("hs_task_status", "enumeration"),
-                ("hs_task_type", "enumeration"), ("hs_task_priority", "enumeration"),
-                ("hs_task_completion_date", "datetime"), ("hubspot_owner_id", "enumeration"),
+                ("hs_timestamp", "datetime"),
+                ("hs_task_subject", "string"),
+                ("hs_task_body", "string"),
+                ("hs_task_status", "enumeration"),
+                ("hs_task_type", "enumeration"),
+                ("hs_task_priority", "enumeration"),
+                ("hs_task_completion_date", "datetime"),
+                ("hubspot_owner_id", "enumeration"),
             ),
         ),
         # The users object: one record per user of the portal (an owner's ``userId`` is its
         # ``hs_internal_user_id``). Custom properties are created through the properties API.
         ObjectTypeSpec(
-            "users", "user", "0-115", "user", "hs_createdate", "hs_lastmodifieddate", 90_000_001,
+            "users",
+            "user",
+            "0-115",
+            "user",
+            "hs_createdate",
+            "hs_lastmodifieddate",
+            90_000_001,
             _ENGAGEMENT_DEFAULTS,
             ("hs_email", "hs_given_name", "hs_family_name"),
             (
-                ("hs_internal_user_id", "number"), ("hs_email", "string"),
-                ("hs_given_name", "string"), ("hs_family_name", "string"),
-                ("hs_job_title", "string"), ("hs_additional_phone", "string"),
+                ("hs_internal_user_id", "number"),
+                ("hs_email", "string"),
+                ("hs_given_name", "string"),
+                ("hs_family_name", "string"),
+                ("hs_job_title", "string"),
+                ("hs_additional_phone", "string"),
                 ("hs_availability_status", "enumeration"),
                 ("hs_standard_time_zone", "enumeration"),
             ),
@@ -160,10 +253,19 @@ OBJECT_TYPES: dict[str, ObjectTypeSpec] = {
 }
 
 # Properties a client may read but never write (HubSpot answers READ_ONLY_VALUE).
-READ_ONLY_PROPERTIES = frozenset({
-    "hs_object_id", "hs_createdate", "hs_lastmodifieddate", "createdate", "lastmodifieddate",
-    "hs_internal_user_id", "hs_is_closed", "hs_is_closed_won", "hs_deal_stage_probability",
-})
+READ_ONLY_PROPERTIES = frozenset(
+    {
+        "hs_object_id",
+        "hs_createdate",
+        "hs_lastmodifieddate",
+        "createdate",
+        "lastmodifieddate",
+        "hs_internal_user_id",
+        "hs_is_closed",
+        "hs_is_closed_won",
+        "hs_deal_stage_probability",
+    }
+)
 PROPERTY_TYPES: dict[str, tuple[str, ...]] = {  # type → the fieldTypes it may be shown as
     "string": ("text", "textarea", "phonenumber", "html", "file"),
     "number": ("number", "calculation_equation"),
@@ -183,15 +285,24 @@ _TYPE_ALIASES: dict[str, str] = {
 
 # HubSpot-defined association type ids (v4 ``typeId``), one per direction.
 ASSOCIATION_TYPE_IDS: dict[tuple[str, str], int] = {
-    ("deals", "contacts"): 3, ("contacts", "deals"): 4,
-    ("contacts", "calls"): 193, ("calls", "contacts"): 194,
-    ("contacts", "emails"): 197, ("emails", "contacts"): 198,
-    ("contacts", "meetings"): 199, ("meetings", "contacts"): 200,
-    ("contacts", "tasks"): 203, ("tasks", "contacts"): 204,
-    ("deals", "calls"): 205, ("calls", "deals"): 206,
-    ("deals", "emails"): 209, ("emails", "deals"): 210,
-    ("deals", "meetings"): 211, ("meetings", "deals"): 212,
-    ("deals", "tasks"): 215, ("tasks", "deals"): 216,
+    ("deals", "contacts"): 3,
+    ("contacts", "deals"): 4,
+    ("contacts", "calls"): 193,
+    ("calls", "contacts"): 194,
+    ("contacts", "emails"): 197,
+    ("emails", "contacts"): 198,
+    ("contacts", "meetings"): 199,
+    ("meetings", "contacts"): 200,
+    ("contacts", "tasks"): 203,
+    ("tasks", "contacts"): 204,
+    ("deals", "calls"): 205,
+    ("calls", "deals"): 206,
+    ("deals", "emails"): 209,
+    ("emails", "deals"): 210,
+    ("deals", "meetings"): 211,
+    ("meetings", "deals"): 212,
+    ("deals", "tasks"): 215,
+    ("tasks", "deals"): 216,
 }
 
 
@@ -234,6 +345,7 @@ def parse_datetime_value(text: str) -> int | None:
 
 
 def as_number(value: Value) -> float | None:
+    """A stored value as a float; None when it is not a number (or is a datetime)."""
     if value is None or isinstance(value, int):
         return None
     try:
@@ -248,8 +360,13 @@ def as_number(value: Value) -> float | None:
 
 
 class ApiError(Exception):
+    """An error answered in HubSpot's format: ``status``, ``message``, ``category``."""
+
     def __init__(
-        self, status: int, message: str, category: str | None = "VALIDATION_ERROR",
+        self,
+        status: int,
+        message: str,
+        category: str | None = "VALIDATION_ERROR",
         **extra: Any,
     ) -> None:
         super().__init__(message)
@@ -260,7 +377,9 @@ class ApiError(Exception):
 
     def body(self) -> dict[str, Any]:
         out: dict[str, Any] = {
-            "status": "error", "message": self.message, "correlationId": str(uuid.uuid4()),
+            "status": "error",
+            "message": self.message,
+            "correlationId": str(uuid.uuid4()),
         }
         if self.category is not None:
             out["category"] = self.category
@@ -269,10 +388,12 @@ class ApiError(Exception):
 
 
 def not_found() -> ApiError:
+    """HubSpot's 404 for an unknown record or route."""
     return ApiError(404, "resource not found", "OBJECT_NOT_FOUND")
 
 
 def unknown_type(name: str) -> ApiError:
+    """HubSpot's answer to an unknown object type."""
     # HubSpot answers an unknown object type with 400 and no category.
     return ApiError(400, f"Unable to infer object type from: {name}", None)
 
@@ -288,6 +409,7 @@ def inputs_in(raw: bytes) -> int:
 
 
 def parse_bool(text: str | None, name: str) -> bool:
+    """A ``true``/``false`` query parameter (absent: False); 400 otherwise."""
     if text is None:
         return False
     if text.lower() in ("true", "false"):
@@ -296,6 +418,7 @@ def parse_bool(text: str | None, name: str) -> bool:
 
 
 def parse_limit(raw: object, default: int, maximum: int) -> int:
+    """A page size within HubSpot's bounds for the endpoint; 400 otherwise."""
     if raw is None:
         return default
     try:
@@ -318,4 +441,3 @@ def parse_after(raw: object) -> int:
     if after < 0:
         raise ApiError(400, f"Invalid paging cursor 'after': {raw!r}")
     return after
-

@@ -124,7 +124,9 @@ class FaultPlan:
     # A rate-limit storm, Salesforce's way (it never answers 429): every Nth API request answers
     # 403 REQUEST_LIMIT_EXCEEDED (ConcurrentPerOrgLongTxn) ...
     request_limit_every: int | None = None
-    request_limit_for_seconds: float | None = None  # ... for this long after the first (None: forever)
+    request_limit_for_seconds: float | None = (
+        None  # ... for this long after the first (None: forever)
+    )
     omit_limit_header: bool = False  # leave out Sforce-Limit-Info (clients must ask /limits)
     expire_query_locators: bool = False  # nextRecordsUrl answers INVALID_QUERY_LOCATOR
     # Record writes (sObject Collections): let ``write_fault_after`` through, then answer
@@ -160,7 +162,6 @@ class ConnectedApp:
     refreshes: int = 0
 
 
-
 @dataclass
 class _Cursor:
     rows: list[Row]
@@ -192,7 +193,6 @@ class Answer:
     body: Any
     headers: dict[str, str] = field(default_factory=dict)
     media_type: str = "application/json;charset=UTF-8"
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -257,8 +257,7 @@ class SalesforceOrg(OrgStore):
 
     # -- rendering --------------------------------------------------------------------------
 
-    def _render(self, table: Table, row: Row, names: Sequence[str], version: str
-                ) -> dict[str, Any]:
+    def _render(self, table: Table, row: Row, names: Sequence[str], version: str) -> dict[str, Any]:
         spec = table.spec
         out: dict[str, Any] = {
             "attributes": {
@@ -297,8 +296,9 @@ class SalesforceOrg(OrgStore):
             return {}
         return {"Sforce-Limit-Info": f"api-usage={self.daily_api_used}/{self.daily_api_limit}"}
 
-    def handle(self, method: str, path: str, query: str, headers: Mapping[str, str],
-               body: bytes) -> Answer:
+    def handle(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
         """Answer one HTTP request (the ASGI app and tests call this)."""
         with self._lock:
             self.request_log.append((method, path))
@@ -319,11 +319,14 @@ class SalesforceOrg(OrgStore):
                 now = time.monotonic()
                 if plan._limited_since is None:
                     plan._limited_since = now
-                if (plan.request_limit_for_seconds is None
-                        or now - plan._limited_since < plan.request_limit_for_seconds):
+                if (
+                    plan.request_limit_for_seconds is None
+                    or now - plan._limited_since < plan.request_limit_for_seconds
+                ):
                     plan.injected += 1
-                    err = ApiError(403, "REQUEST_LIMIT_EXCEEDED",
-                                   "ConcurrentPerOrgLongTxn Limit exceeded.")
+                    err = ApiError(
+                        403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."
+                    )
                     return Answer(403, err.body(), self._limit_header())
             self.daily_api_used += 1
             if plan.expire_sessions_after is not None:
@@ -341,15 +344,18 @@ class SalesforceOrg(OrgStore):
                             plan.write_fault_times -= 1
                         plan.injected += 1
                         if plan.write_fault_status == 403:
-                            err = ApiError(403, "REQUEST_LIMIT_EXCEEDED",
-                                           "TotalRequests Limit exceeded.")
+                            err = ApiError(
+                                403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."
+                            )
                             return Answer(403, err.body(), limit)
                         if plan.write_fault_status == 500:
-                            err = ApiError(500, "UNKNOWN_EXCEPTION",
-                                           "An unexpected error occurred.")
+                            err = ApiError(
+                                500, "UNKNOWN_EXCEPTION", "An unexpected error occurred."
+                            )
                             return Answer(500, err.body(), limit)
-                        return Answer(plan.write_fault_status, "Service Unavailable", limit,
-                                      "text/html")
+                        return Answer(
+                            plan.write_fault_status, "Service Unavailable", limit, "text/html"
+                        )
             if plan.server_error_burst > 0:
                 plan.server_error_burst -= 1
                 plan.injected += 1
@@ -359,12 +365,19 @@ class SalesforceOrg(OrgStore):
                 plan._server_errors += 1
                 plan.injected += 1
                 if status == 500:
-                    err = ApiError(500, "UNKNOWN_EXCEPTION",
-                                   "An unexpected error occurred. Please include this ErrorId "
-                                   "if you contact support: 1234567890-12345 (-1234567890)")
+                    err = ApiError(
+                        500,
+                        "UNKNOWN_EXCEPTION",
+                        "An unexpected error occurred. Please include this ErrorId "
+                        "if you contact support: 1234567890-12345 (-1234567890)",
+                    )
                     return Answer(500, err.body(), limit)
-                return Answer(status, "Bad Gateway" if status == 502 else "Service Unavailable",
-                              limit, "text/html")
+                return Answer(
+                    status,
+                    "Bad Gateway" if status == 502 else "Service Unavailable",
+                    limit,
+                    "text/html",
+                )
             try:
                 answer = self._dispatch(method, path, query, headers, body)
             except ApiError as err:
@@ -382,23 +395,39 @@ class SalesforceOrg(OrgStore):
 
     def _token(self, method: str, body: bytes) -> Answer:
         if method != "POST":
-            return Answer(405, [{"errorCode": "METHOD_NOT_ALLOWED",
-                                 "message": f"HTTP Method '{method}' not allowed. Allowed are POST"}])
+            return Answer(
+                405,
+                [
+                    {
+                        "errorCode": "METHOD_NOT_ALLOWED",
+                        "message": f"HTTP Method '{method}' not allowed. Allowed are POST",
+                    }
+                ],
+            )
         form = {k: v[0] for k, v in parse_qs(body.decode("utf-8", "replace")).items()}
         grant = form.get("grant_type")
         if grant != "refresh_token":
-            return Answer(400, {"error": "unsupported_grant_type",
-                                "error_description": "grant type not supported"})
+            return Answer(
+                400,
+                {
+                    "error": "unsupported_grant_type",
+                    "error_description": "grant type not supported",
+                },
+            )
         app = self.apps.get(form.get("client_id", ""))
         if app is None:
-            return Answer(400, {"error": "invalid_client_id",
-                                "error_description": "client identifier invalid"})
+            return Answer(
+                400,
+                {"error": "invalid_client_id", "error_description": "client identifier invalid"},
+            )
         if form.get("client_secret") != app.client_secret:
-            return Answer(400, {"error": "invalid_client",
-                                "error_description": "invalid client credentials"})
+            return Answer(
+                400, {"error": "invalid_client", "error_description": "invalid client credentials"}
+            )
         if form.get("refresh_token") != app.refresh_token:
-            return Answer(400, {"error": "invalid_grant",
-                                "error_description": "expired access/refresh token"})
+            return Answer(
+                400, {"error": "invalid_grant", "error_description": "expired access/refresh token"}
+            )
         app.refreshes += 1
         issued = str(self._now_ms())
         token = self.issue_session()
@@ -425,8 +454,11 @@ class SalesforceOrg(OrgStore):
         ("GET", r"/services/data/(?P<v>v\d+\.\d)/sobjects/(?P<name>\w+)/describe/?", "_describe"),
         ("GET", r"/services/data/(?P<v>v\d+\.\d)/limits/?", "_limits"),
         ("GET", r"/services/data/(?P<v>v\d+\.\d)/(?P<kind>query|queryAll)/?", "_query"),
-        ("GET", r"/services/data/(?P<v>v\d+\.\d)/(?P<kind>query|queryAll)/(?P<locator>[\w-]+)/?",
-         "_query_more"),
+        (
+            "GET",
+            r"/services/data/(?P<v>v\d+\.\d)/(?P<kind>query|queryAll)/(?P<locator>[\w-]+)/?",
+            "_query_more",
+        ),
         ("POST", r"/services/data/(?P<v>v\d+\.\d)/composite/?", "_composite"),
         ("PATCH", r"/services/data/(?P<v>v\d+\.\d)/composite/sobjects/?", "_collection_update"),
         ("POST", r"/services/data/(?P<v>v\d+\.\d)/composite/sobjects/?", "_collection_create"),
@@ -434,13 +466,17 @@ class SalesforceOrg(OrgStore):
         ("GET", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/?", "_get_job"),
         ("PATCH", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/?", "_patch_job"),
         ("DELETE", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/?", "_delete_job"),
-        ("GET", r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/results/?",
-         "_job_results"),
+        (
+            "GET",
+            r"/services/data/(?P<v>v\d+\.\d)/jobs/query/(?P<job>\w+)/results/?",
+            "_job_results",
+        ),
     )
     _COMPILED = tuple((m, re.compile(p + "$"), h) for m, p, h in _ROUTES)
 
-    def _dispatch(self, method: str, path: str, query: str, headers: Mapping[str, str],
-                  body: bytes) -> Answer:
+    def _dispatch(
+        self, method: str, path: str, query: str, headers: Mapping[str, str], body: bytes
+    ) -> Answer:
         allowed: list[str] = []
         for route_method, pattern, handler in self._COMPILED:
             match = pattern.match(path)
@@ -452,32 +488,54 @@ class SalesforceOrg(OrgStore):
             params = match.groupdict()
             if "v" in params:
                 _check_version(params["v"])
-            call = _HttpCall(method, path, params, parse_qs(query, keep_blank_values=True),
-                             {k.lower(): v for k, v in headers.items()}, body)
+            call = _HttpCall(
+                method,
+                path,
+                params,
+                parse_qs(query, keep_blank_values=True),
+                {k.lower(): v for k, v in headers.items()},
+                body,
+            )
             answer: Answer = getattr(self, handler)(call)
             return answer
         if allowed:
-            return Answer(405, [{"errorCode": "METHOD_NOT_ALLOWED",
-                                 "message": f"HTTP Method '{method}' not allowed. Allowed are "
-                                            f"{','.join(sorted(set(allowed)))}"}])
+            return Answer(
+                405,
+                [
+                    {
+                        "errorCode": "METHOD_NOT_ALLOWED",
+                        "message": f"HTTP Method '{method}' not allowed. Allowed are "
+                        f"{','.join(sorted(set(allowed)))}",
+                    }
+                ],
+            )
         return Answer(404, not_found().body())
 
     def _versions(self, call: _HttpCall) -> Answer:
-        return Answer(200, [{"label": "Winter '25", "url": "/services/data/v62.0",
-                             "version": "62.0"}])
+        return Answer(
+            200, [{"label": "Winter '25", "url": "/services/data/v62.0", "version": "62.0"}]
+        )
 
     def _resources(self, call: _HttpCall) -> Answer:
         v = call.params["v"]
-        return Answer(200, {name: f"/services/data/{v}/{name}" for name in
-                            ("sobjects", "query", "queryAll", "limits", "composite", "jobs")})
+        return Answer(
+            200,
+            {
+                name: f"/services/data/{v}/{name}"
+                for name in ("sobjects", "query", "queryAll", "limits", "composite", "jobs")
+            },
+        )
 
     def _describe_global(self, call: _HttpCall) -> Answer:
         v = call.params["v"]
-        return Answer(200, {
-            "encoding": "UTF-8",
-            "maxBatchSize": 200,
-            "sobjects": [global_entry(t.spec, v) for t in self._tables.values()],
-        })
+        return Answer(
+            200,
+            {
+                "encoding": "UTF-8",
+                "maxBatchSize": 200,
+                "sobjects": [global_entry(t.spec, v) for t in self._tables.values()],
+            },
+        )
 
     def _describe(self, call: _HttpCall) -> Answer:
         table = self._tables.get(call.params["name"].lower())
@@ -487,17 +545,23 @@ class SalesforceOrg(OrgStore):
 
     def _limits(self, call: _HttpCall) -> Answer:
         jobs_today = len(self._jobs)
-        return Answer(200, {
-            "DailyApiRequests": {"Max": self.daily_api_limit,
-                                 "Remaining": max(0, self.daily_api_limit - self.daily_api_used)},
-            "DailyBulkV2QueryFileStorageMB": {"Max": 976_562, "Remaining": 976_562},
-            "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000 - jobs_today},
-        })
+        return Answer(
+            200,
+            {
+                "DailyApiRequests": {
+                    "Max": self.daily_api_limit,
+                    "Remaining": max(0, self.daily_api_limit - self.daily_api_used),
+                },
+                "DailyBulkV2QueryFileStorageMB": {"Max": 976_562, "Remaining": 976_562},
+                "DailyBulkV2QueryJobs": {"Max": 10_000, "Remaining": 10_000 - jobs_today},
+            },
+        )
 
     # -- query ------------------------------------------------------------------------------
 
-    def run_soql(self, soql: str, *, include_deleted: bool) -> tuple[Table, list[str], list[Row],
-                                                                     bool]:
+    def run_soql(
+        self, soql: str, *, include_deleted: bool
+    ) -> tuple[Table, list[str], list[Row], bool]:
         """Parse and run a query: (table, selected field names, matching rows, is COUNT())."""
         self.soql_log.append(soql)
         parsed = parse_soql(soql, self._tables)
@@ -517,12 +581,13 @@ class SalesforceOrg(OrgStore):
         return Answer(200, self._page(cursor, 0, batch, call.params["v"]))
 
     def _page(self, cursor: _Cursor, start: int, batch: int, version: str) -> dict[str, Any]:
-        chunk = cursor.rows[start:start + batch]
+        chunk = cursor.rows[start : start + batch]
         out: dict[str, Any] = {
             "totalSize": len(cursor.rows),
             "done": start + batch >= len(cursor.rows),
-            "records": [self._render(cursor.table, row, cursor.fields, cursor.version)
-                        for row in chunk],
+            "records": [
+                self._render(cursor.table, row, cursor.fields, cursor.version) for row in chunk
+            ],
         }
         rewrite = self.faults.rewrite
         if rewrite is not None:
@@ -555,43 +620,57 @@ class SalesforceOrg(OrgStore):
         if not subrequests:
             raise ApiError(400, "INVALID_INPUT", "compositeRequest must not be empty")
         if len(subrequests) > COMPOSITE_MAX_SUBREQUESTS:
-            raise ApiError(400, "LIMIT_EXCEEDED",
-                           f"Composite requests can have up to {COMPOSITE_MAX_SUBREQUESTS} "
-                           "subrequests")
+            raise ApiError(
+                400,
+                "LIMIT_EXCEEDED",
+                f"Composite requests can have up to {COMPOSITE_MAX_SUBREQUESTS} subrequests",
+            )
         version = call.params["v"]
         queries = 0
         for sub in subrequests:
-            if not isinstance(sub, dict) or not isinstance(sub.get("url"), str) \
-                    or not isinstance(sub.get("referenceId"), str) \
-                    or sub.get("method") not in ("GET", "POST", "PATCH", "DELETE"):
-                raise ApiError(400, "INVALID_INPUT",
-                               "each subrequest needs a method, a url and a referenceId")
+            if (
+                not isinstance(sub, dict)
+                or not isinstance(sub.get("url"), str)
+                or not isinstance(sub.get("referenceId"), str)
+                or sub.get("method") not in ("GET", "POST", "PATCH", "DELETE")
+            ):
+                raise ApiError(
+                    400, "INVALID_INPUT", "each subrequest needs a method, a url and a referenceId"
+                )
             path = urlsplit(sub["url"]).path
             if not path.startswith(f"/services/data/{version}/"):
-                raise ApiError(400, "INVALID_INPUT",
-                               f"subrequest url must start with /services/data/{version}/")
+                raise ApiError(
+                    400,
+                    "INVALID_INPUT",
+                    f"subrequest url must start with /services/data/{version}/",
+                )
             if re.search(r"/(query|queryAll)(/|$)", path):
                 queries += 1
         if queries > COMPOSITE_MAX_QUERIES:
-            raise ApiError(400, "LIMIT_EXCEEDED",
-                           f"Composite requests can have up to {COMPOSITE_MAX_QUERIES} query "
-                           "operations")
+            raise ApiError(
+                400,
+                "LIMIT_EXCEEDED",
+                f"Composite requests can have up to {COMPOSITE_MAX_QUERIES} query operations",
+            )
         responses = []
         for sub in subrequests:
             parts = urlsplit(sub["url"])
             raw = json.dumps(sub["body"]).encode() if "body" in sub else b""
             try:
                 extra = {str(k).lower(): str(v) for k, v in (sub.get("httpHeaders") or {}).items()}
-                answer = self._dispatch(sub["method"], parts.path, parts.query,
-                                        {**call.headers, **extra}, raw)
+                answer = self._dispatch(
+                    sub["method"], parts.path, parts.query, {**call.headers, **extra}, raw
+                )
             except ApiError as err:
                 answer = Answer(err.status, err.body())
-            responses.append({
-                "body": answer.body if answer.status != 204 else None,
-                "httpHeaders": {},
-                "httpStatusCode": answer.status,
-                "referenceId": sub["referenceId"],
-            })
+            responses.append(
+                {
+                    "body": answer.body if answer.status != 204 else None,
+                    "httpHeaders": {},
+                    "httpStatusCode": answer.status,
+                    "referenceId": sub["referenceId"],
+                }
+            )
         return Answer(200, {"compositeResponse": responses})
 
     def _collection_records(self, call: _HttpCall) -> tuple[list[Any], bool]:
@@ -600,9 +679,12 @@ class SalesforceOrg(OrgStore):
         if not isinstance(records, list) or not records:
             raise ApiError(400, "INVALID_INPUT", "records is required")
         if len(records) > COLLECTION_MAX_RECORDS:
-            raise ApiError(400, "EXCEEDED_ID_LIMIT",
-                           f"record limit reached. cannot submit more than "
-                           f"{COLLECTION_MAX_RECORDS} records into this call")
+            raise ApiError(
+                400,
+                "EXCEEDED_ID_LIMIT",
+                f"record limit reached. cannot submit more than "
+                f"{COLLECTION_MAX_RECORDS} records into this call",
+            )
         for record in records:
             if not isinstance(record, dict):
                 raise ApiError(400, "JSON_PARSER_ERROR", "each record must be a JSON object")
@@ -616,8 +698,9 @@ class SalesforceOrg(OrgStore):
                     _check_json_type(spec, value)  # a body of the wrong types is refused whole
         return records, bool(body.get("allOrNone", False))
 
-    def _record_changes(self, table: Table, record: dict[str, Any]
-                        ) -> tuple[dict[str, Value], dict[str, Any] | None]:
+    def _record_changes(
+        self, table: Table, record: dict[str, Any]
+    ) -> tuple[dict[str, Value], dict[str, Any] | None]:
         """The record's fields, typed and checked as Salesforce saves them; or its error."""
         changes: dict[str, Value] = {}
         for name, value in record.items():
@@ -625,28 +708,41 @@ class SalesforceOrg(OrgStore):
                 continue
             spec = table.spec.field(name)
             if spec is None:
-                return {}, {"statusCode": "INVALID_FIELD",
-                            "message": f"No such column '{name}' on sobject of type "
-                                       f"{table.spec.name}", "fields": [name]}
+                return {}, {
+                    "statusCode": "INVALID_FIELD",
+                    "message": f"No such column '{name}' on sobject of type {table.spec.name}",
+                    "fields": [name],
+                }
             if spec.name in READ_ONLY_FIELDS:
-                return {}, {"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
-                            "message": f"Unable to create/update fields: {spec.name}. Please "
-                                       "check the security settings of this field and verify "
-                                       "that it is read/write for your profile or permission "
-                                       "set.", "fields": [spec.name]}
+                return {}, {
+                    "statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    "message": f"Unable to create/update fields: {spec.name}. Please "
+                    "check the security settings of this field and verify "
+                    "that it is read/write for your profile or permission "
+                    "set.",
+                    "fields": [spec.name],
+                }
             if spec.type in ("double", "currency", "percent") and value is not None:
                 number = round(float(value), NUMBER_SCALE)
                 if abs(number) >= 10 ** (NUMBER_PRECISION - NUMBER_SCALE):
-                    return {}, {"statusCode": "NUMBER_OUTSIDE_VALID_RANGE",
-                                "message": f"{spec.label}: value outside of valid range on "
-                                           f"numeric field: {value}", "fields": [spec.name]}
+                    return {}, {
+                        "statusCode": "NUMBER_OUTSIDE_VALID_RANGE",
+                        "message": f"{spec.label}: value outside of valid range on "
+                        f"numeric field: {value}",
+                        "fields": [spec.name],
+                    }
                 changes[spec.name] = number
                 continue
-            if spec.type in ("id", "reference") and value is not None \
-                    and not ID_RE.match(str(value)):
-                return {}, {"statusCode": "MALFORMED_ID",
-                            "message": f"{spec.label}: id value of incorrect type: {value}",
-                            "fields": [spec.name]}
+            if (
+                spec.type in ("id", "reference")
+                and value is not None
+                and not ID_RE.match(str(value))
+            ):
+                return {}, {
+                    "statusCode": "MALFORMED_ID",
+                    "message": f"{spec.label}: id value of incorrect type: {value}",
+                    "fields": [spec.name],
+                }
             changes[spec.name] = self._coerce(table, spec.name, value)
         return changes, None
 
@@ -655,10 +751,13 @@ class SalesforceOrg(OrgStore):
         setup = sorted(t for t in types if t in SETUP_OBJECTS)
         other = sorted(t for t in types if t not in SETUP_OBJECTS and t)
         if setup and other:
-            return {"statusCode": "MIXED_DML_OPERATION",
-                    "message": f"DML operation on setup object is not permitted after you have "
-                               f"updated a non-setup object (or vice versa): {setup[0]}, "
-                               f"original object: {other[0]}", "fields": []}
+            return {
+                "statusCode": "MIXED_DML_OPERATION",
+                "message": f"DML operation on setup object is not permitted after you have "
+                f"updated a non-setup object (or vice versa): {setup[0]}, "
+                f"original object: {other[0]}",
+                "fields": [],
+            }
         return None
 
     def _collection_update(self, call: _HttpCall) -> Answer:
@@ -675,24 +774,37 @@ class SalesforceOrg(OrgStore):
             if error is not None:
                 pass
             elif table is None:
-                error = {"statusCode": "INVALID_TYPE", "message": "sObject type "
-                         f"'{sobject}' is not supported.", "fields": []}
+                error = {
+                    "statusCode": "INVALID_TYPE",
+                    "message": f"sObject type '{sobject}' is not supported.",
+                    "fields": [],
+                }
             elif record_id is None or not ID_RE.match(str(record_id)):
-                error = {"statusCode": "MALFORMED_ID", "message": f"bad id {record_id}",
-                         "fields": ["Id"]}
+                error = {
+                    "statusCode": "MALFORMED_ID",
+                    "message": f"bad id {record_id}",
+                    "fields": ["Id"],
+                }
             elif row is None or self._deleted(table, row):
-                error = {"statusCode": "INVALID_CROSS_REFERENCE_KEY",
-                         "message": "invalid cross reference id", "fields": []}
+                error = {
+                    "statusCode": "INVALID_CROSS_REFERENCE_KEY",
+                    "message": "invalid cross reference id",
+                    "fields": [],
+                }
             else:
                 changes, error = self._record_changes(table, record)
                 reason = self.faults.reject_records.get(row.id)
                 if error is None and reason is not None:
-                    error = {"statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
-                             "message": reason, "fields": []}
+                    error = {
+                        "statusCode": "FIELD_CUSTOM_VALIDATION_EXCEPTION",
+                        "message": reason,
+                        "fields": [],
+                    }
                 if error is None:
                     planned.append((table, row, changes))
-            results.append({"id": record_id, "success": error is None,
-                            "errors": [error] if error else []})
+            results.append(
+                {"id": record_id, "success": error is None, "errors": [error] if error else []}
+            )
         if all_or_none and any(not r["success"] for r in results):
             return Answer(200, _rolled_back(results))
         for table, row, changes in planned:
@@ -715,25 +827,39 @@ class SalesforceOrg(OrgStore):
             if error is not None:
                 pass
             elif table is None:
-                error = {"statusCode": "INVALID_TYPE", "message": "sObject type "
-                         f"'{sobject}' is not supported.", "fields": []}
+                error = {
+                    "statusCode": "INVALID_TYPE",
+                    "message": f"sObject type '{sobject}' is not supported.",
+                    "fields": [],
+                }
             elif record.get("id") or record.get("Id"):
-                error = {"statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
-                         "message": "cannot specify Id in an insert call", "fields": ["Id"]}
+                error = {
+                    "statusCode": "INVALID_FIELD_FOR_INSERT_UPDATE",
+                    "message": "cannot specify Id in an insert call",
+                    "fields": ["Id"],
+                }
             else:
                 changes, error = self._record_changes(table, record)
                 given = {k.lower() for k in changes}
-                required = [f.name for f in table.spec.fields
-                            if not f.nillable and f.type != "boolean"
-                            and f.name not in READ_ONLY_FIELDS and f.name.lower() not in given]
+                required = [
+                    f.name
+                    for f in table.spec.fields
+                    if not f.nillable
+                    and f.type != "boolean"
+                    and f.name not in READ_ONLY_FIELDS
+                    and f.name.lower() not in given
+                ]
                 if error is None and required:
-                    error = {"statusCode": "REQUIRED_FIELD_MISSING",
-                             "message": f"Required fields are missing: [{', '.join(required)}]",
-                             "fields": required}
+                    error = {
+                        "statusCode": "REQUIRED_FIELD_MISSING",
+                        "message": f"Required fields are missing: [{', '.join(required)}]",
+                        "fields": required,
+                    }
                 if error is None and table.spec.name == "ForecastingQuota":
                     error = self._duplicate_quota(table, changes, planned)
-            results.append({"id": None, "success": error is None,
-                            "errors": [error] if error else []})
+            results.append(
+                {"id": None, "success": error is None, "errors": [error] if error else []}
+            )
             if error is None and table is not None:
                 planned.append((table, changes, len(results) - 1))
         if all_or_none and any(not r["success"] for r in results):
@@ -742,25 +868,36 @@ class SalesforceOrg(OrgStore):
             results[index]["id"] = self.create(table.spec.name, changes)
         return Answer(200, results)
 
-    def _duplicate_quota(self, table: Table, changes: dict[str, Value],
-                         planned: list[tuple[Table, dict[str, Value], int]]
-                         ) -> dict[str, Any] | None:
+    def _duplicate_quota(
+        self,
+        table: Table,
+        changes: dict[str, Value],
+        planned: list[tuple[Table, dict[str, Value], int]],
+    ) -> dict[str, Any] | None:
         """One quota per owner, start date and forecasting type, as Salesforce enforces."""
+
         def key(values: Mapping[str, Value]) -> tuple[Any, ...]:
             lowered = {k.lower(): v for k, v in values.items()}
             owner = lowered.get("quotaownerid")
             kind = lowered.get("forecastingtypeid")
-            return (str(owner)[:15] if owner else None, lowered.get("startdate"),
-                    str(kind)[:15] if kind else None)
+            return (
+                str(owner)[:15] if owner else None,
+                lowered.get("startdate"),
+                str(kind)[:15] if kind else None,
+            )
 
         wanted = key(changes)
-        existing = [key({f.name: table.get(row, f.name) for f in table.spec.fields})
-                    for row in table.rows]
+        existing = [
+            key({f.name: table.get(row, f.name) for f in table.spec.fields}) for row in table.rows
+        ]
         existing += [key(other) for t, other, _ in planned if t is table]
         if wanted in existing:
-            return {"statusCode": "DUPLICATE_VALUE",
-                    "message": "duplicate value found: a quota for this owner, period and "
-                               "forecast type already exists", "fields": []}
+            return {
+                "statusCode": "DUPLICATE_VALUE",
+                "message": "duplicate value found: a quota for this owner, period and "
+                "forecast type already exists",
+                "fields": [],
+            }
         return None
 
     # -- Bulk API 2.0 query jobs ------------------------------------------------------------
@@ -776,14 +913,25 @@ class SalesforceOrg(OrgStore):
         if not isinstance(soql, str) or not soql.strip():
             raise ApiError(400, "INVALIDJOB", "InvalidJob : query is required")
         if re.match(r"\s*select\s+count\s*\(", soql, re.I):
-            raise ApiError(400, "INVALIDJOB",
-                           "InvalidJob : Aggregate Relationship queries and aggregate "
-                           "functions are not supported by Bulk API 2.0")
+            raise ApiError(
+                400,
+                "INVALIDJOB",
+                "InvalidJob : Aggregate Relationship queries and aggregate "
+                "functions are not supported by Bulk API 2.0",
+            )
         table, fields, rows, _ = self.run_soql(soql, include_deleted=operation == "queryAll")
         job_id = salesforce_id("750", len(self._jobs) + 1)
-        job = _BulkJob(job_id, operation, table, fields, rows, call.params["v"], self._now_ms(),
-                       column_delimiter=str(body.get("columnDelimiter") or "COMMA"),
-                       line_ending=str(body.get("lineEnding") or "LF"))
+        job = _BulkJob(
+            job_id,
+            operation,
+            table,
+            fields,
+            rows,
+            call.params["v"],
+            self._now_ms(),
+            column_delimiter=str(body.get("columnDelimiter") or "COMMA"),
+            line_ending=str(body.get("lineEnding") or "LF"),
+        )
         if job.column_delimiter != "COMMA":
             raise ApiError(400, "INVALIDJOB", "InvalidJob : only COMMA is simulated")
         self._jobs[job_id] = job
@@ -807,12 +955,14 @@ class SalesforceOrg(OrgStore):
         }
         if not created:
             done = job.state == "JobComplete"
-            info.update({
-                "numberRecordsProcessed": len(job.rows) if done else 0,
-                "retries": 0,
-                "totalProcessingTime": 334 if done else 0,
-                "isPkChunkingSupported": True,
-            })
+            info.update(
+                {
+                    "numberRecordsProcessed": len(job.rows) if done else 0,
+                    "retries": 0,
+                    "totalProcessingTime": 334 if done else 0,
+                    "isPkChunkingSupported": True,
+                }
+            )
         return info
 
     def _job(self, call: _HttpCall) -> _BulkJob:
@@ -825,8 +975,9 @@ class SalesforceOrg(OrgStore):
         job = self._job(call)
         if job.state in ("UploadComplete", "InProgress"):
             job.polls += 1
-            job.state = ("InProgress" if job.polls <= self.faults.bulk_polls_in_progress
-                         else "JobComplete")
+            job.state = (
+                "InProgress" if job.polls <= self.faults.bulk_polls_in_progress else "JobComplete"
+            )
         return Answer(200, self._job_info(job))
 
     def _patch_job(self, call: _HttpCall) -> Answer:
@@ -849,9 +1000,12 @@ class SalesforceOrg(OrgStore):
         if job.version != call.params["v"]:
             raise ApiError(409, "INVALIDJOB", "use the API version the job was created with")
         if job.state != "JobComplete":
-            raise ApiError(412, "JOB_NOT_COMPLETE",
-                           "can only download query results of successfully completed bulk "
-                           f"job with status: JOB_COMPLETE. Current status: {job.state.upper()}")
+            raise ApiError(
+                412,
+                "JOB_NOT_COMPLETE",
+                "can only download query results of successfully completed bulk "
+                f"job with status: JOB_COMPLETE. Current status: {job.state.upper()}",
+            )
         raw_locator = (call.query.get("locator") or [""])[0]
         start = decode_locator(raw_locator) if raw_locator else 0
         raw_max = (call.query.get("maxRecords") or [str(BULK_RESULTS_DEFAULT)])[0]
@@ -861,47 +1015,64 @@ class SalesforceOrg(OrgStore):
             raise ApiError(400, "INVALIDJOB", f"invalid maxRecords: {raw_max}") from None
         if max_records < 1:
             raise ApiError(400, "INVALIDJOB", f"invalid maxRecords: {raw_max}")
-        chunk = job.rows[start:start + max_records]
+        chunk = job.rows[start : start + max_records]
         buffer = io.StringIO()
-        writer = csv.writer(buffer, quoting=csv.QUOTE_ALL,
-                            lineterminator="\r\n" if job.line_ending == "CRLF" else "\n")
+        writer = csv.writer(
+            buffer,
+            quoting=csv.QUOTE_ALL,
+            lineterminator="\r\n" if job.line_ending == "CRLF" else "\n",
+        )
         writer.writerow(job.fields)
         for row in chunk:
             writer.writerow(self._csv_row(job.table, row, job.fields))
         end = start + len(chunk)
         locator = encode_locator(end) if end < len(job.rows) else "null"
-        return Answer(200, buffer.getvalue(), {
-            "Sforce-Locator": locator,
-            "Sforce-NumberOfRecords": str(len(chunk)),
-        }, "text/csv")
+        return Answer(
+            200,
+            buffer.getvalue(),
+            {
+                "Sforce-Locator": locator,
+                "Sforce-NumberOfRecords": str(len(chunk)),
+            },
+            "text/csv",
+        )
 
     # -- ASGI -------------------------------------------------------------------------------
 
     def asgi_app(self) -> ASGIApp:
         """The org as an ASGI application (Starlette)."""
         if self._app is None:
+
             async def endpoint(request: Request) -> Response:
                 raw = await request.body()
                 with self._lock:
-                    delay = self._delay_for() if request.url.path.startswith("/services/data") \
-                        else 0.0
+                    delay = (
+                        self._delay_for() if request.url.path.startswith("/services/data") else 0.0
+                    )
                 if delay:
                     await asyncio.sleep(delay)
-                answer = self.handle(request.method, request.url.path, request.url.query,
-                                     dict(request.headers), raw)
+                answer = self.handle(
+                    request.method, request.url.path, request.url.query, dict(request.headers), raw
+                )
                 if answer.status == 204:
                     return Response(status_code=204, headers=answer.headers)
                 if isinstance(answer.body, str):
-                    return Response(answer.body, status_code=answer.status,
-                                    headers=answer.headers, media_type=answer.media_type)
-                return Response(json.dumps(answer.body, separators=(",", ":")),
-                                status_code=answer.status, headers=answer.headers,
-                                media_type=answer.media_type)
+                    return Response(
+                        answer.body,
+                        status_code=answer.status,
+                        headers=answer.headers,
+                        media_type=answer.media_type,
+                    )
+                return Response(
+                    json.dumps(answer.body, separators=(",", ":")),
+                    status_code=answer.status,
+                    headers=answer.headers,
+                    media_type=answer.media_type,
+                )
 
             methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
             self._app = Starlette(routes=[Route("/{path:path}", endpoint, methods=methods)])
         return self._app
-
 
 
 @dataclass
@@ -924,10 +1095,14 @@ def _rolled_back(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     for result in results:
         if result["success"]:
             result["success"] = False
-            result["errors"] = [{"statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                                 "message": "Record rolled back because not all records were "
-                                            "valid and the request was using AllOrNone header",
-                                 "fields": []}]
+            result["errors"] = [
+                {
+                    "statusCode": "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "message": "Record rolled back because not all records were "
+                    "valid and the request was using AllOrNone header",
+                    "fields": [],
+                }
+            ]
     return results
 
 
@@ -935,8 +1110,10 @@ def _is_record_write(method: str, path: str) -> bool:
     """Whether a request writes records (sObject Collections or sObject rows)."""
     if method not in ("POST", "PATCH", "DELETE"):
         return False
-    return re.search(r"/services/data/v\d+\.\d/(composite/sobjects|sobjects/\w+)(/|$)",
-                     path) is not None
+    return (
+        re.search(r"/services/data/v\d+\.\d/(composite/sobjects|sobjects/\w+)(/|$)", path)
+        is not None
+    )
 
 
 def _records_in(raw: bytes) -> int:
@@ -952,13 +1129,23 @@ def _check_json_type(spec: FieldSpec, value: Any) -> None:
     """Refuse a value JSON cannot bind to the field's type, as Salesforce's parser does."""
     if value is None:
         return
-    wanted = {"double": "double", "currency": "double", "percent": "double", "int": "int",
-              "boolean": "boolean"}.get(spec.type)
+    wanted = {
+        "double": "double",
+        "currency": "double",
+        "percent": "double",
+        "int": "int",
+        "boolean": "boolean",
+    }.get(spec.type)
     if wanted is None:
         return
-    ok = isinstance(value, bool) if wanted == "boolean" else (
-        isinstance(value, int | float) and not isinstance(value, bool)
-        and (wanted == "double" or float(value).is_integer())
+    ok = (
+        isinstance(value, bool)
+        if wanted == "boolean"
+        else (
+            isinstance(value, int | float)
+            and not isinstance(value, bool)
+            and (wanted == "double" or float(value).is_integer())
+        )
     )
     if not ok and wanted != "boolean" and isinstance(value, str):
         try:
@@ -967,12 +1154,23 @@ def _check_json_type(spec: FieldSpec, value: Any) -> None:
         except ValueError:
             ok = False
     if not ok:
-        kind = "VALUE_STRING" if isinstance(value, str) else \
-            "VALUE_TRUE" if value is True else "VALUE_FALSE" if value is False else \
-            "VALUE_NUMBER_FLOAT" if isinstance(value, float) else "START_OBJECT"
-        raise ApiError(400, "JSON_PARSER_ERROR",
-                       f"Cannot deserialize instance of {wanted} from {kind} value {value} or "
-                       f"request may be missing a required field (field {spec.name})")
+        kind = (
+            "VALUE_STRING"
+            if isinstance(value, str)
+            else "VALUE_TRUE"
+            if value is True
+            else "VALUE_FALSE"
+            if value is False
+            else "VALUE_NUMBER_FLOAT"
+            if isinstance(value, float)
+            else "START_OBJECT"
+        )
+        raise ApiError(
+            400,
+            "JSON_PARSER_ERROR",
+            f"Cannot deserialize instance of {wanted} from {kind} value {value} or "
+            f"request may be missing a required field (field {spec.name})",
+        )
 
 
 def _json_body(raw: bytes) -> Any:
@@ -980,7 +1178,6 @@ def _json_body(raw: bytes) -> Any:
         return json.loads(raw or b"null")
     except ValueError:
         raise ApiError(400, "JSON_PARSER_ERROR", "The request body is not valid JSON") from None
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -991,8 +1188,14 @@ def _json_body(raw: bytes) -> Any:
 class RunningOrg(RunningServer):
     """An org served by uvicorn over HTTPS in a daemon thread; a context manager that stops it."""
 
-    def __init__(self, org: SalesforceOrg, server: uvicorn.Server, thread: threading.Thread,
-                 url: str, tls_files: TlsFiles) -> None:
+    def __init__(
+        self,
+        org: SalesforceOrg,
+        server: uvicorn.Server,
+        thread: threading.Thread,
+        url: str,
+        tls_files: TlsFiles,
+    ) -> None:
         super().__init__(server, thread, url)
         self.org = org
         self.ca_bundle = tls_files.ca_bundle  # PEM of the CA that signed the server certificate
@@ -1017,9 +1220,14 @@ def serve_org(
     url = f"https://{host}:{bound}"
     org.url = url
     try:
-        server, thread = start_server(org.asgi_app(), sock, name="salesforce-org",
-                                      label="Salesforce org", ssl_certfile=tls_files.cert,
-                                      ssl_keyfile=tls_files.key)
+        server, thread = start_server(
+            org.asgi_app(),
+            sock,
+            name="salesforce-org",
+            label="Salesforce org",
+            ssl_certfile=tls_files.cert,
+            ssl_keyfile=tls_files.key,
+        )
     except RuntimeError:
         tls_files.cleanup()
         raise
@@ -1069,8 +1277,14 @@ def start_demo_org(
 
     if end is None:
         end = datetime.now(UTC)  # every record is modified before the first sync starts
-    dataset = generate_org_dataset(seed=seed, teams=teams, reps_per_team=reps_per_team,
-                                   months=months, end=end, calls_per_rep_day=calls_per_rep_day)
+    dataset = generate_org_dataset(
+        seed=seed,
+        teams=teams,
+        reps_per_team=reps_per_team,
+        months=months,
+        end=end,
+        calls_per_rep_day=calls_per_rep_day,
+    )
     org = SalesforceOrg(daily_api_limit=1_000_000)
     org.load(dataset)
     running = serve_org(org, tls=trustme.CA())

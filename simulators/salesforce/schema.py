@@ -8,8 +8,20 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 FieldType = Literal[
-    "id", "reference", "string", "picklist", "textarea", "email", "phone", "boolean",
-    "datetime", "date", "int", "double", "currency", "percent",
+    "id",
+    "reference",
+    "string",
+    "picklist",
+    "textarea",
+    "email",
+    "phone",
+    "boolean",
+    "datetime",
+    "date",
+    "int",
+    "double",
+    "currency",
+    "percent",
 ]
 
 
@@ -49,10 +61,24 @@ class SObjectSpec:
         return None
 
 
-def _f(name: str, type_: FieldType, *, ref: Sequence[str] = (), custom: bool = False,
-       nillable: bool = True, picklist: Sequence[str] = ()) -> FieldSpec:
-    length = {"id": 18, "reference": 18, "string": 255, "picklist": 255, "textarea": 32000,
-              "email": 80, "phone": 40}.get(type_, 0)
+def _f(
+    name: str,
+    type_: FieldType,
+    *,
+    ref: Sequence[str] = (),
+    custom: bool = False,
+    nillable: bool = True,
+    picklist: Sequence[str] = (),
+) -> FieldSpec:
+    length = {
+        "id": 18,
+        "reference": 18,
+        "string": 255,
+        "picklist": 255,
+        "textarea": 32000,
+        "email": 80,
+        "phone": 40,
+    }.get(type_, 0)
     label = re.sub(r"(?<=[a-z])(?=[A-Z])", " ", name.removesuffix("__c").replace("_", " "))
     return FieldSpec(name, type_, label, tuple(ref), length, nillable, custom, tuple(picklist))
 
@@ -92,131 +118,260 @@ MEETING_OUTCOMES = ("Scheduled", "Completed", "Rescheduled", "No Show", "Cancele
 def standard_schema() -> dict[str, SObjectSpec]:
     """The objects an inside-sales org has, with the custom fields of SPEC §4 and §9."""
     specs = [
-        SObjectSpec("UserRole", "Role", "00E", [
-            _f("Id", "id", nillable=False), _f("Name", "string", nillable=False),
-            _f("DeveloperName", "string"), _f("ParentRoleId", "reference", ref=("UserRole",)),
-            _f("LastModifiedDate", "datetime", nillable=False),
-            _f("SystemModstamp", "datetime", nillable=False),
-        ]),
-        SObjectSpec("User", "User", "005", [
-            *_system(deletable=False),
-            _f("Username", "string", nillable=False), _f("FirstName", "string"),
-            _f("LastName", "string", nillable=False), _f("Name", "string", nillable=False),
-            _f("Email", "email", nillable=False), _f("IsActive", "boolean", nillable=False),
-            _f("UserType", "picklist", picklist=("Standard", "PowerPartner", "CsnOnly",
-                                                 "AutomatedProcess", "Guest")),
-            _f("UserRoleId", "reference", ref=("UserRole",)),
-            _f("ManagerId", "reference", ref=("User",)),
-            _f("IS_Target_Calls__c", "double", custom=True),
-            _f("IS_Target_Meetings__c", "double", custom=True),
-            _f("IS_Target_Won_Amount__c", "currency", custom=True),
-        ]),
-        SObjectSpec("Account", "Account", "001", [
-            *_system(), _f("Name", "string", nillable=False), _f("Industry", "picklist"),
-            _f("NumberOfEmployees", "int"), _f("OwnerId", "reference", ref=("User",)),
-        ]),
-        SObjectSpec("Contact", "Contact", "003", [
-            *_system(), _f("FirstName", "string"), _f("LastName", "string", nillable=False),
-            _f("Name", "string", nillable=False), _f("Email", "email"),
-            _f("AccountId", "reference", ref=("Account",)),
-            _f("OwnerId", "reference", ref=("User",)),
-        ]),
-        SObjectSpec("Lead", "Lead", "00Q", [
-            *_system(), _f("FirstName", "string"), _f("LastName", "string", nillable=False),
-            _f("Name", "string", nillable=False), _f("Company", "string", nillable=False),
-            _f("Email", "email"), _f("Phone", "phone"),
-            _f("Status", "picklist", nillable=False, picklist=(
-                "Open - Not Contacted", "Working - Contacted", "Closed - Converted",
-                "Closed - Not Converted")),
-            _f("LeadSource", "picklist"), _f("Industry", "picklist"),
-            _f("NumberOfEmployees", "int"), _f("OwnerId", "reference", ref=("User", "Group")),
-            _f("IsConverted", "boolean", nillable=False), _f("ConvertedDate", "date"),
-            _f("ConvertedAccountId", "reference", ref=("Account",)),
-            _f("ConvertedContactId", "reference", ref=("Contact",)),
-            _f("ConvertedOpportunityId", "reference", ref=("Opportunity",)),
-        ]),
-        SObjectSpec("Task", "Task", "00T", [
-            *_system(), _f("IsArchived", "boolean", nillable=False), _f("Subject", "string"),
-            _f("Status", "picklist", nillable=False, picklist=TASK_STATUSES),
-            _f("Priority", "picklist", nillable=False, picklist=("High", "Normal", "Low")),
-            _f("IsClosed", "boolean", nillable=False), _f("ActivityDate", "date"),
-            _f("CompletedDateTime", "datetime"),
-            _f("TaskSubtype", "picklist", picklist=TASK_SUBTYPES),
-            _f("Type", "picklist", picklist=("Call", "Email", "Meeting", "Other")),
-            _f("CallType", "picklist", picklist=("Internal", "Inbound", "Outbound")),
-            _f("CallDisposition", "string"), _f("CallDurationInSeconds", "int"),
-            _f("CallObject", "string"), _f("Description", "textarea"),
-            _f("WhoId", "reference", ref=("Contact", "Lead")),
-            _f("WhatId", "reference", ref=("Account", "Opportunity")),
-            _f("OwnerId", "reference", ref=("User",), nillable=False),
-        ], archivable=True),
-        SObjectSpec("Event", "Event", "00U", [
-            *_system(), _f("IsArchived", "boolean", nillable=False), _f("Subject", "string"),
-            _f("Type", "picklist", picklist=("Call", "Email", "Meeting", "Other")),
-            _f("EventSubtype", "picklist", picklist=("Event",)),
-            _f("StartDateTime", "datetime"), _f("EndDateTime", "datetime"),
-            _f("ActivityDateTime", "datetime"), _f("ActivityDate", "date"),
-            _f("IsAllDayEvent", "boolean", nillable=False), _f("DurationInMinutes", "int"),
-            _f("Description", "textarea"),
-            _f("WhoId", "reference", ref=("Contact", "Lead")),
-            _f("WhatId", "reference", ref=("Account", "Opportunity")),
-            _f("OwnerId", "reference", ref=("User",), nillable=False),
-            _f("Meeting_Outcome__c", "picklist", custom=True, picklist=MEETING_OUTCOMES),
-        ], archivable=True),
-        SObjectSpec("Opportunity", "Opportunity", "006", [
-            *_system(), _f("Name", "string", nillable=False),
-            _f("AccountId", "reference", ref=("Account",)),
-            _f("ContactId", "reference", ref=("Contact",)),
-            _f("StageName", "picklist", nillable=False,
-               picklist=tuple(s[0] for s in DEFAULT_STAGES)),
-            _f("Amount", "currency"), _f("Probability", "percent"),
-            _f("CloseDate", "date", nillable=False), _f("Type", "picklist"),
-            _f("LeadSource", "picklist"), _f("IsClosed", "boolean", nillable=False),
-            _f("IsWon", "boolean", nillable=False), _f("ForecastCategory", "picklist"),
-            _f("OwnerId", "reference", ref=("User",), nillable=False),
-            _f("IS_Rep__c", "reference", ref=("User",), custom=True),
-            _f("BANT_Budget__c", "string", custom=True),
-            _f("BANT_Authority__c", "string", custom=True),
-            _f("BANT_Need__c", "string", custom=True),
-            _f("BANT_Timing__c", "string", custom=True),
-            _f("Handoff_Rating__c", "double", custom=True),
-        ]),
-        SObjectSpec("EmailMessage", "Email Message", "02s", [
-            *_system(), _f("ActivityId", "reference", ref=("Task",)),
-            _f("ParentId", "reference", ref=("Case",)), _f("Subject", "string"),
-            _f("FromAddress", "email"), _f("ToAddress", "string"),
-            _f("MessageDate", "datetime"),
-            _f("Status", "picklist", nillable=False, picklist=("0", "1", "2", "3", "4", "5")),
-            _f("Incoming", "boolean", nillable=False), _f("IsTracked", "boolean", nillable=False),
-            _f("IsBounced", "boolean", nillable=False), _f("IsClientManaged", "boolean"),
-            _f("FirstOpenedDate", "datetime"), _f("LastOpenedDate", "datetime"),
-            _f("FirstLinkClickedDate", "datetime"), _f("HasReply", "boolean"),
-        ]),
+        SObjectSpec(
+            "UserRole",
+            "Role",
+            "00E",
+            [
+                _f("Id", "id", nillable=False),
+                _f("Name", "string", nillable=False),
+                _f("DeveloperName", "string"),
+                _f("ParentRoleId", "reference", ref=("UserRole",)),
+                _f("LastModifiedDate", "datetime", nillable=False),
+                _f("SystemModstamp", "datetime", nillable=False),
+            ],
+        ),
+        SObjectSpec(
+            "User",
+            "User",
+            "005",
+            [
+                *_system(deletable=False),
+                _f("Username", "string", nillable=False),
+                _f("FirstName", "string"),
+                _f("LastName", "string", nillable=False),
+                _f("Name", "string", nillable=False),
+                _f("Email", "email", nillable=False),
+                _f("IsActive", "boolean", nillable=False),
+                _f(
+                    "UserType",
+                    "picklist",
+                    picklist=("Standard", "PowerPartner", "CsnOnly", "AutomatedProcess", "Guest"),
+                ),
+                _f("UserRoleId", "reference", ref=("UserRole",)),
+                _f("ManagerId", "reference", ref=("User",)),
+                _f("IS_Target_Calls__c", "double", custom=True),
+                _f("IS_Target_Meetings__c", "double", custom=True),
+                _f("IS_Target_Won_Amount__c", "currency", custom=True),
+            ],
+        ),
+        SObjectSpec(
+            "Account",
+            "Account",
+            "001",
+            [
+                *_system(),
+                _f("Name", "string", nillable=False),
+                _f("Industry", "picklist"),
+                _f("NumberOfEmployees", "int"),
+                _f("OwnerId", "reference", ref=("User",)),
+            ],
+        ),
+        SObjectSpec(
+            "Contact",
+            "Contact",
+            "003",
+            [
+                *_system(),
+                _f("FirstName", "string"),
+                _f("LastName", "string", nillable=False),
+                _f("Name", "string", nillable=False),
+                _f("Email", "email"),
+                _f("AccountId", "reference", ref=("Account",)),
+                _f("OwnerId", "reference", ref=("User",)),
+            ],
+        ),
+        SObjectSpec(
+            "Lead",
+            "Lead",
+            "00Q",
+            [
+                *_system(),
+                _f("FirstName", "string"),
+                _f("LastName", "string", nillable=False),
+                _f("Name", "string", nillable=False),
+                _f("Company", "string", nillable=False),
+                _f("Email", "email"),
+                _f("Phone", "phone"),
+                _f(
+                    "Status",
+                    "picklist",
+                    nillable=False,
+                    picklist=(
+                        "Open - Not Contacted",
+                        "Working - Contacted",
+                        "Closed - Converted",
+                        "Closed - Not Converted",
+                    ),
+                ),
+                _f("LeadSource", "picklist"),
+                _f("Industry", "picklist"),
+                _f("NumberOfEmployees", "int"),
+                _f("OwnerId", "reference", ref=("User", "Group")),
+                _f("IsConverted", "boolean", nillable=False),
+                _f("ConvertedDate", "date"),
+                _f("ConvertedAccountId", "reference", ref=("Account",)),
+                _f("ConvertedContactId", "reference", ref=("Contact",)),
+                _f("ConvertedOpportunityId", "reference", ref=("Opportunity",)),
+            ],
+        ),
+        SObjectSpec(
+            "Task",
+            "Task",
+            "00T",
+            [
+                *_system(),
+                _f("IsArchived", "boolean", nillable=False),
+                _f("Subject", "string"),
+                _f("Status", "picklist", nillable=False, picklist=TASK_STATUSES),
+                _f("Priority", "picklist", nillable=False, picklist=("High", "Normal", "Low")),
+                _f("IsClosed", "boolean", nillable=False),
+                _f("ActivityDate", "date"),
+                _f("CompletedDateTime", "datetime"),
+                _f("TaskSubtype", "picklist", picklist=TASK_SUBTYPES),
+                _f("Type", "picklist", picklist=("Call", "Email", "Meeting", "Other")),
+                _f("CallType", "picklist", picklist=("Internal", "Inbound", "Outbound")),
+                _f("CallDisposition", "string"),
+                _f("CallDurationInSeconds", "int"),
+                _f("CallObject", "string"),
+                _f("Description", "textarea"),
+                _f("WhoId", "reference", ref=("Contact", "Lead")),
+                _f("WhatId", "reference", ref=("Account", "Opportunity")),
+                _f("OwnerId", "reference", ref=("User",), nillable=False),
+            ],
+            archivable=True,
+        ),
+        SObjectSpec(
+            "Event",
+            "Event",
+            "00U",
+            [
+                *_system(),
+                _f("IsArchived", "boolean", nillable=False),
+                _f("Subject", "string"),
+                _f("Type", "picklist", picklist=("Call", "Email", "Meeting", "Other")),
+                _f("EventSubtype", "picklist", picklist=("Event",)),
+                _f("StartDateTime", "datetime"),
+                _f("EndDateTime", "datetime"),
+                _f("ActivityDateTime", "datetime"),
+                _f("ActivityDate", "date"),
+                _f("IsAllDayEvent", "boolean", nillable=False),
+                _f("DurationInMinutes", "int"),
+                _f("Description", "textarea"),
+                _f("WhoId", "reference", ref=("Contact", "Lead")),
+                _f("WhatId", "reference", ref=("Account", "Opportunity")),
+                _f("OwnerId", "reference", ref=("User",), nillable=False),
+                _f("Meeting_Outcome__c", "picklist", custom=True, picklist=MEETING_OUTCOMES),
+            ],
+            archivable=True,
+        ),
+        SObjectSpec(
+            "Opportunity",
+            "Opportunity",
+            "006",
+            [
+                *_system(),
+                _f("Name", "string", nillable=False),
+                _f("AccountId", "reference", ref=("Account",)),
+                _f("ContactId", "reference", ref=("Contact",)),
+                _f(
+                    "StageName",
+                    "picklist",
+                    nillable=False,
+                    picklist=tuple(s[0] for s in DEFAULT_STAGES),
+                ),
+                _f("Amount", "currency"),
+                _f("Probability", "percent"),
+                _f("CloseDate", "date", nillable=False),
+                _f("Type", "picklist"),
+                _f("LeadSource", "picklist"),
+                _f("IsClosed", "boolean", nillable=False),
+                _f("IsWon", "boolean", nillable=False),
+                _f("ForecastCategory", "picklist"),
+                _f("OwnerId", "reference", ref=("User",), nillable=False),
+                _f("IS_Rep__c", "reference", ref=("User",), custom=True),
+                _f("BANT_Budget__c", "string", custom=True),
+                _f("BANT_Authority__c", "string", custom=True),
+                _f("BANT_Need__c", "string", custom=True),
+                _f("BANT_Timing__c", "string", custom=True),
+                _f("Handoff_Rating__c", "double", custom=True),
+            ],
+        ),
+        SObjectSpec(
+            "EmailMessage",
+            "Email Message",
+            "02s",
+            [
+                *_system(),
+                _f("ActivityId", "reference", ref=("Task",)),
+                _f("ParentId", "reference", ref=("Case",)),
+                _f("Subject", "string"),
+                _f("FromAddress", "email"),
+                _f("ToAddress", "string"),
+                _f("MessageDate", "datetime"),
+                _f("Status", "picklist", nillable=False, picklist=("0", "1", "2", "3", "4", "5")),
+                _f("Incoming", "boolean", nillable=False),
+                _f("IsTracked", "boolean", nillable=False),
+                _f("IsBounced", "boolean", nillable=False),
+                _f("IsClientManaged", "boolean"),
+                _f("FirstOpenedDate", "datetime"),
+                _f("LastOpenedDate", "datetime"),
+                _f("FirstLinkClickedDate", "datetime"),
+                _f("HasReply", "boolean"),
+            ],
+        ),
         # Collaborative Forecasts: a forecast type, and a quota per owner, type and period.
-        SObjectSpec("ForecastingType", "Forecasting Type", "0Db", [
-            _f("Id", "id", nillable=False), _f("DeveloperName", "string", nillable=False),
-            _f("MasterLabel", "string", nillable=False), _f("IsActive", "boolean", nillable=False),
-            _f("IsAmount", "boolean", nillable=False), _f("IsQuantity", "boolean", nillable=False),
-            _f("LastModifiedDate", "datetime", nillable=False),
-            _f("SystemModstamp", "datetime", nillable=False),
-        ]),
-        SObjectSpec("ForecastingQuota", "Forecasting Quota", "0J9", [
-            *_system(deletable=False),
-            _f("QuotaOwnerId", "reference", ref=("User",), nillable=False),
-            _f("StartDate", "date", nillable=False),
-            _f("QuotaAmount", "currency"), _f("QuotaQuantity", "double"),
-            _f("ForecastingTypeId", "reference", ref=("ForecastingType",)),
-            _f("IsAmount", "boolean", nillable=False), _f("IsQuantity", "boolean", nillable=False),
-        ]),
+        SObjectSpec(
+            "ForecastingType",
+            "Forecasting Type",
+            "0Db",
+            [
+                _f("Id", "id", nillable=False),
+                _f("DeveloperName", "string", nillable=False),
+                _f("MasterLabel", "string", nillable=False),
+                _f("IsActive", "boolean", nillable=False),
+                _f("IsAmount", "boolean", nillable=False),
+                _f("IsQuantity", "boolean", nillable=False),
+                _f("LastModifiedDate", "datetime", nillable=False),
+                _f("SystemModstamp", "datetime", nillable=False),
+            ],
+        ),
+        SObjectSpec(
+            "ForecastingQuota",
+            "Forecasting Quota",
+            "0J9",
+            [
+                *_system(deletable=False),
+                _f("QuotaOwnerId", "reference", ref=("User",), nillable=False),
+                _f("StartDate", "date", nillable=False),
+                _f("QuotaAmount", "currency"),
+                _f("QuotaQuantity", "double"),
+                _f("ForecastingTypeId", "reference", ref=("ForecastingType",)),
+                _f("IsAmount", "boolean", nillable=False),
+                _f("IsQuantity", "boolean", nillable=False),
+            ],
+        ),
     ]
     return {spec.name: spec for spec in specs}
 
 
 # Fields the platform sets: describe reports them neither createable nor updateable.
-READ_ONLY_FIELDS = frozenset({
-    "Id", "IsDeleted", "CreatedDate", "LastModifiedDate", "SystemModstamp", "CreatedById",
-    "Name", "IsClosed", "IsWon", "IsArchived", "IsAmount", "IsQuantity",
-})
+READ_ONLY_FIELDS = frozenset(
+    {
+        "Id",
+        "IsDeleted",
+        "CreatedDate",
+        "LastModifiedDate",
+        "SystemModstamp",
+        "CreatedById",
+        "Name",
+        "IsClosed",
+        "IsWon",
+        "IsArchived",
+        "IsAmount",
+        "IsQuantity",
+    }
+)
 # Setup objects cannot share a DML call with other objects (MIXED_DML_OPERATION).
 SETUP_OBJECTS = frozenset({"User", "UserRole"})
 NUMBER_PRECISION, NUMBER_SCALE = 18, 2  # what describe reports for double, currency, percent
@@ -228,8 +383,14 @@ NUMBER_PRECISION, NUMBER_SCALE = 18, 2  # what describe reports for double, curr
 
 
 _SOAP_TYPES: dict[str, str] = {
-    "id": "tns:ID", "reference": "tns:ID", "boolean": "xsd:boolean", "datetime": "xsd:dateTime",
-    "date": "xsd:date", "int": "xsd:int", "double": "xsd:double", "currency": "xsd:double",
+    "id": "tns:ID",
+    "reference": "tns:ID",
+    "boolean": "xsd:boolean",
+    "datetime": "xsd:dateTime",
+    "date": "xsd:date",
+    "int": "xsd:int",
+    "double": "xsd:double",
+    "currency": "xsd:double",
     "percent": "xsd:double",
 }
 
@@ -241,9 +402,19 @@ def _field_describe(spec: FieldSpec) -> dict[str, Any]:
         "autoNumber": False,
         "byteLength": spec.length * 3,
         "calculated": False,
-        "createable": spec.name not in ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate",
-                                        "SystemModstamp", "CreatedById", "Name", "IsClosed",
-                                        "IsWon", "IsArchived"),
+        "createable": spec.name
+        not in (
+            "Id",
+            "IsDeleted",
+            "CreatedDate",
+            "LastModifiedDate",
+            "SystemModstamp",
+            "CreatedById",
+            "Name",
+            "IsClosed",
+            "IsWon",
+            "IsArchived",
+        ),
         "custom": spec.custom,
         "defaultValue": None,
         "digits": 9 if spec.type == "int" else 0,
@@ -255,46 +426,83 @@ def _field_describe(spec: FieldSpec) -> dict[str, Any]:
         "name": spec.name,
         "nillable": spec.nillable,
         "picklistValues": [
-            {"active": True, "defaultValue": False, "label": value, "validFor": None,
-             "value": value} for value in spec.picklist
+            {
+                "active": True,
+                "defaultValue": False,
+                "label": value,
+                "validFor": None,
+                "value": value,
+            }
+            for value in spec.picklist
         ],
         "precision": 18 if numeric and spec.type != "int" else 0,
         "referenceTo": list(spec.reference_to),
-        "relationshipName": (spec.name[:-2] if spec.type == "reference" and
-                             spec.name.endswith("Id") else
-                             spec.name[:-3] + "__r" if spec.type == "reference" else None),
+        "relationshipName": (
+            spec.name[:-2]
+            if spec.type == "reference" and spec.name.endswith("Id")
+            else spec.name[:-3] + "__r"
+            if spec.type == "reference"
+            else None
+        ),
         "scale": 2 if spec.type in ("currency", "double", "percent") else 0,
         "soapType": _SOAP_TYPES.get(spec.type, "xsd:string"),
         "sortable": spec.type != "textarea",
         "type": spec.type,
         "unique": False,
-        "updateable": spec.name not in ("Id", "IsDeleted", "CreatedDate", "LastModifiedDate",
-                                        "SystemModstamp", "CreatedById", "Name", "IsClosed",
-                                        "IsWon", "IsArchived"),
+        "updateable": spec.name
+        not in (
+            "Id",
+            "IsDeleted",
+            "CreatedDate",
+            "LastModifiedDate",
+            "SystemModstamp",
+            "CreatedById",
+            "Name",
+            "IsClosed",
+            "IsWon",
+            "IsArchived",
+        ),
     }
 
 
 def global_entry(spec: SObjectSpec, version: str) -> dict[str, Any]:
+    """One object's entry in describe global."""
     base = f"/services/data/{version}/sobjects/{spec.name}"
     return {
-        "activateable": False, "createable": True, "custom": False, "customSetting": False,
-        "deletable": spec.name not in ("User", "UserRole"), "deprecatedAndHidden": False,
-        "feedEnabled": False, "keyPrefix": spec.key_prefix, "label": spec.label,
-        "labelPlural": spec.label + "s", "layoutable": True, "mergeable": False,
-        "mruEnabled": True, "name": spec.name, "queryable": True, "replicateable": True,
-        "retrieveable": True, "searchable": True, "triggerable": True, "undeletable": True,
+        "activateable": False,
+        "createable": True,
+        "custom": False,
+        "customSetting": False,
+        "deletable": spec.name not in ("User", "UserRole"),
+        "deprecatedAndHidden": False,
+        "feedEnabled": False,
+        "keyPrefix": spec.key_prefix,
+        "label": spec.label,
+        "labelPlural": spec.label + "s",
+        "layoutable": True,
+        "mergeable": False,
+        "mruEnabled": True,
+        "name": spec.name,
+        "queryable": True,
+        "replicateable": True,
+        "retrieveable": True,
+        "searchable": True,
+        "triggerable": True,
+        "undeletable": True,
         "updateable": True,
         "urls": {"sobject": base, "describe": f"{base}/describe", "rowTemplate": f"{base}/{{ID}}"},
     }
 
 
 def describe_sobject(spec: SObjectSpec, version: str) -> dict[str, Any]:
+    """An object's describe: its global entry plus its fields."""
     out = global_entry(spec, version)
-    out.update({
-        "fields": [_field_describe(f) for f in spec.fields],
-        "childRelationships": [],
-        "recordTypeInfos": [],
-        "supportedScopes": [],
-    })
+    out.update(
+        {
+            "fields": [_field_describe(f) for f in spec.fields],
+            "childRelationships": [],
+            "recordTypeInfos": [],
+            "supportedScopes": [],
+        }
+    )
     return out
-

@@ -41,23 +41,38 @@ from simulators.salesforce.wire import EPOCH
 MINUTE = 60_000
 
 LEAD_SOURCES: dict[str, str] = {
-    "ORGANIC_SEARCH": "Organic Search", "PAID_SEARCH": "Paid Search",
-    "EMAIL_MARKETING": "Email Campaign", "SOCIAL_MEDIA": "Social Media",
-    "REFERRALS": "Partner Referral", "OTHER_CAMPAIGNS": "Webinar", "DIRECT_TRAFFIC": "Web",
+    "ORGANIC_SEARCH": "Organic Search",
+    "PAID_SEARCH": "Paid Search",
+    "EMAIL_MARKETING": "Email Campaign",
+    "SOCIAL_MEDIA": "Social Media",
+    "REFERRALS": "Partner Referral",
+    "OTHER_CAMPAIGNS": "Webinar",
+    "DIRECT_TRAFFIC": "Web",
     "OFFLINE": "Trade Show",
 }
 INDUSTRIES: dict[str, str] = {
-    "COMPUTER_SOFTWARE": "Technology", "INFORMATION_TECHNOLOGY_AND_SERVICES": "Consulting",
-    "MARKETING_AND_ADVERTISING": "Media", "FINANCIAL_SERVICES": "Finance",
-    "HOSPITAL_HEALTH_CARE": "Healthcare", "LOGISTICS_AND_SUPPLY_CHAIN": "Transportation",
-    "REAL_ESTATE": "Real Estate", "RETAIL": "Retail", "MACHINERY": "Machinery",
-    "STAFFING_AND_RECRUITING": "Recruiting", "CONSTRUCTION": "Construction",
+    "COMPUTER_SOFTWARE": "Technology",
+    "INFORMATION_TECHNOLOGY_AND_SERVICES": "Consulting",
+    "MARKETING_AND_ADVERTISING": "Media",
+    "FINANCIAL_SERVICES": "Finance",
+    "HOSPITAL_HEALTH_CARE": "Healthcare",
+    "LOGISTICS_AND_SUPPLY_CHAIN": "Transportation",
+    "REAL_ESTATE": "Real Estate",
+    "RETAIL": "Retail",
+    "MACHINERY": "Machinery",
+    "STAFFING_AND_RECRUITING": "Recruiting",
+    "CONSTRUCTION": "Construction",
     "EDUCATION_MANAGEMENT": "Education",
 }
 # HubSpot's numemployees ranges → the NumberOfEmployees range drawn from (same size bucket).
 EMPLOYEES: dict[str, tuple[int, int]] = {
-    "1-5": (1, 9), "5-25": (1, 9), "25-50": (10, 49), "50-100": (50, 249),
-    "100-500": (50, 249), "500-1000": (250, 999), "1000+": (1000, 20_000),
+    "1-5": (1, 9),
+    "5-25": (1, 9),
+    "25-50": (10, 49),
+    "50-100": (50, 249),
+    "100-500": (50, 249),
+    "500-1000": (250, 999),
+    "1000+": (1000, 20_000),
 }
 DISPOSITION_LABELS: dict[str, str] = {
     CALL_DISPOSITIONS["connected"]: "Connected",
@@ -69,12 +84,18 @@ DISPOSITION_LABELS: dict[str, str] = {
 }
 STATUS_LABELS: dict[str, str] = {"BUSY": "Busy", "NO_ANSWER": "No Answer", "FAILED": "Failed"}
 MEETING_OUTCOMES: dict[str, str] = {
-    "SCHEDULED": "Scheduled", "COMPLETED": "Completed", "RESCHEDULED": "Rescheduled",
-    "NO_SHOW": "No Show", "CANCELED": "Canceled",
+    "SCHEDULED": "Scheduled",
+    "COMPLETED": "Completed",
+    "RESCHEDULED": "Rescheduled",
+    "NO_SHOW": "No Show",
+    "CANCELED": "Canceled",
 }
 TASK_STATUSES: dict[str, str] = {
-    "NOT_STARTED": "Not Started", "IN_PROGRESS": "In Progress", "COMPLETED": "Completed",
-    "WAITING": "Waiting on someone else", "DEFERRED": "Deferred",
+    "NOT_STARTED": "Not Started",
+    "IN_PROGRESS": "In Progress",
+    "COMPLETED": "Completed",
+    "WAITING": "Waiting on someone else",
+    "DEFERRED": "Deferred",
 }
 # HubSpot deal stage → (StageName, Probability %).
 STAGES: dict[str, tuple[str, float]] = {
@@ -87,7 +108,6 @@ STAGES: dict[str, tuple[str, float]] = {
     "closedlost": ("Closed Lost", 0.0),
 }
 CONVERTED_STAGES = frozenset({"salesqualifiedlead", "opportunity", "customer"})
-
 
 
 def _day(ms: int) -> date:
@@ -114,9 +134,15 @@ def generate_org_dataset(
     total_calls: int | None = None,
 ) -> OrgDataset:
     """A deterministic demo org: the HubSpot generator's team, written as Salesforce records."""
-    portal = generate_dataset(seed=seed, teams=teams, reps_per_team=reps_per_team, months=months,
-                              end=end, calls_per_rep_day=calls_per_rep_day,
-                              total_calls=total_calls)
+    portal = generate_dataset(
+        seed=seed,
+        teams=teams,
+        reps_per_team=reps_per_team,
+        months=months,
+        end=end,
+        calls_per_rep_day=calls_per_rep_day,
+        total_calls=total_calls,
+    )
     return _Translator(portal, random.Random(seed * 7919 + 1)).run()
 
 
@@ -136,11 +162,20 @@ class _Translator:
         self.first_deal: dict[int, int] = {}  # contact id → its first IS deal
         self.end_ms = int((portal.end - EPOCH) / timedelta(milliseconds=1))
 
-    def add(self, sobject: str, prefix: str, fields: dict[str, Any], created: int,
-            modified: int, deleted: int | None = None, record_id: str | None = None) -> str:
+    def add(
+        self,
+        sobject: str,
+        prefix: str,
+        fields: dict[str, Any],
+        created: int,
+        modified: int,
+        deleted: int | None = None,
+        record_id: str | None = None,
+    ) -> str:
         record_id = record_id or self.ids.next(prefix)
-        self.out.records.append(OrgRecord(sobject, record_id, fields, created, max(created,
-                                          modified), deleted))
+        self.out.records.append(
+            OrgRecord(sobject, record_id, fields, created, max(created, modified), deleted)
+        )
         return record_id
 
     def run(self) -> OrgDataset:
@@ -153,8 +188,17 @@ class _Translator:
         self.meetings()
         self.follow_ups()
         # Load order: parents first; within an object, Id order.
-        order = ["UserRole", "User", "Account", "Contact", "Lead", "Opportunity", "Task", "Event",
-                 "EmailMessage"]
+        order = [
+            "UserRole",
+            "User",
+            "Account",
+            "Contact",
+            "Lead",
+            "Opportunity",
+            "Task",
+            "Event",
+            "EmailMessage",
+        ]
         self.out.records.sort(key=lambda r: (order.index(r.sobject), r.id[:15]))
         return self.out
 
@@ -162,29 +206,51 @@ class _Translator:
 
     def users(self) -> None:
         role_ids: dict[str, str] = {}
-        oldest = min(int((o.created_at - EPOCH) / timedelta(milliseconds=1))
-                     for o in self.portal.owners)
+        oldest = min(
+            int((o.created_at - EPOCH) / timedelta(milliseconds=1)) for o in self.portal.owners
+        )
         for owner in self.portal.owners:
             for team_id, team_name, primary in owner.teams:
                 if primary and team_id not in role_ids:
                     role_ids[team_id] = self.add(
-                        "UserRole", "00E",
+                        "UserRole",
+                        "00E",
                         {"Name": team_name, "DeveloperName": team_name.replace(" ", "_")},
-                        oldest, oldest)
-        self.add("User", "005", {
-            "FirstName": None, "LastName": "Automated Process", "Email": "autoproc@example.com",
-            "Username": "autoproc@iskpi-demo.example.com", "IsActive": True,
-            "UserType": "AutomatedProcess",
-        }, oldest, oldest)
+                        oldest,
+                        oldest,
+                    )
+        self.add(
+            "User",
+            "005",
+            {
+                "FirstName": None,
+                "LastName": "Automated Process",
+                "Email": "autoproc@example.com",
+                "Username": "autoproc@iskpi-demo.example.com",
+                "IsActive": True,
+                "UserType": "AutomatedProcess",
+            },
+            oldest,
+            oldest,
+        )
         for owner in self.portal.owners:
             created = int((owner.created_at - EPOCH) / timedelta(milliseconds=1))
             team = next((t for t, _, p in owner.teams if p), None)
-            self.user[owner.id] = self.add("User", "005", {
-                "FirstName": owner.first_name, "LastName": owner.last_name,
-                "Email": owner.email, "Username": owner.email + ".demo",
-                "IsActive": not owner.archived, "UserType": "Standard",
-                "UserRoleId": role_ids.get(team) if team else None,
-            }, created, created)
+            self.user[owner.id] = self.add(
+                "User",
+                "005",
+                {
+                    "FirstName": owner.first_name,
+                    "LastName": owner.last_name,
+                    "Email": owner.email,
+                    "Username": owner.email + ".demo",
+                    "IsActive": not owner.archived,
+                    "UserType": "Standard",
+                    "UserRoleId": role_ids.get(team) if team else None,
+                },
+                created,
+                created,
+            )
 
     # -- leads, conversions -------------------------------------------------------------------
 
@@ -199,15 +265,30 @@ class _Translator:
             if stage[i] not in CONVERTED_STAGES or not isinstance(converted, int):
                 continue
             user = self.user.get(str(owner[i]))
-            account = self.add("Account", "001", {
-                "Name": table.columns["company"][i], "OwnerId": user,
-                "Industry": INDUSTRIES.get(str(table.columns["industry"][i])),
-            }, converted, converted)
-            contact = self.add("Contact", "003", {
-                "FirstName": table.columns["firstname"][i],
-                "LastName": table.columns["lastname"][i], "Email": table.columns["email"][i],
-                "AccountId": account, "OwnerId": user,
-            }, converted, converted)
+            account = self.add(
+                "Account",
+                "001",
+                {
+                    "Name": table.columns["company"][i],
+                    "OwnerId": user,
+                    "Industry": INDUSTRIES.get(str(table.columns["industry"][i])),
+                },
+                converted,
+                converted,
+            )
+            contact = self.add(
+                "Contact",
+                "003",
+                {
+                    "FirstName": table.columns["firstname"][i],
+                    "LastName": table.columns["lastname"][i],
+                    "Email": table.columns["email"][i],
+                    "AccountId": account,
+                    "OwnerId": user,
+                },
+                converted,
+                converted,
+            )
             self.contact[contact_id] = (contact, converted)
             self.accounts[contact_id] = account
             self.lead[contact_id] = self.ids.next("00Q")
@@ -225,10 +306,13 @@ class _Translator:
             size = cols["numemployees"][i]
             low, high = EMPLOYEES.get(str(size), (0, 0))
             fields: dict[str, Any] = {
-                "FirstName": cols["firstname"][i], "LastName": cols["lastname"][i],
-                "Company": cols["company"][i], "Email": cols["email"][i],
+                "FirstName": cols["firstname"][i],
+                "LastName": cols["lastname"][i],
+                "Company": cols["company"][i],
+                "Email": cols["email"][i],
                 "LeadSource": LEAD_SOURCES.get(str(cols["hs_analytics_source"][i])),
-                "Industry": INDUSTRIES.get(str(cols["industry"][i])) if cols["industry"][i]
+                "Industry": INDUSTRIES.get(str(cols["industry"][i]))
+                if cols["industry"][i]
                 else None,
                 "NumberOfEmployees": self.rng.randint(low, high) if size else None,
                 "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
@@ -236,18 +320,29 @@ class _Translator:
             }
             if converted is not None:
                 contact, at = converted
-                fields.update({
-                    "Status": "Closed - Converted", "IsConverted": True,
-                    "ConvertedDate": _day(at), "ConvertedContactId": contact,
-                    "ConvertedAccountId": self.accounts[contact_id],
-                })
+                fields.update(
+                    {
+                        "Status": "Closed - Converted",
+                        "IsConverted": True,
+                        "ConvertedDate": _day(at),
+                        "ConvertedContactId": contact,
+                        "ConvertedAccountId": self.accounts[contact_id],
+                    }
+                )
             elif cols["lifecyclestage"][i] == "lead":
                 fields["Status"] = "Working - Contacted"
             archived = table.archived_ms.get(i)
             lead_id = self.lead.get(contact_id) or self.ids.next("00Q")
             self.lead[contact_id] = lead_id
-            self.add("Lead", "00Q", fields, table.created_ms[i], table.modified_ms[i], archived,
-                     record_id=lead_id)
+            self.add(
+                "Lead",
+                "00Q",
+                fields,
+                table.created_ms[i],
+                table.modified_ms[i],
+                archived,
+                record_id=lead_id,
+            )
 
     def who(self, contact_id: int, at: int) -> str | None:
         """The WhoId of an activity: the Contact once the lead is converted, else the Lead."""
@@ -272,12 +367,15 @@ class _Translator:
             close = cols["closedate"][i]
             rating = cols["handoff_rating"][i]
             fields: dict[str, Any] = {
-                "Name": cols["dealname"][i], "StageName": stage, "Probability": probability,
+                "Name": cols["dealname"][i],
+                "StageName": stage,
+                "Probability": probability,
                 "Amount": float(str(cols["amount"][i])) if cols["amount"][i] else None,
                 "CloseDate": _day(close) if isinstance(close, int) else None,
                 "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
                 "IS_Rep__c": self.user.get(str(cols["is_rep_owner_id"][i]))
-                if cols["is_rep_owner_id"][i] else None,
+                if cols["is_rep_owner_id"][i]
+                else None,
                 "LeadSource": LEAD_SOURCES.get(str(source_of.get(contact_id))),
                 "ContactId": self.contact[contact_id][0] if contact_id in self.contact else None,
                 "AccountId": self.accounts.get(contact_id),
@@ -286,19 +384,33 @@ class _Translator:
             for name in ("bant_budget", "bant_authority", "bant_need", "bant_timing"):
                 value = cols[name][i]
                 fields["BANT_" + name[5:].title() + "__c"] = value or None
-            opportunity = self.add("Opportunity", "006", fields, deals.created_ms[i],
-                                   deals.modified_ms[i], deals.archived_ms.get(i))
+            opportunity = self.add(
+                "Opportunity",
+                "006",
+                fields,
+                deals.created_ms[i],
+                deals.modified_ms[i],
+                deals.archived_ms.get(i),
+            )
             self.opportunity[deal_id] = opportunity
             if self.first_deal.get(contact_id) == deal_id:
                 converted_into[self.lead[contact_id]] = opportunity
         # The lead converted into the opportunity its first IS deal became.
         for n, record in enumerate(self.out.records):
-            if record.sobject == "Lead" and record.id in converted_into \
-                    and record.fields.get("IsConverted"):
+            if (
+                record.sobject == "Lead"
+                and record.id in converted_into
+                and record.fields.get("IsConverted")
+            ):
                 fields = dict(record.fields, ConvertedOpportunityId=converted_into[record.id])
-                self.out.records[n] = OrgRecord(record.sobject, record.id, fields,
-                                                record.created_ms, record.modified_ms,
-                                                record.deleted_ms)
+                self.out.records[n] = OrgRecord(
+                    record.sobject,
+                    record.id,
+                    fields,
+                    record.created_ms,
+                    record.modified_ms,
+                    record.deleted_ms,
+                )
 
     # -- activities ---------------------------------------------------------------------------
 
@@ -310,19 +422,33 @@ class _Translator:
             at = int(str(cols["hs_timestamp"][i]))
             direction = cols["hs_call_direction"][i]
             disposition = cols["hs_call_disposition"][i]
-            label = DISPOSITION_LABELS.get(str(disposition)) if disposition else \
-                STATUS_LABELS.get(str(cols["hs_call_status"][i]))
+            label = (
+                DISPOSITION_LABELS.get(str(disposition))
+                if disposition
+                else STATUS_LABELS.get(str(cols["hs_call_status"][i]))
+            )
             cti = self.rng.random() < 0.1  # logged by a CTI app: TaskSubtype Task, Type Call
-            self.add("Task", "00T", {
-                "Subject": cols["hs_call_title"][i], "TaskSubtype": "Task" if cti else "Call",
-                "Type": "Call", "Status": "Completed", "Priority": "Normal",
-                "CallType": {"OUTBOUND": "Outbound", "INBOUND": "Inbound"}.get(str(direction)),
-                "CallDisposition": label,
-                "CallDurationInSeconds": int(str(cols["hs_call_duration"][i])) // 1000,
-                "CompletedDateTime": at, "ActivityDate": _day(at),
-                "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
-                "WhoId": self.who(contacts[i], at),
-            }, table.created_ms[i], table.modified_ms[i], table.archived_ms.get(i))
+            self.add(
+                "Task",
+                "00T",
+                {
+                    "Subject": cols["hs_call_title"][i],
+                    "TaskSubtype": "Task" if cti else "Call",
+                    "Type": "Call",
+                    "Status": "Completed",
+                    "Priority": "Normal",
+                    "CallType": {"OUTBOUND": "Outbound", "INBOUND": "Inbound"}.get(str(direction)),
+                    "CallDisposition": label,
+                    "CallDurationInSeconds": int(str(cols["hs_call_duration"][i])) // 1000,
+                    "CompletedDateTime": at,
+                    "ActivityDate": _day(at),
+                    "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
+                    "WhoId": self.who(contacts[i], at),
+                },
+                table.created_ms[i],
+                table.modified_ms[i],
+                table.archived_ms.get(i),
+            )
 
     def emails(self) -> None:
         table = self.portal.objects["emails"]
@@ -334,32 +460,57 @@ class _Translator:
             at = int(str(cols["hs_timestamp"][i]))
             created, modified = table.created_ms[i], table.modified_ms[i]
             archived = table.archived_ms.get(i)
-            task = self.add("Task", "00T", {
-                "Subject": "Email: " + str(cols["hs_email_subject"][i]), "TaskSubtype": "Email",
-                "Type": "Email", "Status": "Completed", "Priority": "Normal",
-                "CompletedDateTime": at, "ActivityDate": _day(at),
-                "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
-                "WhoId": self.who(contacts[i], at),
-            }, created, created, archived)
-            opens, clicks, replies = (cols["hs_email_open_count"][i],
-                                      cols["hs_email_click_count"][i],
-                                      cols["hs_email_reply_count"][i])
+            task = self.add(
+                "Task",
+                "00T",
+                {
+                    "Subject": "Email: " + str(cols["hs_email_subject"][i]),
+                    "TaskSubtype": "Email",
+                    "Type": "Email",
+                    "Status": "Completed",
+                    "Priority": "Normal",
+                    "CompletedDateTime": at,
+                    "ActivityDate": _day(at),
+                    "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
+                    "WhoId": self.who(contacts[i], at),
+                },
+                created,
+                created,
+                archived,
+            )
+            opens, clicks, replies = (
+                cols["hs_email_open_count"][i],
+                cols["hs_email_click_count"][i],
+                cols["hs_email_reply_count"][i],
+            )
             status = cols["hs_email_status"][i]
             opened = opens is not None and int(str(opens)) > 0
             first_open = min(self.end_ms - 1, at + int(self.rng.uniform(2, 600) * MINUTE))
             clicked = clicks is not None and int(str(clicks)) > 0
             if opened:  # the open (and click) is what changed the message last
                 modified = min(self.end_ms - 1, max(modified, first_open + MINUTE))
-            self.add("EmailMessage", "02s", {
-                "ActivityId": task, "Subject": cols["hs_email_subject"][i],
-                "MessageDate": at, "Status": "3", "Incoming": False,
-                "IsTracked": opens is not None, "IsBounced": status in ("BOUNCED", "FAILED"),
-                "FirstOpenedDate": first_open if opened else None,
-                "LastOpenedDate": first_open if opened else None,
-                "FirstLinkClickedDate": min(self.end_ms - 1, first_open + MINUTE)
-                if clicked else None,
-                "HasReply": replies is not None and int(str(replies)) > 0,
-            }, created, modified, archived)
+            self.add(
+                "EmailMessage",
+                "02s",
+                {
+                    "ActivityId": task,
+                    "Subject": cols["hs_email_subject"][i],
+                    "MessageDate": at,
+                    "Status": "3",
+                    "Incoming": False,
+                    "IsTracked": opens is not None,
+                    "IsBounced": status in ("BOUNCED", "FAILED"),
+                    "FirstOpenedDate": first_open if opened else None,
+                    "LastOpenedDate": first_open if opened else None,
+                    "FirstLinkClickedDate": min(self.end_ms - 1, first_open + MINUTE)
+                    if clicked
+                    else None,
+                    "HasReply": replies is not None and int(str(replies)) > 0,
+                },
+                created,
+                modified,
+                archived,
+            )
 
     def meetings(self) -> None:
         table = self.portal.objects["meetings"]
@@ -370,17 +521,28 @@ class _Translator:
             booked = table.created_ms[i]
             start = cols["hs_meeting_start_time"][i]
             finish = cols["hs_meeting_end_time"][i]
-            self.add("Event", "00U", {
-                "Subject": cols["hs_meeting_title"][i], "Type": "Meeting",
-                "StartDateTime": start, "EndDateTime": finish, "ActivityDateTime": start,
-                "ActivityDate": _day(start) if isinstance(start, int) else None,
-                "DurationInMinutes": (int(str(finish)) - int(str(start))) // MINUTE
-                if isinstance(start, int) and isinstance(finish, int) else None,
-                "Meeting_Outcome__c": MEETING_OUTCOMES.get(str(cols["hs_meeting_outcome"][i])),
-                "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
-                "WhoId": self.who(contacts[i], booked),
-                "WhatId": self.opportunity.get(deals[i]) if deals[i] else None,
-            }, booked, table.modified_ms[i], table.archived_ms.get(i))
+            self.add(
+                "Event",
+                "00U",
+                {
+                    "Subject": cols["hs_meeting_title"][i],
+                    "Type": "Meeting",
+                    "StartDateTime": start,
+                    "EndDateTime": finish,
+                    "ActivityDateTime": start,
+                    "ActivityDate": _day(start) if isinstance(start, int) else None,
+                    "DurationInMinutes": (int(str(finish)) - int(str(start))) // MINUTE
+                    if isinstance(start, int) and isinstance(finish, int)
+                    else None,
+                    "Meeting_Outcome__c": MEETING_OUTCOMES.get(str(cols["hs_meeting_outcome"][i])),
+                    "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
+                    "WhoId": self.who(contacts[i], booked),
+                    "WhatId": self.opportunity.get(deals[i]) if deals[i] else None,
+                },
+                booked,
+                table.modified_ms[i],
+                table.archived_ms.get(i),
+            )
 
     def follow_ups(self) -> None:
         table = self.portal.objects["tasks"]
@@ -390,12 +552,22 @@ class _Translator:
             due = int(str(cols["hs_timestamp"][i]))
             status = TASK_STATUSES.get(str(cols["hs_task_status"][i]), "Not Started")
             created = table.created_ms[i]
-            self.add("Task", "00T", {
-                "Subject": cols["hs_task_subject"][i], "TaskSubtype": "Task",
-                # A follow-up is never Type Call: that would make it a call (SPEC §10).
-                "Type": "Email" if cols["hs_task_type"][i] == "EMAIL" else "Other",
-                "Status": status, "Priority": "Normal", "ActivityDate": _day(due),
-                "CompletedDateTime": cols["hs_task_completion_date"][i],
-                "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
-                "WhoId": self.who(contacts[i], created),
-            }, created, table.modified_ms[i], table.archived_ms.get(i))
+            self.add(
+                "Task",
+                "00T",
+                {
+                    "Subject": cols["hs_task_subject"][i],
+                    "TaskSubtype": "Task",
+                    # A follow-up is never Type Call: that would make it a call (SPEC §10).
+                    "Type": "Email" if cols["hs_task_type"][i] == "EMAIL" else "Other",
+                    "Status": status,
+                    "Priority": "Normal",
+                    "ActivityDate": _day(due),
+                    "CompletedDateTime": cols["hs_task_completion_date"][i],
+                    "OwnerId": self.user.get(str(cols["hubspot_owner_id"][i])),
+                    "WhoId": self.who(contacts[i], created),
+                },
+                created,
+                table.modified_ms[i],
+                table.archived_ms.get(i),
+            )

@@ -29,11 +29,31 @@ _TOKEN = re.compile(
     """,
     re.X,
 )
-_KEYWORDS = frozenset({
-    "select", "from", "where", "and", "or", "not", "in", "like", "order", "by", "asc", "desc",
-    "nulls", "first", "last", "limit", "offset", "null", "true", "false", "count",
-})
-
+_KEYWORDS = frozenset(
+    {
+        "select",
+        "from",
+        "where",
+        "and",
+        "or",
+        "not",
+        "in",
+        "like",
+        "order",
+        "by",
+        "asc",
+        "desc",
+        "nulls",
+        "first",
+        "last",
+        "limit",
+        "offset",
+        "null",
+        "true",
+        "false",
+        "count",
+    }
+)
 
 
 @dataclass
@@ -50,8 +70,9 @@ class _Tok:
 def _malformed(soql: str, tok: _Tok | None, message: str) -> ApiError:
     column = tok.column if tok is not None else len(soql) + 1
     caret = " " * (column - 1) + "^"
-    return ApiError(400, "MALFORMED_QUERY",
-                    f"\n{soql}\n{caret}\nERROR at Row:1:Column:{column}\n{message}")
+    return ApiError(
+        400, "MALFORMED_QUERY", f"\n{soql}\n{caret}\nERROR at Row:1:Column:{column}\n{message}"
+    )
 
 
 def _tokenize(soql: str) -> list[_Tok]:
@@ -86,8 +107,11 @@ class ParsedQuery:
 class _Parser:
     def __init__(self, soql: str, tables: Mapping[str, Table]) -> None:
         if len(soql) > SOQL_MAX_LENGTH:
-            raise ApiError(400, "MALFORMED_QUERY",
-                           f"Query is too long: the maximum length is {SOQL_MAX_LENGTH} characters")
+            raise ApiError(
+                400,
+                "MALFORMED_QUERY",
+                f"Query is too long: the maximum length is {SOQL_MAX_LENGTH} characters",
+            )
         self.soql = soql
         self.tables = tables
         self.toks = _tokenize(soql)
@@ -125,17 +149,24 @@ class _Parser:
         if spec is None:
             caret = " " * (tok.column - 1) + "^"
             if "." in tok.text:
-                message = (f"Didn't understand relationship '{tok.text.split('.')[0]}' in field "
-                           f"path. If you are attempting to use a custom relationship, be sure "
-                           f"to append the '__r' after the custom relationship name. Please "
-                           f"reference your WSDL or the describe call for the appropriate names.")
+                message = (
+                    f"Didn't understand relationship '{tok.text.split('.')[0]}' in field "
+                    f"path. If you are attempting to use a custom relationship, be sure "
+                    f"to append the '__r' after the custom relationship name. Please "
+                    f"reference your WSDL or the describe call for the appropriate names."
+                )
             else:
-                message = (f"No such column '{tok.text}' on entity '{self.table.spec.name}'. If "
-                           f"you are attempting to use a custom field, be sure to append the "
-                           f"'__c' after the custom field name. Please reference your WSDL or "
-                           f"the describe call for the appropriate names.")
-            raise ApiError(400, "INVALID_FIELD",
-                           f"\n{self.soql}\n{caret}\nERROR at Row:1:Column:{tok.column}\n{message}")
+                message = (
+                    f"No such column '{tok.text}' on entity '{self.table.spec.name}'. If "
+                    f"you are attempting to use a custom field, be sure to append the "
+                    f"'__c' after the custom field name. Please reference your WSDL or "
+                    f"the describe call for the appropriate names."
+                )
+            raise ApiError(
+                400,
+                "INVALID_FIELD",
+                f"\n{self.soql}\n{caret}\nERROR at Row:1:Column:{tok.column}\n{message}",
+            )
         return spec
 
     def parse(self) -> ParsedQuery:
@@ -158,12 +189,15 @@ class _Parser:
         table = self.tables.get(name_tok.lower) if name_tok.kind == "ident" else None
         if table is None:
             caret = " " * (name_tok.column - 1) + "^"
-            raise ApiError(400, "INVALID_TYPE",
-                           f"\n{self.soql}\n{caret}\nERROR at Row:1:Column:{name_tok.column}\n"
-                           f"sObject type '{name_tok.text}' is not supported. If you are "
-                           f"attempting to use a custom object, be sure to append the '__c' after "
-                           f"the entity name. Please reference your WSDL or the describe call for "
-                           f"the appropriate names.")
+            raise ApiError(
+                400,
+                "INVALID_TYPE",
+                f"\n{self.soql}\n{caret}\nERROR at Row:1:Column:{name_tok.column}\n"
+                f"sObject type '{name_tok.text}' is not supported. If you are "
+                f"attempting to use a custom object, be sure to append the '__c' after "
+                f"the entity name. Please reference your WSDL or the describe call for "
+                f"the appropriate names.",
+            )
         self.table = table
         fields: list[str] = []
         seen: set[str] = set()
@@ -182,8 +216,11 @@ class _Parser:
             while True:
                 spec = self.field_ref(self.next())
                 if not spec.filterable:
-                    raise ApiError(400, "INVALID_FIELD",
-                                   f"field '{spec.name}' can not be sorted in a query call")
+                    raise ApiError(
+                        400,
+                        "INVALID_FIELD",
+                        f"field '{spec.name}' can not be sorted in a query call",
+                    )
                 descending = False
                 if self.accept("desc"):
                     descending = True
@@ -223,9 +260,11 @@ class _Parser:
             if tok is None or tok.lower not in ("and", "or"):
                 break
             if joiner is not None and tok.lower != joiner:
-                raise _malformed(self.soql, tok,
-                                 f"unexpected token: {tok.text.upper()} (use parentheses to "
-                                 "combine AND and OR)")
+                raise _malformed(
+                    self.soql,
+                    tok,
+                    f"unexpected token: {tok.text.upper()} (use parentheses to combine AND and OR)",
+                )
             joiner = tok.lower
             self.next()
             terms.append(self.unary())
@@ -250,9 +289,12 @@ class _Parser:
         field_tok = self.next()
         spec = self.field_ref(field_tok)
         if not spec.filterable:
-            raise ApiError(400, "INVALID_FIELD",
-                           f"\n{self.soql}\nERROR at Row:1:Column:{field_tok.column}\nfield "
-                           f"'{spec.name}' can not be filtered in query call")
+            raise ApiError(
+                400,
+                "INVALID_FIELD",
+                f"\n{self.soql}\nERROR at Row:1:Column:{field_tok.column}\nfield "
+                f"'{spec.name}' can not be filtered in query call",
+            )
         position = self.table.position(spec.name)
         negate_in = False
         if self.accept("not"):
@@ -276,10 +318,18 @@ class _Parser:
             if pattern_tok.kind != "string":
                 raise _malformed(self.soql, pattern_tok, f"unexpected token: {pattern_tok.text}")
             regex = re.compile(
-                "^" + "".join(".*" if c == "%" else "." if c == "_" else re.escape(c)
-                              for c in _unquote(pattern_tok.text)) + "$", re.I | re.S)
-            return lambda row: isinstance(row.values[position], str) and bool(
-                regex.match(str(row.values[position])))
+                "^"
+                + "".join(
+                    ".*" if c == "%" else "." if c == "_" else re.escape(c)
+                    for c in _unquote(pattern_tok.text)
+                )
+                + "$",
+                re.I | re.S,
+            )
+            return lambda row: (
+                isinstance(row.values[position], str)
+                and bool(regex.match(str(row.values[position])))
+            )
         if tok.kind != "op":
             raise _malformed(self.soql, tok, f"unexpected token: {tok.text}")
         op = "!=" if tok.text == "<>" else tok.text
@@ -296,8 +346,10 @@ class _Parser:
         if op == "!=":
             return lambda row: _compare_key(spec.type, row.values[position]) != key
         compare: Callable[[Any, Any], bool] = {
-            "<": lambda a, b: a < b, "<=": lambda a, b: a <= b,
-            ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
+            "<": lambda a, b: a < b,
+            "<=": lambda a, b: a <= b,
+            ">": lambda a, b: a > b,
+            ">=": lambda a, b: a >= b,
         }[op]
         if spec.type == "boolean":
             raise _malformed(self.soql, tok, f"invalid operator on boolean field: {op}")
@@ -332,25 +384,33 @@ class _Parser:
                 raise self._type_error(spec, tok, "number")
             return float(tok.text) if "." in tok.text else int(tok.text)
         if tok.kind != "string":
-            raise ApiError(400, "MALFORMED_QUERY",
-                           f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\nvalue of filter "
-                           f"criterion for field '{spec.name}' must be of type {kind} and should "
-                           "be enclosed in quotes")
+            raise ApiError(
+                400,
+                "MALFORMED_QUERY",
+                f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\nvalue of filter "
+                f"criterion for field '{spec.name}' must be of type {kind} and should "
+                "be enclosed in quotes",
+            )
         text = _unquote(tok.text)
         if len(text) > WHERE_STRING_MAX:
             raise _malformed(self.soql, tok, f"String too long (max {WHERE_STRING_MAX})")
         if kind in ("id", "reference"):
             if not ID_RE.match(text):
-                raise ApiError(400, "INVALID_QUERY_FILTER_OPERATOR",
-                               f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\ninvalid ID "
-                               f"field: {text}")
+                raise ApiError(
+                    400,
+                    "INVALID_QUERY_FILTER_OPERATOR",
+                    f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\ninvalid ID field: {text}",
+                )
         return text
 
     def _type_error(self, spec: FieldSpec, tok: _Tok, wanted: str) -> ApiError:
-        return ApiError(400, "INVALID_FIELD",
-                        f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\nvalue of filter "
-                        f"criterion for field '{spec.name}' must be of type {wanted} and should "
-                        "not be enclosed in quotes")
+        return ApiError(
+            400,
+            "INVALID_FIELD",
+            f"\n{self.soql}\nERROR at Row:1:Column:{tok.column}\nvalue of filter "
+            f"criterion for field '{spec.name}' must be of type {wanted} and should "
+            "not be enclosed in quotes",
+        )
 
 
 def _always(row: Row) -> bool:
@@ -359,8 +419,9 @@ def _always(row: Row) -> bool:
 
 def _unquote(text: str) -> str:
     inner = text[1:-1]
-    return re.sub(r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1),
-                                                                              m.group(1)), inner)
+    return re.sub(
+        r"\\(.)", lambda m: {"n": "\n", "t": "\t", "r": "\r"}.get(m.group(1), m.group(1)), inner
+    )
 
 
 def _compare_key(kind: FieldType, value: Value) -> Any:
@@ -392,7 +453,6 @@ def _sort_key(kind: FieldType, value: Value) -> Any:
     return value
 
 
-
 def select_rows(parsed: ParsedQuery, *, include_deleted: bool) -> list[Row]:
     """The rows a parsed query returns: filtered, without deleted ones unless asked, sorted, cut."""
     table = parsed.table
@@ -400,9 +460,12 @@ def select_rows(parsed: ParsedQuery, *, include_deleted: bool) -> list[Row]:
     if not include_deleted:
         deleted = table.index.get("isdeleted")
         archived = table.index.get("isarchived")
-        rows = [row for row in rows
-                if not (deleted is not None and row.values[deleted] is True)
-                and not (archived is not None and row.values[archived] is True)]
+        rows = [
+            row
+            for row in rows
+            if not (deleted is not None and row.values[deleted] is True)
+            and not (archived is not None and row.values[archived] is True)
+        ]
     if parsed.order:
         for position, descending, nulls_last, kind in reversed(parsed.order):
             present = [r for r in rows if r.values[position] is not None]
@@ -410,7 +473,7 @@ def select_rows(parsed: ParsedQuery, *, include_deleted: bool) -> list[Row]:
             present.sort(key=partial(_row_sort_key, kind, position), reverse=descending)
             rows = present + missing if nulls_last else missing + present
     if parsed.offset:
-        rows = rows[parsed.offset:]
+        rows = rows[parsed.offset :]
     if parsed.limit is not None:
         rows = rows[: parsed.limit]
     return rows

@@ -71,7 +71,6 @@ class Table:
         return self.spec.field(name) is not None
 
 
-
 # ---------------------------------------------------------------------------------------
 # Generated datasets, as the store bulk-loads them
 # ---------------------------------------------------------------------------------------
@@ -116,13 +115,13 @@ class OrgDataset:
 
     def count(self, sobject: str, *, deleted: bool | None = None) -> int:
         """Records of an object: all (None), only deleted (True) or only live (False)."""
-        return sum(1 for r in self.of(sobject)
-                   if deleted is None or (r.deleted_ms is not None) == deleted)
+        return sum(
+            1 for r in self.of(sobject) if deleted is None or (r.deleted_ms is not None) == deleted
+        )
 
     def counts(self) -> dict[str, int]:
         """Records per object."""
         return dict(Counter(r.sobject for r in self.records))
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -146,10 +145,16 @@ class OrgStore:
         }
         self._stages = {s[0].lower(): s for s in DEFAULT_STAGES}
         if self.has_object("ForecastingType"):
-            self.create("ForecastingType", {
-                "DeveloperName": "OpportunityRevenue", "MasterLabel": "Opportunity Revenue",
-                "IsActive": True, "IsAmount": True, "IsQuantity": False,
-            })
+            self.create(
+                "ForecastingType",
+                {
+                    "DeveloperName": "OpportunityRevenue",
+                    "MasterLabel": "Opportunity Revenue",
+                    "IsActive": True,
+                    "IsAmount": True,
+                    "IsQuantity": False,
+                },
+            )
 
     # -- Python API: schema -----------------------------------------------------------------
 
@@ -213,8 +218,10 @@ class OrgStore:
         """Keep Salesforce's derived fields in step, as the platform does."""
         lowered = {k.lower() for k in given}
         name = table.spec.name
-        if name in ("Lead", "Contact", "User") and "name" not in lowered and (
-            "firstname" in lowered or "lastname" in lowered
+        if (
+            name in ("Lead", "Contact", "User")
+            and "name" not in lowered
+            and ("firstname" in lowered or "lastname" in lowered)
         ):
             first, last = table.get(row, "FirstName"), table.get(row, "LastName")
             row.values[table.position("Name")] = " ".join(str(p) for p in (first, last) if p)
@@ -340,7 +347,12 @@ class OrgStore:
         """Bulk-load a generated dataset (records in dependency order, with their own ids)."""
         with self._lock:
             for record in dataset.records:
-                self.create(record.sobject, record.fields, created_at=record.created_ms,
-                            modified_at=record.modified_ms, record_id=record.id)
+                self.create(
+                    record.sobject,
+                    record.fields,
+                    created_at=record.created_ms,
+                    modified_at=record.modified_ms,
+                    record_id=record.id,
+                )
                 if record.deleted_ms is not None:
                     self.delete(record.sobject, record.id, at=record.deleted_ms)

@@ -26,6 +26,7 @@ def to_ms(moment: datetime) -> int:
 
 
 def as_ms(moment: datetime | int) -> int:
+    """Epoch milliseconds of a datetime, or the milliseconds themselves."""
     return moment if isinstance(moment, int) else to_ms(moment)
 
 
@@ -41,7 +42,6 @@ def bulk_datetime(ms: int) -> str:
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{ms % 1000:03d}Z"
 
 
-
 def parse_datetime_literal(text: str) -> int | None:
     """Epoch millis of a SOQL dateTime literal (or an ISO datetime); None if it is not one."""
     try:
@@ -54,6 +54,7 @@ def parse_datetime_literal(text: str) -> int | None:
 
 
 def json_value(kind: FieldType, value: Value) -> Any:
+    """A stored value as the REST API renders it in JSON."""
     if value is None:
         return None
     if kind == "datetime" and isinstance(value, int):
@@ -64,6 +65,7 @@ def json_value(kind: FieldType, value: Value) -> Any:
 
 
 def csv_value(kind: FieldType, value: Value) -> str:
+    """A stored value as Bulk API 2.0 renders it in CSV."""
     if value is None:
         return ""
     if kind == "datetime" and isinstance(value, int):
@@ -73,7 +75,6 @@ def csv_value(kind: FieldType, value: Value) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
 
 
 # ---------------------------------------------------------------------------------------
@@ -99,11 +100,12 @@ class ApiError(Exception):
 
 
 def not_found() -> ApiError:
+    """Salesforce's 404 for an unknown resource."""
     return ApiError(404, "NOT_FOUND", "The requested resource does not exist")
 
 
-
 def batch_size(options: str) -> int:
+    """The page size a ``Sforce-Query-Options`` header asks for, within Salesforce's bounds."""
     match = re.search(r"batchSize\s*=\s*(\d+)", options, re.I)
     if match is None:
         return QUERY_BATCH_DEFAULT
@@ -111,13 +113,14 @@ def batch_size(options: str) -> int:
 
 
 def encode_locator(offset: int) -> str:
+    """A Bulk API 2.0 results locator for a row offset."""
     return base64.b64encode(str(offset).encode()).decode().rstrip("=")
 
 
 def decode_locator(locator: str) -> int:
+    """The row offset of a results locator; 400 INVALIDLOCATOR when it is not one."""
     try:
         padded = locator + "=" * (-len(locator) % 4)
         return int(base64.b64decode(padded.encode()).decode())
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "INVALIDLOCATOR", f"invalid locator: {locator}") from None
-
