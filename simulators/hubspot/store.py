@@ -107,7 +107,7 @@ class Owner:
 
 @contextmanager
 def gc_paused() -> Iterator[None]:
-    """Pause the cyclic GC while millions of acyclic records are built (3x faster loads)."""
+    """Pause the cyclic GC while many acyclic records are built (generation and loads, both CRMs)."""
     enabled = gc.isenabled()
     gc.disable()
     try:

@@ -7,6 +7,10 @@ import re
 _BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_SUFFIX = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
 ID_RE = re.compile(r"^[a-zA-Z0-9]{15}(?:[A-Z0-5]{3})?$")
+_DIGIT_VALUES = {char: value for value, char in enumerate(_BASE62)}
+# Upper-case letters to "1", everything else to "0": a chunk's checksum bits, read backwards.
+_UPPER_BITS = str.maketrans({char: ("1" if "A" <= char <= "Z" else "0") for char in _BASE62})
+_BINARY = re.compile(r"[01]{15}")
 
 
 def salesforce_id(prefix: str, number: int) -> str:
@@ -27,8 +31,8 @@ def id_serial(record_id: str) -> int:
     """The base-62 serial of an id made by :func:`salesforce_id` (0 for any other id)."""
     serial = 0
     for char in record_id[6:15]:
-        position = _BASE62.find(char)
-        if position < 0:
+        position = _DIGIT_VALUES.get(char)
+        if position is None:
             return 0
         serial = serial * 62 + position
     return serial
@@ -36,8 +40,11 @@ def id_serial(record_id: str) -> int:
 
 def id_checksum(id15: str) -> str:
     """The three-character suffix that makes a 15-character id case-insensitive."""
-    out = ""
+    # Bit i of a chunk's number is set when its i-th character is an upper-case letter.
+    bits = id15[:15].translate(_UPPER_BITS)
+    if len(bits) == 15 and _BINARY.fullmatch(bits):
+        return "".join(_ID_SUFFIX[int(bits[start : start + 5][::-1], 2)] for start in (0, 5, 10))
+    out = ""  # not 15 base-62 characters: the same rule, a character at a time
     for chunk in (id15[0:5], id15[5:10], id15[10:15]):
-        bits = sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")
-        out += _ID_SUFFIX[bits]
+        out += _ID_SUFFIX[sum(1 << i for i, char in enumerate(chunk) if "A" <= char <= "Z")]
     return out

@@ -33,7 +33,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from simulators.hubspot.seed import CALL_DISPOSITIONS, generate_dataset
-from simulators.hubspot.store import PortalDataset
+from simulators.hubspot.store import PortalDataset, gc_paused
 from simulators.salesforce.ids import salesforce_id
 from simulators.salesforce.store import OrgDataset, OrgRecord
 from simulators.salesforce.wire import EPOCH
@@ -143,7 +143,8 @@ def generate_org_dataset(
         calls_per_rep_day=calls_per_rep_day,
         total_calls=total_calls,
     )
-    return _Translator(portal, random.Random(seed * 7919 + 1)).run()
+    with gc_paused():
+        return _Translator(portal, random.Random(seed * 7919 + 1)).run()
 
 
 class _Translator:

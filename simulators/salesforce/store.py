@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from simulators.hubspot.store import gc_paused
 from simulators.salesforce.ids import id_serial, salesforce_id
 from simulators.salesforce.schema import (
     CLOSED_TASK_STATUSES,
@@ -19,6 +20,9 @@ from simulators.salesforce.schema import (
     standard_schema,
 )
 from simulators.salesforce.wire import EPOCH, Value, as_ms, parse_datetime_literal, to_ms
+
+# Who created a record when the caller does not say: the org's first user.
+DEFAULT_CREATOR = salesforce_id("005", 1)
 
 
 class Row:
@@ -39,12 +43,18 @@ class Table:
         self.rows: list[Row] = []
         self.by_id: dict[str, Row] = {}
         self.next_serial = 1
+        self._blank: list[Value] = []
         for field_spec in spec.fields:
             self._register(field_spec)
 
     def _register(self, field_spec: FieldSpec) -> None:
         self.index[field_spec.name.lower()] = len(self.types)
         self.types.append(field_spec.type)
+        self._blank = [False if kind == "boolean" else None for kind in self.types]
+
+    def blank_values(self) -> list[Value]:
+        """A new row's values: False for every boolean field, None for the rest."""
+        return self._blank.copy()
 
     def add_field(self, field_spec: FieldSpec) -> None:
         if field_spec.name.lower() in self.index:
@@ -188,35 +198,18 @@ class OrgStore:
         return to_ms(self._clock())
 
     def _coerce(self, table: Table, name: str, value: Any) -> Value:
-        kind = table.types[table.position(name)]
-        if value is None or value == "" and kind not in ("string", "textarea"):
-            return None
-        if kind == "datetime":
-            if isinstance(value, datetime):
-                return to_ms(value)
-            if isinstance(value, int) and not isinstance(value, bool):
-                return value
-            parsed = parse_datetime_literal(str(value))
-            if parsed is None:
-                raise ValueError(f"{table.spec.name}.{name}: not a dateTime: {value!r}")
-            return parsed
-        if kind == "date":
-            if isinstance(value, datetime):
-                return value.date()
-            if isinstance(value, date):
-                return value
-            return date.fromisoformat(str(value))
-        if kind == "boolean":
-            return bool(value)
-        if kind == "int":
-            return int(value)
-        if kind in ("double", "currency", "percent"):
-            return float(value)
-        return str(value)
+        return _coerce(table, table.types[table.position(name)], name, value)
 
-    def _apply_rules(self, table: Table, row: Row, given: Mapping[str, Any]) -> None:
+    def _apply_rules(
+        self,
+        table: Table,
+        row: Row,
+        given: Mapping[str, Any],
+        lowered: frozenset[str] | set[str] | None = None,
+    ) -> None:
         """Keep Salesforce's derived fields in step, as the platform does."""
-        lowered = {k.lower() for k in given}
+        if lowered is None:
+            lowered = {k.lower() for k in given}
         name = table.spec.name
         if (
             name in ("Lead", "Contact", "User")
@@ -250,32 +243,35 @@ class OrgStore:
         with self._lock:
             table = self.table(sobject)
             spec = table.spec
+            index, types = table.index, table.types
             if record_id is None:
                 record_id = salesforce_id(spec.key_prefix, table.next_serial)
             elif record_id in table.by_id:
                 raise ValueError(f"{spec.name} {record_id} exists")
             table.next_serial = max(table.next_serial, id_serial(record_id)) + 1
-            values: list[Value] = [None] * len(table.types)
-            for position, kind in enumerate(table.types):
-                if kind == "boolean":
-                    values[position] = False
+            values = table.blank_values()
             row = Row(record_id, values)
             now = self._now_ms()
             created = as_ms(created_at) if created_at is not None else now
             modified = as_ms(modified_at) if modified_at is not None else max(created, now)
+            lowered: set[str] = set()
             for name, value in fields.items():
-                if name.lower() not in table.index:
+                key = name.lower()
+                position = index.get(key)
+                if position is None:
                     raise ValueError(f"{spec.name} has no field {name!r}")
-                values[table.position(name)] = self._coerce(table, name, value)
-            values[table.position("Id")] = record_id
-            if "createddate" in table.index and "createddate" not in {k.lower() for k in fields}:
-                values[table.position("CreatedDate")] = created
-            for stamp in ("LastModifiedDate", "SystemModstamp"):
-                if stamp.lower() in table.index:
-                    values[table.position(stamp)] = modified
-            if "createdbyid" in table.index and values[table.position("CreatedById")] is None:
-                values[table.position("CreatedById")] = salesforce_id("005", 1)
-            self._apply_rules(table, row, fields)
+                lowered.add(key)
+                values[position] = _coerce(table, types[position], name, value)
+            values[index["id"]] = record_id
+            if "createddate" in index and "createddate" not in lowered:
+                values[index["createddate"]] = created
+            for stamp in ("lastmodifieddate", "systemmodstamp"):
+                if stamp in index:
+                    values[index[stamp]] = modified
+            creator = index.get("createdbyid")
+            if creator is not None and values[creator] is None:
+                values[creator] = DEFAULT_CREATOR
+            self._apply_rules(table, row, fields, lowered)
             table.rows.append(row)
             table.by_id[record_id] = row
             return record_id
@@ -345,7 +341,7 @@ class OrgStore:
 
     def load(self, dataset: OrgDataset) -> None:
         """Bulk-load a generated dataset (records in dependency order, with their own ids)."""
-        with self._lock:
+        with self._lock, gc_paused():
             for record in dataset.records:
                 self.create(
                     record.sobject,
@@ -356,3 +352,31 @@ class OrgStore:
                 )
                 if record.deleted_ms is not None:
                     self.delete(record.sobject, record.id, at=record.deleted_ms)
+
+
+def _coerce(table: Table, kind: FieldType, name: str, value: Any) -> Value:
+    """A Python value as the store holds it for a field of ``kind``; ValueError if it cannot be."""
+    if value is None or value == "" and kind not in ("string", "textarea"):
+        return None
+    if kind == "datetime":
+        if isinstance(value, datetime):
+            return to_ms(value)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        parsed = parse_datetime_literal(str(value))
+        if parsed is None:
+            raise ValueError(f"{table.spec.name}.{name}: not a dateTime: {value!r}")
+        return parsed
+    if kind == "date":
+        if isinstance(value, datetime):
+            return value.date()
+        if isinstance(value, date):
+            return value
+        return date.fromisoformat(str(value))
+    if kind == "boolean":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind in ("double", "currency", "percent"):
+        return float(value)
+    return str(value)
