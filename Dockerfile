@@ -8,6 +8,7 @@ COPY models ./models
 COPY kpi ./kpi
 COPY service ./service
 COPY migrations ./migrations
+COPY simulators ./simulators
 RUN pip install --no-cache-dir . && useradd --create-home iskpi
 USER iskpi
 EXPOSE 8000
