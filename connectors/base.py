@@ -76,7 +76,7 @@ class SourceConnector(Protocol):
         ...
 
     def pull(self, stream: str, state: StreamState | None, *, until: datetime) -> Iterator[Page]:
-        """Yield the stream's pages from ``state`` (None: a full sync) up to ``until``, the run's start."""
+        """Yield the stream's pages from ``state`` (None: a full sync) up to the run's ``until``."""
         ...
 
 
