@@ -71,11 +71,13 @@ def to_millis(moment: datetime) -> int:
     return (moment - EPOCH) // timedelta(milliseconds=1)
 
 
-def _iso(moment: datetime) -> str:
+def iso_millis(moment: datetime) -> str:
+    """An aware datetime as ISO 8601 UTC to the millisecond, as saved states hold it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _text(value: Any) -> str | None:
+def clean_text(value: Any) -> str | None:
+    """A value as stripped text; None when it is missing or blank."""
     if value is None:
         return None
     text = str(value).strip()
@@ -83,7 +85,7 @@ def _text(value: Any) -> str | None:
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
-    text = _text(value)
+    text = clean_text(value)
     if text is None:
         return None
     try:
@@ -110,7 +112,7 @@ def _float(value: Any, name: str) -> float | None:
 
 
 def _bool(value: Any, name: str) -> bool:
-    text = _text(value)
+    text = clean_text(value)
     if text is None:
         return False
     lowered = text.lower()
@@ -135,7 +137,7 @@ class _Props:
         if not isinstance(props, dict):
             raise RecordRejected("the record has no properties object")
         self.props: dict[str, Any] = props
-        crm_id = _text(payload.get("id"))
+        crm_id = clean_text(payload.get("id"))
         if crm_id is None:
             raise RecordRejected("the record has no id")
         self.crm_id = crm_id
@@ -147,10 +149,10 @@ class _Props:
         return self.props.get(self.name(field_name))
 
     def text(self, field_name: str) -> str | None:
-        return _text(self.raw(field_name))
+        return clean_text(self.raw(field_name))
 
     def present(self, field_name: str) -> bool:
-        return _text(self.raw(field_name)) is not None
+        return clean_text(self.raw(field_name)) is not None
 
     def moment(self, field_name: str) -> datetime | None:
         return parse_datetime(self.raw(field_name), self.name(field_name))
@@ -340,11 +342,11 @@ def attach_associations(
     """Give search results the ``associations`` block of list results, from a v4 batch read."""
     linked: dict[str, list[dict[str, str]]] = {}
     for item in batch_read.get("results") or []:
-        from_id = _text((item.get("from") or {}).get("id"))
+        from_id = clean_text((item.get("from") or {}).get("id"))
         if from_id is None:
             continue
         for target in item.get("to") or []:
-            to_id = _text(target.get("toObjectId"))
+            to_id = clean_text(target.get("toObjectId"))
             if to_id is not None and {"id": to_id} not in linked.get(from_id, []):
                 linked.setdefault(from_id, []).append({"id": to_id})
     for result in results:
@@ -415,24 +417,24 @@ def map_deal(
 
 def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
     """A HubSpot owner as a Rep (its primary team is its team) and the owner's teams."""
-    crm_id = _text(payload.get("id"))
+    crm_id = clean_text(payload.get("id"))
     if crm_id is None:
         raise RecordRejected("the owner has no id")
     teams: list[Team] = []
     primary: str | None = None
     for team in payload.get("teams") or []:
-        team_id = _text(team.get("id"))
+        team_id = clean_text(team.get("id"))
         if team_id is None:
             continue
         teams.append(
-            Team(source="hubspot", crm_id=team_id, name=_text(team.get("name")) or team_id)
+            Team(source="hubspot", crm_id=team_id, name=clean_text(team.get("name")) or team_id)
         )
         if team.get("primary") is True and primary is None:
             primary = team_id
     if primary is None and teams:
         primary = teams[0].crm_id
-    first, last = _text(payload.get("firstName")), _text(payload.get("lastName"))
-    email = _text(payload.get("email"))
+    first, last = clean_text(payload.get("firstName")), clean_text(payload.get("lastName"))
+    email = clean_text(payload.get("email"))
     name = " ".join(part for part in (first, last) if part) or email or crm_id
     archived = payload.get("archived") is True
     return (
@@ -445,7 +447,7 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
             email=email,
             team_crm_id=primary,
             active=not archived,
-            user_id=_text(payload.get("userId")),
+            user_id=clean_text(payload.get("userId")),
         ),
         teams,
     )

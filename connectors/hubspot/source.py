@@ -77,9 +77,9 @@ from connectors.hubspot.client import HubSpotClient, after_token
 from connectors.hubspot.normalize import (
     EPOCH,
     StageProbabilities,
-    _iso,
-    _text,
     attach_associations,
+    clean_text,
+    iso_millis,
     map_object,
     map_owner,
     parse_datetime,
@@ -182,11 +182,11 @@ class _Incremental:
 
     def to_state(self) -> dict[str, Any]:
         def text(moment: datetime | None) -> str | None:
-            return _iso(moment) if moment is not None else None
+            return iso_millis(moment) if moment is not None else None
 
         return {
             "mode": "incremental",
-            "cursor": {"modified_at": _iso(self.cursor_at), "crm_id": self.cursor_id},
+            "cursor": {"modified_at": iso_millis(self.cursor_at), "crm_id": self.cursor_id},
             "lookback": self.lookback,
             "seen": _newest(self.seen, SEEN_CAP),
             "keyset": dict(self.keyset) if self.keyset else None,
@@ -293,14 +293,14 @@ class HubSpotSource:
                     "mode": "full",
                     "phase": phase,
                     "after": next_after,
-                    "started_at": _iso(started_at),
+                    "started_at": iso_millis(started_at),
                 }
             elif phase == "active":
                 new_state = {
                     "mode": "full",
                     "phase": "archived",
                     "after": None,
-                    "started_at": _iso(started_at),
+                    "started_at": iso_millis(started_at),
                 }
             else:
                 # The list endpoints read everything modified before the pass began.
@@ -491,7 +491,7 @@ class HubSpotSource:
             try:
                 rep, owner_teams = map_owner(payload)
             except RecordRejected as exc:
-                rejected.append(Rejected(_text(payload.get("id")), payload, str(exc)))
+                rejected.append(Rejected(clean_text(payload.get("id")), payload, str(exc)))
                 continue
             if rep.crm_id in listed_ids:
                 continue  # an owner both active and archived: the active copy wins
@@ -610,11 +610,11 @@ class HubSpotSource:
             try:
                 records.append(map_object(spec.kind, payload, self._mapping, probabilities))
             except RecordRejected as exc:
-                rejected.append(Rejected(_text(payload.get("id")), payload, str(exc)))
+                rejected.append(Rejected(clean_text(payload.get("id")), payload, str(exc)))
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # A payload of an unexpected shape is quarantined, not fatal to the run.
                 reason = f"unexpected payload shape: {type(exc).__name__}: {exc}"
-                rejected.append(Rejected(_text(payload.get("id")), payload, reason))
+                rejected.append(Rejected(clean_text(payload.get("id")), payload, reason))
         return records, rejected
 
     def _modified_millis(self, spec: _Stream, result: dict[str, Any]) -> int | None:

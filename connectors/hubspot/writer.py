@@ -28,7 +28,7 @@ from connectors.base import (
 )
 from connectors.errors import DestinationMissing, PermissionDenied
 from connectors.hubspot.client import HubSpotClient, after_token
-from connectors.hubspot.normalize import _text
+from connectors.hubspot.normalize import clean_text
 from connectors.mapping import Mapping, default_mapping
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ class HubSpotWriter:
             )
             for result in data.get("results") or []:
                 props = result.get("properties") if isinstance(result, dict) else None
-                user_id = _text((props or {}).get(USER_ID_PROPERTY))
+                user_id = clean_text((props or {}).get(USER_ID_PROPERTY))
                 if user_id is not None:
                     # A whole number, however the portal renders it.
                     user_id = user_id.split(".")[0]
@@ -338,7 +338,7 @@ def _number_text(value: float) -> str:
 
 def _number_value(raw: Any) -> float | None:
     """A number property's value (HubSpot sends strings); None when empty or not a number."""
-    text = _text(raw)
+    text = clean_text(raw)
     if text is None:
         return None
     try:

@@ -85,11 +85,13 @@ def soql_string(value: str) -> str:
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _iso(moment: datetime) -> str:
+def iso_millis(moment: datetime) -> str:
+    """An aware datetime as ISO 8601 UTC to the millisecond, as saved states hold it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
-def _text(value: Any) -> str | None:
+def clean_text(value: Any) -> str | None:
+    """A value as stripped text (a boolean as ``true`` or ``false``); None when missing or blank."""
     if value is None or isinstance(value, bool):
         return None if value is None else str(value).lower()
     text = str(value).strip()
@@ -102,7 +104,7 @@ def _decimal(value: Any, name: str) -> Decimal | None:
     if isinstance(value, int | float):
         number = Decimal(str(value))
     else:
-        text = _text(value)
+        text = clean_text(value)
         if text is None:
             return None
         try:
@@ -142,12 +144,13 @@ class LeadLinks:
         """The lead an activity's WhoId reaches: a Lead itself, or the Lead a Contact came from."""
         if who_id is None:
             return None
-        if _has_prefix(who_id, mapping, "contact_id_prefixes"):
+        if has_prefix(who_id, mapping, "contact_id_prefixes"):
             return self.contact_lead.get(who_id) or who_id
         return who_id
 
 
-def _has_prefix(record_id: str, mapping: SourceMapping, prefixes: str) -> bool:
+def has_prefix(record_id: str, mapping: SourceMapping, prefixes: str) -> bool:
+    """Whether an Id starts with one of the key prefixes of a mapping set (Contact, Opportunity)."""
     return any(record_id.startswith(p) for p in mapping.sets[prefixes])
 
 
@@ -160,7 +163,7 @@ class _Fields:
         self.payload = payload
         self.mapping = mapping
         self.kind = kind
-        crm_id = _text(payload.get("Id"))
+        crm_id = clean_text(payload.get("Id"))
         if crm_id is None:
             raise RecordRejected("the record has no Id")
         self.crm_id = crm_id
@@ -173,7 +176,7 @@ class _Fields:
         return self.payload.get(name) if name else None
 
     def text(self, field_name: str) -> str | None:
-        return _text(self.raw(field_name))
+        return clean_text(self.raw(field_name))
 
     def moment(self, field_name: str) -> datetime | None:
         return parse_datetime(self.raw(field_name), self.name(field_name))
@@ -225,8 +228,8 @@ def company_size(employees: int | None) -> str | None:
 def is_call(payload: dict[str, Any], mapping: SourceMapping) -> bool:
     """Whether a Task is a call: TaskSubtype in ``call_subtypes`` or Type in ``call_types``."""
     fields = mapping.fields["call"]
-    subtype = _text(payload.get(fields.get("subtype", ""))) if fields.get("subtype") else None
-    kind = _text(payload.get(fields.get("type", ""))) if fields.get("type") else None
+    subtype = clean_text(payload.get(fields.get("subtype", ""))) if fields.get("subtype") else None
+    kind = clean_text(payload.get(fields.get("type", ""))) if fields.get("type") else None
     return mapping.contains("call_subtypes", subtype) or mapping.contains("call_types", kind)
 
 
@@ -381,7 +384,7 @@ def map_event(payload: dict[str, Any], mapping: SourceMapping, links: LeadLinks)
         outcome=meeting_outcome,
         rep_crm_id=f.text("rep_crm_id"),
         contact_crm_id=links.lead_of(f.text("contact_crm_id"), mapping),
-        deal_crm_id=what if what and _has_prefix(what, mapping, "deal_id_prefixes") else None,
+        deal_crm_id=what if what and has_prefix(what, mapping, "deal_id_prefixes") else None,
     )
 
 

@@ -106,10 +106,10 @@ from connectors.records import (
 from connectors.salesforce.client import LocatorExpired, NotFound, SalesforceClient
 from connectors.salesforce.normalize import (
     LeadLinks,
-    _has_prefix,
-    _iso,
-    _text,
+    clean_text,
+    has_prefix,
     is_call,
+    iso_millis,
     map_call,
     map_email,
     map_event,
@@ -185,7 +185,10 @@ class _Cursor:
 
     def to_state(self) -> dict[str, Any]:
         return {
-            "cursor": {"modified_at": _iso(self.at) if self.at else None, "crm_id": self.crm_id},
+            "cursor": {
+                "modified_at": iso_millis(self.at) if self.at else None,
+                "crm_id": self.crm_id,
+            },
             "resume": self.resume,
         }
 
@@ -548,11 +551,11 @@ class SalesforceSource:
         deal_field = lead_fields.get("converted_deal", "")
         queries: list[tuple[str, str]] = []
         who = m.fields[kind].get("contact_crm_id", "")
-        contacts = {str(r.get(who)) for r in rows if who and _text(r.get(who))}
+        contacts = {str(r.get(who)) for r in rows if who and clean_text(r.get(who))}
         contacts = {
             c
             for c in contacts
-            if _has_prefix(c, m, "contact_id_prefixes") and c not in self._links.contact_lead
+            if has_prefix(c, m, "contact_id_prefixes") and c not in self._links.contact_lead
         }
         if contacts and self._has_field("Lead", contact_field):
             canonical = self._canonical("Lead", contact_field)
@@ -583,8 +586,8 @@ class SalesforceSource:
         # Remember the misses too, so they are not looked up again.
         who = m.fields[kind].get("contact_crm_id", "")
         for row in rows:
-            value = _text(row.get(who)) if who else None
-            if value and _has_prefix(value, m, "contact_id_prefixes"):
+            value = clean_text(row.get(who)) if who else None
+            if value and has_prefix(value, m, "contact_id_prefixes"):
                 self._links.contact_lead.setdefault(value, None)
             if kind == "deal" and row.get("Id"):
                 self._links.deal_lead.setdefault(str(row["Id"]), None)
@@ -628,12 +631,12 @@ class SalesforceSource:
                 else:
                     record = map_opportunity(payload, m, links, tz)
             except RecordRejected as exc:
-                rejected.append(Rejected(_text(payload.get("Id")), payload, str(exc)))
+                rejected.append(Rejected(clean_text(payload.get("Id")), payload, str(exc)))
                 continue
             except (ValueError, TypeError, KeyError, AttributeError) as exc:
                 # A payload of an unexpected shape is quarantined, not fatal to the run.
                 reason = f"unexpected payload shape: {type(exc).__name__}: {exc}"
-                rejected.append(Rejected(_text(payload.get("Id")), payload, reason))
+                rejected.append(Rejected(clean_text(payload.get("Id")), payload, reason))
                 continue
             if record is None:
                 not_ours.append(str(payload.get("Id")))
@@ -765,7 +768,7 @@ class SalesforceSource:
         for message in found.get("messages", []):
             if message.get("IsDeleted") is True:
                 continue
-            task_id = _text(message.get(canonical))
+            task_id = clean_text(message.get(canonical))
             if task_id is not None:
                 by_task[task_id] = merge_messages(by_task.get(task_id), message, self._mapping)
         return by_task, found
@@ -783,9 +786,11 @@ class SalesforceSource:
             if incremental and state
             else _Cursor(at=until)
         )
-        phase = (state or {}).get("phase", "tasks") if incremental else "tasks"
+        saved_phase = (state or {}).get("phase", "tasks") if incremental else "tasks"
+        # Any saved phase but "tasks" goes on with the EmailMessage pass.
+        phase: EmailPhase = "tasks" if saved_phase == "tasks" else "messages"
 
-        def current(next_phase: str) -> dict[str, Any]:
+        def current(next_phase: EmailPhase) -> dict[str, Any]:
             return {
                 "mode": "incremental",
                 "phase": next_phase,
@@ -931,7 +936,7 @@ class SalesforceSource:
                         "job": job_id,
                         "locator": next_locator,
                         "offset": 0,
-                        "until": _iso(job_until),
+                        "until": iso_millis(job_until),
                     }
                 else:
                     new_state = {
@@ -939,7 +944,7 @@ class SalesforceSource:
                         "job": job_id,
                         "locator": locator,
                         "offset": offset,
-                        "until": _iso(job_until),
+                        "until": iso_millis(job_until),
                     }
                 cost = self.api_calls
                 messages: dict[str, dict[str, Any]] | None = None
