@@ -34,6 +34,7 @@ class StreamSpec:
     record_type: type[Record]
     cursor_field: str  # the CRM's last-modified field the incremental cursor follows
     lookback: timedelta = timedelta(minutes=10)
+    key: str = "Id"  # the CRM's id field: the cursor is (cursor_field, key), ties broken by it
 
 
 @dataclass
@@ -52,10 +53,22 @@ class Page:
 
 
 class SourceConnector(Protocol):
-    """Pulls pages of normalized records from one CRM."""
+    """Pulls pages of normalized records from one CRM.
+
+    The run boundary is the caller's: a sync run fixes its start once and passes it as
+    ``until`` to every ``pull`` of the run. ``until`` bounds every stream from above (no record
+    modified after it is read, and a finished stream's cursor moves to it, never past it), and
+    it names the run: a connector that keeps per-run state, such as Salesforce's quota guard
+    (its share of the org's daily requests), starts that state afresh when it is given an
+    ``until`` it has not seen, and never guesses a run from the clock or from the order of calls.
+    """
 
     source: str
-    api_calls: int  # HTTP requests made so far, retries included
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made so far, retries included."""
+        ...
 
     @property
     def streams(self) -> Sequence[StreamSpec]:
@@ -63,7 +76,7 @@ class SourceConnector(Protocol):
         ...
 
     def pull(self, stream: str, state: StreamState | None, *, until: datetime) -> Iterator[Page]:
-        """Yield the stream's pages from ``state`` (None: a full sync) up to ``until``."""
+        """Yield the stream's pages from ``state`` (None: a full sync) up to the run's ``until``."""
         ...
 
 
@@ -138,11 +151,23 @@ class PushBatch:
 
 
 class TargetWriter(Protocol):
-    """Writes KPI targets into CRM fields: check fields, read current values, push updates."""
+    """Writes KPI targets into CRM fields: check fields, read current values, push updates.
+
+    A push is one run: ``prepare_fields`` starts it (a connector's per-run state, such as a
+    quota budget, starts afresh there), then ``read_values`` and ``push`` follow.
+    """
 
     source: str
-    api_calls: int  # HTTP requests made so far, retries included
-    write_requests: int  # of those, the record write requests (batches sent, retries included)
+
+    @property
+    def api_calls(self) -> int:
+        """HTTP requests made so far, retries included."""
+        ...
+
+    @property
+    def write_requests(self) -> int:
+        """Of those, the record write requests (batches sent, retries included)."""
+        ...
 
     @property
     def batch_size(self) -> int:

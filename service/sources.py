@@ -7,9 +7,9 @@ import threading
 from datetime import timedelta
 
 from connectors.base import SourceConnector
-from connectors.hubspot import HubSpotConnector
-from connectors.mapping import Mapping, load_mapping
-from connectors.salesforce import OAuthApp, SalesforceConnector
+from connectors.hubspot import HubSpotClient, HubSpotSource
+from connectors.mapping import load_mapping
+from connectors.salesforce import OAuthApp, SalesforceClient, SalesforceSource
 from service.settings import Settings
 
 SOURCES = ("hubspot", "salesforce")
@@ -37,10 +37,17 @@ def _token_key(settings: Settings) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def salesforce_connector(
-    settings: Settings, mapping: Mapping, lookback: timedelta
-) -> SalesforceConnector:
-    """The Salesforce connector of SPEC §2: a session id, an OAuth connected app, or both."""
+def hubspot_client(settings: Settings) -> HubSpotClient:
+    """The HubSpot client of SPEC §2: the private-app token and the base URL."""
+    if settings.hubspot_access_token is None:
+        raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
+    return HubSpotClient(
+        settings.hubspot_access_token.get_secret_value(), host=settings.hubspot_base_url
+    )
+
+
+def salesforce_client(settings: Settings) -> SalesforceClient:
+    """The Salesforce client of SPEC §2: a session id, an OAuth connected app, or both."""
     instance_url = settings.salesforce_instance_url
     if not instance_url:
         raise SourceNotConfigured(
@@ -90,16 +97,12 @@ def salesforce_connector(
         with _rotated_lock:
             _rotated_refresh_tokens[key] = rotated
 
-    return SalesforceConnector(
+    return SalesforceClient(
         instance_url,
         session_id=session_id,
         oauth=oauth,
         api_version=settings.salesforce_api_version,
-        mapping=mapping,
-        lookback=lookback,
-        timezone=settings.tz,
         quota_share=settings.salesforce_quota_share,
-        bulk_threshold=settings.salesforce_bulk_threshold,
         on_refresh_token=keep,
     )
 
@@ -113,15 +116,18 @@ def build_connectors(settings: Settings, which: str = "all") -> list[SourceConne
     connectors: list[SourceConnector] = []
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
         connectors.append(
-            HubSpotConnector(
-                settings.hubspot_access_token.get_secret_value(),
-                host=settings.hubspot_base_url,
-                mapping=mapping,
-                lookback=lookback,
-            )
+            HubSpotSource(hubspot_client(settings), mapping=mapping, lookback=lookback)
         )
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
-        connectors.append(salesforce_connector(settings, mapping, lookback))
+        connectors.append(
+            SalesforceSource(
+                salesforce_client(settings),
+                mapping=mapping,
+                lookback=lookback,
+                timezone=settings.tz,
+                bulk_threshold=settings.salesforce_bulk_threshold,
+            )
+        )
     if which == "hubspot" and not connectors:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     if which == "all" and not connectors:

@@ -38,7 +38,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -47,15 +47,16 @@ from sqlalchemy.orm import Session
 
 from connectors.base import CurrentValue, FieldRef, FieldUpdate, TargetWriter, UpdateResult
 from connectors.errors import ConnectorError
-from connectors.hubspot import HubSpotConnector
+from connectors.hubspot import HubSpotWriter
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
+from connectors.salesforce import SalesforceWriter
 from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
 from service.locks import SyncLocked, source_lock
 from service.settings import Settings
-from service.sources import SOURCES, SourceNotConfigured, salesforce_connector
+from service.sources import SOURCES, SourceNotConfigured, hubspot_client, salesforce_client
 
 log = logging.getLogger(__name__)
 
@@ -727,21 +728,9 @@ def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWr
     mapping = load_mapping(settings.mapping_file)
     writers: list[tuple[TargetWriter, Mapping]] = []
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
-        writers.append(
-            (
-                HubSpotConnector(
-                    settings.hubspot_access_token.get_secret_value(),
-                    host=settings.hubspot_base_url,
-                    mapping=mapping,
-                ),
-                mapping,
-            )
-        )
+        writers.append((HubSpotWriter(hubspot_client(settings), mapping=mapping), mapping))
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
-        connector = salesforce_connector(
-            settings, mapping, timedelta(minutes=settings.sync_lookback_minutes)
-        )
-        writers.append((connector, mapping))
+        writers.append((SalesforceWriter(salesforce_client(settings), mapping=mapping), mapping))
     if which == "hubspot" and not writers:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     if not writers:

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from connectors.errors import RecordRejected
-from connectors.hubspot import (
+from connectors.hubspot.normalize import (
     attach_associations,
     call_outcome,
     company_size,

@@ -20,10 +20,9 @@ import pytest
 
 from connectors.errors import RecordRejected
 from connectors.mapping import MappingError, default_mapping, load_mapping
-from connectors.salesforce import (
+from connectors.salesforce.client import body_detail
+from connectors.salesforce.normalize import (
     LeadLinks,
-    _body_detail,
-    _typed_row,
     company_size,
     is_call,
     map_call,
@@ -38,6 +37,7 @@ from connectors.salesforce import (
     soql_datetime,
     soql_string,
     start_of_day,
+    typed_row,
 )
 
 PAYLOADS = Path(__file__).parent / "payloads" / "salesforce"
@@ -204,7 +204,7 @@ def test_bulk_csv_rows_get_the_rest_types() -> None:
     job = payload("bulk_query_job.json")
     assert (job["create"]["state"], job["complete"]["state"]) == ("UploadComplete", "JobComplete")
     types = {"IsDeleted": "boolean", "CallDurationInSeconds": "int"}
-    rows = [_typed_row(r, types) for r in csv.DictReader(io.StringIO(job["results"]["csv"]))]
+    rows = [typed_row(r, types) for r in csv.DictReader(io.StringIO(job["results"]["csv"]))]
     assert len(rows) == job["results"]["Sforce-NumberOfRecords"] == 4
     assert rows[0]["IsDeleted"] is False and rows[0]["CallDurationInSeconds"] == 60
     rest = records("tasks_calls_queryall.json")[0]
@@ -214,11 +214,11 @@ def test_bulk_csv_rows_get_the_rest_types() -> None:
 
 def test_error_bodies_name_their_code_and_reason() -> None:
     errors = payload("errors.json")
-    code, message = _body_detail(errors["INVALID_FIELD"])
+    code, message = body_detail(errors["INVALID_FIELD"])
     assert code == "INVALID_FIELD" and message.startswith("No such column 'BANT_Score__c'")
-    assert _body_detail(errors["REQUEST_LIMIT_EXCEEDED"]) == (
+    assert body_detail(errors["REQUEST_LIMIT_EXCEEDED"]) == (
         "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
-    assert _body_detail("<html><body>Service Unavailable</body></html>") == (
+    assert body_detail("<html><body>Service Unavailable</body></html>") == (
         "", "Service Unavailable")
     assert payload("limits.json")["DailyApiRequests"]["Max"] == 15_000
     token = payload("token_refresh.json")

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import trustme
 
-from connectors.salesforce import SalesforceConnector
+from connectors.salesforce import SalesforceSource
 from service.demo import start_salesforce_demo
 from service.settings import Settings
 from service.sources import SourceNotConfigured, build_connectors
@@ -35,7 +35,7 @@ def test_salesforce_is_built_from_a_session_id_or_an_oauth_app() -> None:
     session = settings(salesforce_instance_url="https://acme.my.salesforce.com",
                        salesforce_session_id="00Dxx!session")
     [connector] = build_connectors(session, "salesforce")
-    assert isinstance(connector, SalesforceConnector) and connector.source == "salesforce"
+    assert isinstance(connector, SalesforceSource) and connector.source == "salesforce"
     assert [s.name for s in connector.streams][:2] == ["roles", "users"]
     oauth = settings(salesforce_instance_url="https://acme.my.salesforce.com",
                      salesforce_client_id=CLIENT_ID, salesforce_client_secret=CLIENT_SECRET,
@@ -78,7 +78,7 @@ def test_a_rotated_refresh_token_is_kept_for_the_next_run(
                           salesforce_refresh_token=REFRESH_TOKEN, salesforce_login_url=org.url)
     for run in range(3):  # each scheduled run builds its connector anew
         [connector] = build_connectors(configured, "salesforce")
-        assert isinstance(connector, SalesforceConnector)
+        assert isinstance(connector, SalesforceSource)
         leads = pull(connector, "leads", None, T0 + timedelta(minutes=run))
         assert len(leads.records) == 12
     assert org.org.apps[CLIENT_ID].refreshes == 3  # the token from the configuration worked once
