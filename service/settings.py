@@ -27,40 +27,101 @@ class Settings(BaseSettings):
         env_prefix="ISKPI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    database_url: str = "sqlite:///./iskpi.db"
-    timezone: str = "UTC"
-    holidays: str = ""
+    database_url: str = Field(
+        default="sqlite:///./iskpi.db",
+        description="SQLAlchemy URL of the store; PostgreSQL as `postgresql+psycopg://user@host:5432/db`",
+    )
+    timezone: str = Field(
+        default="UTC",
+        description="business time zone (IANA name): days, ISO weeks and months are cut in it, and the sync schedule runs in it",
+    )
+    holidays: str = Field(
+        default="",
+        description="country code of the `holidays` package (e.g. `JP`); business days are Monday to Friday minus its holidays",
+    )
 
-    hubspot_access_token: SecretStr | None = None
-    hubspot_base_url: str = "https://api.hubapi.com"
+    hubspot_access_token: SecretStr | None = Field(
+        default=None, description="HubSpot private-app token; HubSpot is synced when it is set"
+    )
+    hubspot_base_url: str = Field(default="https://api.hubapi.com", description="HubSpot API host")
 
-    salesforce_instance_url: str | None = None
-    salesforce_session_id: SecretStr | None = None
-    salesforce_client_id: str | None = None
-    salesforce_client_secret: SecretStr | None = None
-    salesforce_refresh_token: SecretStr | None = None
-    salesforce_login_url: str = "https://login.salesforce.com"
-    salesforce_api_version: str = "59.0"
-    # Share of the org's remaining daily API requests one sync may spend.
-    salesforce_quota_share: float = Field(default=0.25, gt=0, le=1)
-    # Rows above which a first sync of a stream uses a Bulk API 2.0 query job.
-    salesforce_bulk_threshold: int = Field(default=200_000, ge=0)
+    salesforce_instance_url: str | None = Field(
+        default=None,
+        description="e.g. `https://acme.my.salesforce.com`; Salesforce is synced when it is set",
+    )
+    salesforce_session_id: SecretStr | None = Field(
+        default=None, description="a Salesforce access token, used as is until it expires"
+    )
+    salesforce_client_id: str | None = Field(
+        default=None,
+        description="OAuth connected app: its consumer key (with the secret and a refresh token the service gets and refreshes access tokens itself)",
+    )
+    salesforce_client_secret: SecretStr | None = Field(
+        default=None, description="OAuth connected app: its consumer secret"
+    )
+    salesforce_refresh_token: SecretStr | None = Field(
+        default=None,
+        description="OAuth connected app: a refresh token (a rotated one is kept for the life of the process)",
+    )
+    salesforce_login_url: str = Field(
+        default="https://login.salesforce.com",
+        description="where the OAuth token endpoint lives (`https://test.salesforce.com` for sandboxes)",
+    )
+    salesforce_api_version: str = Field(default="59.0", description="Salesforce REST API version")
+    salesforce_quota_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="share of the org's remaining daily API requests one sync may spend (0 to 1)",
+    )
+    salesforce_bulk_threshold: int = Field(
+        default=200_000,
+        ge=0,
+        description="rows above which a first sync of a stream uses a Bulk API 2.0 query job",
+    )
 
-    sync_cron: str = "0 2 * * *"
-    sync_lookback_minutes: int = Field(default=10, ge=0)
+    sync_cron: str = Field(
+        default="0 2 * * *",
+        description="when `iskpi serve` syncs: five-field crontab syntax, in the business time zone",
+    )
+    sync_lookback_minutes: int = Field(
+        default=10,
+        ge=0,
+        description="how far an incremental sync looks back behind its cursor, in minutes",
+    )
 
-    read_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
-    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list, description="comma-separated bearer tokens that may read the API"
+    )
+    admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated bearer tokens that may read and write (targets, costs, sync, push)",
+    )
 
-    # Memory for cached /v1/kpis answers (0 turns the cache off); see service/cache.py.
-    api_cache_mb: int = Field(default=256, ge=0)
-    # How often the store's data version is re-read (writes through this API re-read at once).
-    api_cache_check_seconds: float = Field(default=1.0, ge=0)
+    api_cache_mb: int = Field(
+        default=256,
+        ge=0,
+        description="memory for cached `/v1/kpis` answers, in MB (0 turns the cache off)",
+    )
+    api_cache_check_seconds: float = Field(
+        default=1.0,
+        ge=0,
+        description="how often the store's data version is re-read, in seconds (writes through the API re-read it at once)",
+    )
 
-    effective_call_seconds: int = Field(default=60, ge=0)
-    ltv_months: int = Field(default=12, ge=1)
-    mapping_file: Path | None = None
-    now: datetime | None = None
+    effective_call_seconds: int = Field(
+        default=60,
+        ge=0,
+        description="a connected call at least this many seconds long is an effective contact",
+    )
+    ltv_months: int = Field(default=12, ge=1, description="months in the LTV formula")
+    mapping_file: Path | None = Field(
+        default=None, description="TOML file overriding the field, value and write-back mappings"
+    )
+    now: datetime | None = Field(
+        default=None,
+        description='fixes "now" (an ISO datetime with offset) for forecasts, suggestions, write-back and default periods; for tests and replays',
+    )
 
     _split_read = field_validator("read_tokens", "admin_tokens", mode="before")(_split_tokens)
 
