@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
 from sqlalchemy import ColumnElement, Connection, Engine, false, select
 
@@ -29,6 +29,8 @@ from kpi.compiler import (
     Request,
     Scope,
     compile_rows,
+    field_sales_teams,
+    inside_sales_only,
     target_scope,
 )
 from kpi.periods import GRAINS, Grain, KpiContext, period_start, period_starts
@@ -131,17 +133,101 @@ def parse_scope_id(scope: str, scope_id: str | None) -> tuple[str, str] | None:
 
 
 def scope_members(
-    conn: Connection, scope: str, key: tuple[str, str] | None
+    conn: Connection,
+    scope: str,
+    key: tuple[str, str] | None,
+    ctx: KpiContext | None = None,
 ) -> list[tuple[str, str]]:
-    """(scope id, name) of every known, non-deleted rep or team (the org for org)."""
+    """(scope id, name) of every known, non-deleted rep or team (the org for org).
+
+    With ``ctx``, a listing leaves out field-sales reps and teams (SPEC §5); a rep or
+    team asked for by its id is found whatever its kind.
+    """
     if scope == "org":
         return [("org", "org")]
     table = table_of(Rep if scope == "rep" else Team)
     where = [table.c.deleted == false()]
     if key is not None:
         where += [table.c.source == key[0], table.c.crm_id == key[1]]
+    elif ctx is not None:
+        where += inside_sales_only(ctx, scope, table)
     rows = conn.execute(select(table.c.source, table.c.crm_id, table.c.name).where(*where))
     return [(f"{source}:{crm_id}", name) for source, crm_id, name in rows]
+
+
+TeamKind = Literal["is", "fs"]
+TEAM_KINDS: tuple[str, ...] = (*get_args(TeamKind), "all")
+
+
+@dataclass(frozen=True)
+class TeamRep:
+    """A rep as GET /v1/teams lists it."""
+
+    id: str
+    name: str
+    email: str | None
+    active: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "email": self.email, "active": self.active}
+
+
+@dataclass(frozen=True)
+class TeamListing:
+    """A team with its kind (inside sales ``is``, field sales ``fs``) and its reps."""
+
+    id: str
+    name: str
+    kind: TeamKind
+    reps: tuple[TeamRep, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "reps": [r.as_dict() for r in self.reps],
+        }
+
+
+def list_teams(
+    bind: Connection | Engine, ctx: KpiContext, *, kind: str = "is"
+) -> list[TeamListing]:
+    """Non-deleted teams of ``kind`` (is, fs or all) with their non-deleted reps, by id."""
+    if kind not in TEAM_KINDS:
+        raise KpiRequestError("kind", f"unknown team kind {kind!r}; one of {', '.join(TEAM_KINDS)}")
+    teams, reps = table_of(Team), table_of(Rep)
+    with _connection(bind) as conn:
+        fs_select = field_sales_teams(ctx)
+        field_sales: set[tuple[str, str]] = (
+            set() if fs_select is None else {(s, c) for s, c in conn.execute(fs_select)}
+        )
+        team_rows = conn.execute(
+            select(teams.c.source, teams.c.crm_id, teams.c.name).where(teams.c.deleted == false())
+        ).all()
+        rep_rows = conn.execute(
+            select(
+                reps.c.source,
+                reps.c.team_crm_id,
+                reps.c.crm_id,
+                reps.c.name,
+                reps.c.email,
+                reps.c.active,
+            ).where(reps.c.deleted == false(), reps.c.team_crm_id.is_not(None))
+        ).all()
+    members: dict[tuple[str, str], list[TeamRep]] = {}
+    for source, team_id, crm_id, name, email, active in rep_rows:
+        members.setdefault((source, team_id), []).append(
+            TeamRep(f"{source}:{crm_id}", name, email, bool(active))
+        )
+    out: list[TeamListing] = []
+    for source, crm_id, name in team_rows:
+        team_kind: TeamKind = "fs" if (source, crm_id) in field_sales else "is"
+        if kind != "all" and team_kind != kind:
+            continue
+        listed = sorted(members.get((source, crm_id), []), key=lambda r: r.id.encode())
+        out.append(TeamListing(f"{source}:{crm_id}", name, team_kind, tuple(listed)))
+    return sorted(out, key=lambda t: t.id.encode())
 
 
 def _years_after(day: date, years: int) -> date:
@@ -199,9 +285,9 @@ def compute(
             f"{start} to {end} is longer: use week or month grain, or a shorter range",
         )
     key = parse_scope_id(scope, scope_id)
-    periods = period_starts(grain, start, end)
+    periods = period_starts(grain, start, end, ctx.fiscal_year_start_month)
     with _connection(bind) as conn:
-        members = scope_members(conn, scope, key)
+        members = scope_members(conn, scope, key, ctx)
         if key is not None and not members:
             raise KpiRequestError("id", f"no {scope} with id {scope_id!r}")
         least = len(specs) * len(periods) * len(members)
@@ -348,14 +434,18 @@ class Target:
     value: float
 
 
-def validate_target(conn: Connection, target: Target) -> None:
-    """Raise KpiRequestError when a target names an unknown KPI, grain, period or scope id."""
+def validate_target(conn: Connection, target: Target, ctx: KpiContext | None = None) -> None:
+    """Raise KpiRequestError when a target names an unknown KPI, grain, period or scope id.
+
+    Quarters and fiscal years start in ``ctx``'s fiscal year's first month (January without).
+    """
     if target.kpi not in KPIS:
         raise KpiRequestError("kpi", f"unknown KPI {target.kpi!r}")
     if target.grain not in GRAINS:
         raise KpiRequestError("grain", f"unknown grain {target.grain!r}")
     grain: Grain = target.grain  # type: ignore[assignment]
-    if period_start(target.period_start, grain) != target.period_start:
+    first_month = 1 if ctx is None else ctx.fiscal_year_start_month
+    if period_start(target.period_start, grain, first_month) != target.period_start:
         raise KpiRequestError(
             "period_start", f"{target.period_start} does not start a {target.grain}"
         )
@@ -368,13 +458,15 @@ def validate_target(conn: Connection, target: Target) -> None:
         raise KpiRequestError("value", "a finite number")
 
 
-def put_targets(bind: Connection | Engine, targets: Sequence[Target]) -> int:
+def put_targets(
+    bind: Connection | Engine, targets: Sequence[Target], ctx: KpiContext | None = None
+) -> int:
     """Insert or replace targets keyed on (kpi, grain, period_start, scope, id); returns count."""
     if not targets:
         return 0
     with _connection(bind, write=True) as conn:
         for target in targets:
-            validate_target(conn, target)
+            validate_target(conn, target, ctx)
         unique = {
             (t.kpi, t.grain, t.period_start, t.scope, t.scope_id): t for t in targets
         }.values()

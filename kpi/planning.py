@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, false, func, select, true
 
-from kpi.compiler import Scope
+from kpi.compiler import Scope, not_field_sales
 from kpi.engine import (
     KpiRequestError,
     KpiRow,
@@ -318,12 +318,18 @@ def _one_member(conn: Connection, scope: Scope, scope_id: str | None, what: str)
     return members[0]
 
 
-def _reps_in_scope(conn: Connection, scope: Scope, key: tuple[str, str] | None) -> int:
-    """Headcount for the per-rep pace: non-deleted, active reps (the org's, the team's; 1 rep)."""
+def _reps_in_scope(
+    conn: Connection, ctx: KpiContext, scope: Scope, key: tuple[str, str] | None
+) -> int:
+    """Headcount for the per-rep pace: non-deleted, active inside-sales reps (1 at rep scope)."""
     if scope == "rep":
         return 1
     reps = table_of(Rep)
-    where = [reps.c.deleted == false(), reps.c.active == true()]
+    where = [
+        reps.c.deleted == false(),
+        reps.c.active == true(),
+        *not_field_sales(ctx, reps.c.source, reps.c.crm_id),
+    ]
     if scope == "team" and key is not None:
         where += [reps.c.source == key[0], reps.c.team_crm_id == key[1]]
     count = conn.execute(select(func.count()).select_from(reps).where(*where)).scalar_one()
@@ -373,7 +379,7 @@ def plan(
     missing = [k for k in PLAN_RATES if given[k] is None]
     with _connection(bind) as conn:
         member_id, member_name = _one_member(conn, scope, scope_id, "plan")
-        reps = _reps_in_scope(conn, scope, parse_scope_id(scope, scope_id))
+        reps = _reps_in_scope(conn, ctx, scope, parse_scope_id(scope, scope_id))
         history = (
             compute(
                 conn,

@@ -4,6 +4,8 @@ from models.base import Base
 from models.crm import (
     TABLE_BY_KIND,
     Call,
+    CallList,
+    CallListMember,
     CrmRecord,
     Deal,
     Email,
@@ -19,6 +21,8 @@ __all__ = [
     "TABLE_BY_KIND",
     "Base",
     "Call",
+    "CallList",
+    "CallListMember",
     "CrmRecord",
     "Deal",
     "Email",
