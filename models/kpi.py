@@ -132,7 +132,7 @@ class KpiTarget(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kpi: Mapped[str] = mapped_column(String(64))
-    grain: Mapped[str] = mapped_column(String(8))
+    grain: Mapped[str] = mapped_column(String(16))  # day … fiscal_year
     period_start: Mapped[date]
     scope: Mapped[str] = mapped_column(String(8))
     scope_id: Mapped[str] = mapped_column(String(96))  # "org" or "<source>:<crm id>"

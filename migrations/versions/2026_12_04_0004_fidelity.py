@@ -1,4 +1,4 @@
-"""fidelity: deal type, call lists and their members
+"""fidelity: deal type, call lists and their members, targets of the fiscal grains
 
 Revision ID: 0004
 Revises: 0003
@@ -38,6 +38,14 @@ def _record_columns() -> list[sa.Column[object]]:
 def upgrade() -> None:
     with op.batch_alter_table("deals", schema=None) as batch_op:
         batch_op.add_column(sa.Column("deal_type", sa.String(length=16), nullable=True))
+    with op.batch_alter_table("kpi_targets", schema=None) as batch_op:
+        # "fiscal_year" does not fit the 8 characters "month" needed.
+        batch_op.alter_column(
+            "grain",
+            existing_type=sa.String(length=8),
+            type_=sa.String(length=16),
+            existing_nullable=False,
+        )
 
     op.create_table(
         "call_lists",
@@ -75,5 +83,14 @@ def downgrade() -> None:
         batch_op.drop_index("ix_call_list_members_added")
     op.drop_table("call_list_members")
     op.drop_table("call_lists")
+    # The grains 0003 does not know: their targets cannot be kept (nor fit, for fiscal_year).
+    op.execute(sa.text("DELETE FROM kpi_targets WHERE grain IN ('quarter', 'fiscal_year')"))
+    with op.batch_alter_table("kpi_targets", schema=None) as batch_op:
+        batch_op.alter_column(
+            "grain",
+            existing_type=sa.String(length=16),
+            type_=sa.String(length=8),
+            existing_nullable=False,
+        )
     with op.batch_alter_table("deals", schema=None) as batch_op:
         batch_op.drop_column("deal_type")
