@@ -174,7 +174,7 @@ def test_kpis_bad_input_is_a_422_naming_the_parameter(
 
 
 def test_too_many_rows_is_a_422_asking_to_narrow(client: TestClient) -> None:
-    # 32 KPIs × 1,096 days × 4 reps = 140,288 rows; by weekday the calls days alone exceed 200,000.
+    # 36 KPIs × 1,096 days × 4 reps = 157,824 rows; by weekday the calls days alone exceed 200,000.
     response = client.get(
         "/v1/kpis",
         params={
@@ -196,7 +196,7 @@ def test_too_many_rows_is_a_422_asking_to_narrow(client: TestClient) -> None:
 def test_catalog_serves_every_kpi_and_orders_a_phase_by_stars(client: TestClient) -> None:
     body = get(client, "/v1/kpis/catalog")
     assert [e["key"] for e in body["data"]] == [s.key for s in CATALOG]
-    assert len(body["data"]) == 32
+    assert len(body["data"]) == 36
     connect = next(e for e in body["data"] if e["key"] == "connect_rate")
     assert connect["names"] == {"en": "Connect rate", "ja": "接続率"}
     assert connect["band"] == {"low": 0.2, "high": 0.35, "per": None}
@@ -205,11 +205,12 @@ def test_catalog_serves_every_kpi_and_orders_a_phase_by_stars(client: TestClient
     assert stars == sorted(stars, reverse=True) and stars[0] == 3
     assert {e["key"] for e in launch["data"]} == {
         "calls",
+        "list_consumption_rate",
         "connect_rate",
         "meetings_set",
         "meeting_conversion_rate",
     }
-    assert [g["name_ja"] for g in launch["meta"]["gaps"]] == ["リスト消化率"]
+    assert launch["meta"]["gaps"] == []  # リスト消化率 is a KPI now
     assert_422(client.get("/v1/kpis/catalog", params={"phase": "teen"}, headers=auth()), "phase")
 
 
@@ -551,7 +552,7 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
         headers={**auth(), "Accept-Encoding": "gzip"},
     )
     assert response.headers["content-encoding"] == "gzip"
-    assert len(response.json()["data"]) == 32 * 4
+    assert len(response.json()["data"]) == 36 * 4
 
 
 def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestClient) -> None:
