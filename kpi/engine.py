@@ -268,8 +268,11 @@ def compute(
     """KPI rows for every period overlapping [start, end] (each row covers its whole period).
 
     Dense per SPEC §10: one row per KPI × period × scope id × breakdown value present
-    in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts the
-    data at the end of that local day (replays and forecasts). Raises KpiRequestError
+    in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts every
+    record at the end of that local day, by its own timestamp (a deal closed before it
+    but created after it is cut too; call-list members count touches before it only),
+    so a replay never sees later records. Field-sales reps and teams (``ctx``) are not
+    listed at rep or team scope unless asked for by id. Raises KpiRequestError
     naming the parameter at fault, including when more than ``max_rows`` rows would come.
     """
     specs = select_specs(kpis, tier)

@@ -21,9 +21,11 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.records import Call, Deal, Email, Lead, Meeting, Record, Rep, Source, Team
 from kpi import (
+    KPIS,
     KpiContext,
     KpiRequestError,
     KpiRow,
@@ -35,6 +37,7 @@ from kpi import (
     put_targets,
     rebuild_rollups,
 )
+from kpi.compiler import Request, compile_rows
 from kpi.periods import next_period, period_start, period_starts
 from models import TABLE_BY_KIND, CallList, CallListMember, store
 from service.db import downgrade, make_engine, migrate
@@ -618,3 +621,13 @@ def test_members_upsert_on_their_list_key(engine: Engine) -> None:
         ("list1", at("2026-10-03T00:00"), False),
         ("list2", at("2026-10-02T00:00"), True),
     ]
+
+
+@pytest.mark.parametrize("dialect", [sqlite.dialect(), postgresql.dialect()])
+def test_new_ratios_compile_to_cast_over_nullif(dialect: Any) -> None:
+    req = Request(ctx=CTX, dialect=dialect.name, grain="quarter", periods=(OCT_1,))
+    specs = [KPIS[k] for k in ("meeting_win_rate", "lead_quality_score", "list_consumption_rate")]
+    sql = str(compile_rows(specs, req).statement.compile(dialect=dialect))
+    assert "CAST(w.deals_won_is AS FLOAT) / nullif(w.meetings_booked," in sql
+    assert "CAST(w.lead_score_sum AS FLOAT) / nullif(w.leads_scored," in sql
+    assert "CAST(w.list_members_worked AS FLOAT) / nullif(w.list_members_added," in sql
