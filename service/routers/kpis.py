@@ -133,6 +133,7 @@ def _json_rows(rows: Sequence[KpiRow]) -> list[dict[str, Any]]:
         for row in rows:
             item: dict[str, Any] = dict(zip(fields, row, strict=True))
             item["band"] = {"low": row.band.low, "high": row.band.high}
+            item["targets"] = row.targets._asdict()
             out.append(item)
         return out
     finally:

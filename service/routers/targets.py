@@ -20,7 +20,7 @@ from kpi import (
     put_targets,
     suggest_targets,
 )
-from kpi.engine import validate_target
+from kpi.targets import validate_target
 from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep
 from service.routers.common import (
