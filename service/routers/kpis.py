@@ -46,6 +46,9 @@ CSV_COLUMNS = (
     "band.low",
     "band.high",
     "status",
+    "targets.minimum",
+    "targets.achievement",
+    "targets.stretch",
 )
 
 
@@ -116,6 +119,7 @@ def _csv(rows: Sequence[KpiRow]) -> bytes:
             row.band.low,
             row.band.high,
             row.status,
+            *row.targets,
         )
         for row in rows
     )
