@@ -13,7 +13,7 @@ import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from fractions import Fraction
-from typing import Any
+from typing import Any, Final
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -43,7 +43,7 @@ from models.store import table_of
 from service.db import downgrade, make_engine, migrate
 from tests.conftest import POSTGRES_URL, postgres_engine
 
-H = "hubspot"
+H: Final = "hubspot"
 NOW = datetime(2026, 12, 10, 3, 0, tzinfo=UTC)
 CTX = KpiContext(timezone="Asia/Tokyo", holidays="JP", now=NOW)
 DEC_1, JAN_1 = date(2026, 12, 1), date(2027, 1, 1)
