@@ -88,6 +88,14 @@ class Target:
 
 
 @dataclass(frozen=True)
+class StoredTarget(Target):
+    """A target as ``list_targets`` reads it back: always a value and a status."""
+
+    value: float
+    status: Status | None = "draft"
+
+
+@dataclass(frozen=True)
 class Revision:
     """One recorded change of a target (SPEC §11): old and new value and status, why, who, when."""
 
@@ -152,8 +160,7 @@ def check_name(param: str, value: object, limit: int = MAX_NAME) -> str:
 
 
 def validate_target(conn: Connection, target: Target) -> None:
-    """Raise KpiRequestError when a target names an unknown KPI, grain, period, scope id or level,
-    or has a value its KPI cannot take."""
+    """Raise KpiRequestError naming the field of a target its KPI, period or scope cannot take."""
     if target.kpi not in KPIS:
         raise KpiRequestError("kpi", f"unknown KPI {target.kpi!r}")
     if target.grain not in GRAINS:
@@ -364,7 +371,7 @@ def list_targets(
     end: date | None = None,
     level: Level | None = "achievement",
     status: Status | None = None,
-) -> list[Target]:
+) -> list[StoredTarget]:
     """Targets matching the filters, ordered by kpi, grain, period_start, scope, id, level.
 
     ``level`` defaults to the achievement level (what write-back pushes); None lists all
@@ -403,7 +410,7 @@ def list_targets(
             )
         )
         targets = [
-            Target(kpi_, grain_, start_, scope_, id_, value, level_, status_, None, at, by)
+            StoredTarget(kpi_, grain_, start_, scope_, id_, value, level_, status_, None, at, by)
             for kpi_, grain_, start_, scope_, id_, value, level_, status_, at, by in rows
         ]
     # minimum, achievement, stretch within a key (the SQL order is by key only).
