@@ -262,8 +262,8 @@ class Suggestion:
 
     Counts and sums: Σ of the included months ÷ Σ of their business days × the target
     period's business days, each level rounded to a whole number (whole currency units).
-    Rates: Σ numerator ÷ Σ denominator (6 decimals); a KPI with neither (a median) takes
-    the included months' mean.
+    Ratios: Σ numerator ÷ Σ denominator (6 decimals); the two custom KPIs (a median, the
+    forecast accuracy) take the included months' mean.
     """
 
     kpi: str
@@ -639,7 +639,7 @@ def suggest_targets(
                 total = sum(m.value or 0.0 for m in used)
                 per_day = total / days_used
                 base = per_day * target_days
-        elif any(m.denominator is not None for m in used):
+        elif spec.kind == "ratio":
             method = "pooled"
             denominator = sum(m.denominator or 0.0 for m in used)
             if denominator:

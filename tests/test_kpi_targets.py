@@ -22,6 +22,7 @@ from sqlalchemy import Engine, event, inspect, text, update
 
 from connectors.records import Call, Email, Record, Rep, Team
 from kpi import (
+    CATALOG,
     KpiContext,
     KpiRequestError,
     Target,
@@ -659,3 +660,26 @@ def test_the_targets_migration_keeps_existing_targets_confirmed(bare: Engine) ->
     assert "kpi_target_revisions" not in inspect(bare).get_table_names()
     assert "level_override" not in {c["name"] for c in inspect(bare).get_columns("reps")}
     migrate(bare)
+
+
+def test_every_catalog_kpi_suggests_and_allocates(history: Engine) -> None:
+    for spec in CATALOG:
+        (org,) = suggest_targets(history, CTX, kpi=spec.key)
+        assert org.method == ("pace" if spec.kind in ("count", "sum") else org.method), spec.key
+        value = 0.5 if spec.unit == "ratio" else 10
+        result = allocate(
+            history,
+            CTX,
+            kpi=spec.key,
+            grain="month",
+            period_start=DEC_1,
+            scope="org",
+            value=value,
+            method="history",
+            dry_run=True,
+            field_sales_team_ids=FS,
+        )
+        if spec.kind in ("count", "sum"):
+            assert sum(r.value for r in result.reps) == value, spec.key
+        else:
+            assert {r.value for r in result.reps} == {value}, spec.key
