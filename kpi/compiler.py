@@ -1489,8 +1489,14 @@ class KpiColumns:
     status: str | None
     band: tuple[float | None, float | None]  # the band when it is the same on every row
     band_columns: tuple[str, str] | None  # the band's columns when it is scaled per row
-    target: str | None
+    target: str | None  # the achievement level's
     achievement: str | None
+    target_minimum: str | None = None
+    target_stretch: str | None = None
+
+
+# Target levels (kpi/targets.py Level), each a column of the targets pivot.
+TARGET_LEVELS: tuple[str, ...] = ("minimum", "achievement", "stretch")
 
 
 @dataclass(frozen=True)
@@ -1602,7 +1608,13 @@ def compile_rows(
             select(
                 t.c.period_start,
                 t.c.scope_id,
-                *(func.max(case((t.c.kpi == k, t.c.value))).label(k) for k in targets),
+                *(
+                    func.max(case((and_(t.c.kpi == k, t.c.level == level), t.c.value))).label(
+                        f"{k}__{level}"
+                    )
+                    for k in targets
+                    for level in TARGET_LEVELS
+                ),
             )
             .where(
                 t.c.grain == req.grain,
@@ -1623,7 +1635,7 @@ def compile_rows(
     for plan in plans:
         spec = plan["spec"]
         key = spec.key
-        status = target = achievement = None
+        status = target = achievement = target_minimum = target_stretch = None
         value_label = plan["value"]
         if value_label is not None:
             value_col = values_.c[value_label]
@@ -1645,9 +1657,13 @@ def compile_rows(
                 )
             if pivot is not None and key in targets:
                 target, achievement = f"{key}__target", f"{key}__achievement"
+                target_minimum, target_stretch = f"{key}__target_minimum", f"{key}__target_stretch"
+                level = pivot.c[f"{key}__achievement"]
                 outer += [
-                    pivot.c[key].label(target),
-                    _ratio(value_col, pivot.c[key]).label(achievement),
+                    level.label(target),
+                    _ratio(value_col, level).label(achievement),
+                    pivot.c[f"{key}__minimum"].label(target_minimum),
+                    pivot.c[f"{key}__stretch"].label(target_stretch),
                 ]
         columns.append(
             KpiColumns(
@@ -1660,6 +1676,8 @@ def compile_rows(
                 band_columns=plan["band_columns"],
                 target=target,
                 achievement=achievement,
+                target_minimum=target_minimum,
+                target_stretch=target_stretch,
             )
         )
     statement = select(*outer).select_from(from_).order_by(*_ordering(req, values_))

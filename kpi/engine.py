@@ -1,6 +1,6 @@
 """compute(): dense KPI rows (SPEC §7, §10) with targets, achievement and band status.
 
-Also the targets and costs the rows are measured against. Everything here
+Also the costs CAC divides (targets live in kpi/targets.py). Everything here
 runs on a Connection or an Engine the caller owns; nothing here commits
 except through ``engine.begin()`` when handed an Engine.
 """
@@ -8,7 +8,6 @@ except through ``engine.begin()`` when handed an Engine.
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -18,7 +17,7 @@ from functools import partial
 from itertools import repeat
 from typing import Any, Literal, NamedTuple, get_args
 
-from sqlalchemy import ColumnElement, Connection, Engine, false, select
+from sqlalchemy import Connection, Engine, false, select
 
 from kpi.catalog import CATALOG, KPIS, TIERS, KpiSpec
 from kpi.compiler import (
@@ -33,7 +32,7 @@ from kpi.compiler import (
     inside_sales_only,
     target_scope,
 )
-from kpi.periods import GRAINS, Grain, KpiContext, period_start, period_starts
+from kpi.periods import GRAINS, Grain, KpiContext, period_starts
 from kpi.rollups import Pending, pending, rollups_current
 from models.crm import Rep, Team
 from models.kpi import KpiCost, KpiTarget
@@ -57,6 +56,17 @@ class RowBand(NamedTuple):
     high: float | None
 
 
+class RowTargets(NamedTuple):
+    """A row's targets at the three levels (SPEC §11); None where unset."""
+
+    minimum: float | None
+    achievement: float | None
+    stretch: float | None
+
+
+NO_TARGETS = RowTargets(None, None, None)
+
+
 class KpiRow(NamedTuple):
     """One KPI value: the SPEC §7 row (a named tuple: a year of daily rows is 584,000 of them)."""
 
@@ -76,12 +86,14 @@ class KpiRow(NamedTuple):
     achievement: float | None
     band: RowBand
     status: str | None
+    targets: RowTargets = NO_TARGETS  # ``target`` is ``targets.achievement``
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON-ready data (period_start as an ISO date)."""
         row = self._asdict()
         row["period_start"] = self.period_start.isoformat()
         row["band"] = {"low": self.band.low, "high": self.band.high}
+        row["targets"] = self.targets._asdict()
         return row
 
 
@@ -377,6 +389,7 @@ def _rows(
     columns = list(zip(*wide, strict=True))
     make_row = partial(tuple.__new__, KpiRow)
     make_band = partial(tuple.__new__, RowBand)
+    make_targets = partial(tuple.__new__, RowTargets)
     nothing = repeat(None)
 
     def column(label: str | None) -> Iterable[Any]:
@@ -393,6 +406,17 @@ def _rows(
             else:
                 low, high = kpi.band_columns
                 bands = map(make_band, zip(column(low), column(high), strict=False))
+            targets: Iterable[RowTargets] = repeat(NO_TARGETS)
+            if kpi.target is not None:
+                targets = map(
+                    make_targets,
+                    zip(
+                        column(kpi.target_minimum),
+                        column(kpi.target),
+                        column(kpi.target_stretch),
+                        strict=False,
+                    ),
+                )
             out.extend(
                 map(
                     make_row,
@@ -413,6 +437,7 @@ def _rows(
                         column(kpi.achievement),
                         bands,
                         column(kpi.status),
+                        targets,
                     ),
                 )
             )
@@ -422,121 +447,7 @@ def _rows(
     return out
 
 
-# --- targets and costs --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A KPI target (SPEC §7 /v1/targets: kpi, grain, period_start, scope, id, value)."""
-
-    kpi: str
-    grain: str
-    period_start: date
-    scope: str
-    scope_id: str
-    value: float
-
-
-def validate_target(conn: Connection, target: Target, ctx: KpiContext | None = None) -> None:
-    """Raise KpiRequestError when a target names an unknown KPI, grain, period or scope id.
-
-    Quarters and fiscal years start in ``ctx``'s fiscal year's first month (January without).
-    """
-    if target.kpi not in KPIS:
-        raise KpiRequestError("kpi", f"unknown KPI {target.kpi!r}")
-    if target.grain not in GRAINS:
-        raise KpiRequestError("grain", f"unknown grain {target.grain!r}")
-    grain: Grain = target.grain  # type: ignore[assignment]
-    first_month = 1 if ctx is None else ctx.fiscal_year_start_month
-    if period_start(target.period_start, grain, first_month) != target.period_start:
-        raise KpiRequestError(
-            "period_start", f"{target.period_start} does not start a {target.grain}"
-        )
-    key = parse_scope_id(target.scope, target.scope_id)
-    if target.scope != "org" and key is None:
-        raise KpiRequestError("id", f"a {target.scope} target needs an id")
-    if key is not None and not scope_members(conn, target.scope, key):
-        raise KpiRequestError("id", f"no {target.scope} with id {target.scope_id!r}")
-    if not math.isfinite(target.value):
-        raise KpiRequestError("value", "a finite number")
-
-
-def put_targets(
-    bind: Connection | Engine, targets: Sequence[Target], ctx: KpiContext | None = None
-) -> int:
-    """Insert or replace targets keyed on (kpi, grain, period_start, scope, id); returns count."""
-    if not targets:
-        return 0
-    with _connection(bind, write=True) as conn:
-        for target in targets:
-            validate_target(conn, target, ctx)
-        unique = {
-            (t.kpi, t.grain, t.period_start, t.scope, t.scope_id): t for t in targets
-        }.values()
-        table = table_of(KpiTarget)
-        stmt = upsert(conn, table).values(
-            [
-                {
-                    "kpi": t.kpi,
-                    "grain": t.grain,
-                    "period_start": t.period_start,
-                    "scope": t.scope,
-                    "scope_id": "org" if t.scope == "org" else t.scope_id,
-                    "value": float(t.value),
-                    "updated_at": datetime.now(UTC),
-                }
-                for t in unique
-            ]
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["kpi", "grain", "period_start", "scope", "scope_id"],
-                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-            )
-        )
-        return len(unique)
-
-
-def list_targets(
-    bind: Connection | Engine,
-    *,
-    kpi: str | None = None,
-    grain: str | None = None,
-    scope: str | None = None,
-    scope_id: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> list[Target]:
-    """Targets matching the filters, ordered by kpi, grain, period_start, scope, id."""
-    table = table_of(KpiTarget)
-    where: list[ColumnElement[bool]] = []
-    for name, wanted in (("kpi", kpi), ("grain", grain), ("scope", scope), ("scope_id", scope_id)):
-        if wanted is not None:
-            where.append(table.c[name] == wanted)
-    if start is not None:
-        where.append(table.c.period_start >= start)
-    if end is not None:
-        where.append(table.c.period_start <= end)
-    with _connection(bind) as conn:
-        rows = conn.execute(
-            select(
-                table.c.kpi,
-                table.c.grain,
-                table.c.period_start,
-                table.c.scope,
-                table.c.scope_id,
-                table.c.value,
-            )
-            .where(*where)
-            .order_by(
-                table.c.kpi,
-                table.c.grain,
-                table.c.period_start,
-                table.c.scope,
-                table.c.scope_id,
-            )
-        )
-        return [Target(*row) for row in rows]
+# --- costs ----------------------------------------------------------------------------------------
 
 
 def put_cost(bind: Connection | Engine, month: date, amount: Decimal | float | int) -> None:

@@ -51,6 +51,10 @@ class Rep(CrmRecord):
     manager_crm_id: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     user_id: Mapped[str | None] = mapped_column(String(64))
+    # When the CRM created the user: a tenure start older than the rep's first activity here.
+    crm_created_at: Mapped[datetime | None]
+    # junior | mid | senior set by an admin (kpi.reps.set_rep_level); None: from tenure.
+    level_override: Mapped[str | None] = mapped_column(String(16))
 
 
 class Lead(CrmRecord):

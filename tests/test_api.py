@@ -131,9 +131,11 @@ def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
     parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
     assert len(parsed) == len(body["data"]) > 0
     for row, expected in zip(parsed, body["data"], strict=True):
-        flat = {k: v for k, v in expected.items() if k != "band"}
+        flat = {k: v for k, v in expected.items() if k not in ("band", "targets")}
         flat["band.low"] = expected["band"]["low"]
         flat["band.high"] = expected["band"]["high"]
+        for level in ("minimum", "achievement", "stretch"):
+            flat[f"targets.{level}"] = expected["targets"][level]
         assert set(row) == set(flat)
         for key, value in flat.items():
             if value is None:
@@ -498,9 +500,9 @@ def test_funnel_reproduces_the_seed_example(engine: Engine) -> None:
 def test_suggestion_is_the_trailing_mean_times_the_factors(engine: Engine) -> None:
     client = planning_client(engine, HISTORY, PLANNING_NOW)
     [org] = get(client, "/v1/targets/suggest", kpi="effective_contact_rate")["data"]
-    # July 1/2 = 0.5, August 3/8 = 0.375, September no calls (left out): mean 0.4375.
+    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (SPEC §10).
     assert [m["value"] for m in org["months"]] == [0.5, 0.375, None]
-    assert (org["minimum"], org["achievement"], org["stretch"]) == (0.39375, 0.4375, 0.48125)
+    assert (org["minimum"], org["achievement"], org["stretch"]) == (0.36, 0.4, 0.44)
     assert_422(client.get("/v1/targets/suggest", params={"kpi": "nope"}, headers=auth()), "kpi")
     assert_422(
         client.get("/v1/targets/suggest", params={"kpi": "calls", "stretch": -1}, headers=auth()),

@@ -789,6 +789,7 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "achievement": None,
         "band": {"low": 0.0, "high": 0.0},
         "status": "within",
+        "targets": {"minimum": None, "achievement": None, "stretch": None},
     }
 
 
