@@ -3,7 +3,8 @@
 Numerators and denominators name measures: additive counts and sums over
 the store's records, which kpi/compiler.py turns into SQL. A KPI is a
 count or sum (``numerator`` only), a ratio (``numerator / denominator``; a mean is
-a ratio of a sum to a count), or — for the two KPIs that are neither, the
+a ratio of a sum to a count, as lead_quality_score and handoff_rating are), or — for
+the two KPIs that are neither, the
 median response time and the forecast accuracy — ``kind="custom"``, which the
 compiler resolves through one explicit escape hatch.
 
@@ -64,7 +65,8 @@ class KpiSpec:
     phases: tuple[PhasePriority, ...] = ()
     # Costs are entered for the whole organization: CAC has no team, rep or breakdown value.
     org_only: bool = False
-    grains: tuple[str, ...] = ("day", "week", "month")  # grains the KPI has a value at
+    # Grains the KPI has a value at.
+    grains: tuple[str, ...] = ("day", "week", "month", "quarter", "fiscal_year")
 
     def priority(self, phase: str) -> int:
         """The seed's stars for ``phase`` (0 when the KPI is not one of the phase's focus KPIs)."""
@@ -233,6 +235,21 @@ CATALOG: tuple[KpiSpec, ...] = (
         numerator="tasks_on_time",
         denominator="tasks_due",
     ),
+    KpiSpec(
+        key="list_consumption_rate",
+        tier="behavioral",
+        name_en="List consumption rate",
+        name_ja="リスト消化率",
+        formula=(
+            "call-list members added in the period that got an outbound call or sent email "
+            "after joining, by the period's end / members added in the period"
+        ),
+        unit="ratio",
+        kind="ratio",
+        numerator="list_members_worked",
+        denominator="list_members_added",
+        phases=(_p("launch", 3),),
+    ),
     # --- tactical (戦術KPI) ----------------------------------------------------------------
     KpiSpec(
         key="meetings_set",
@@ -318,11 +335,14 @@ CATALOG: tuple[KpiSpec, ...] = (
         tier="tactical",
         name_en="BANT rate",
         name_ja="BANT取得率",
-        formula="deals created in the period with all four BANT fields / deals created",
+        formula=(
+            "IS-sourced deals created in the period with all four BANT fields "
+            "/ IS-sourced deals created"
+        ),
         unit="ratio",
         kind="ratio",
-        numerator="deals_bant_complete",
-        denominator="deals_created_all",
+        numerator="deals_bant_complete_is",
+        denominator="deals_created_is",
         band=Band(0.70, 0.85),
         phases=(_p("growth", 2),),
     ),
@@ -357,8 +377,6 @@ CATALOG: tuple[KpiSpec, ...] = (
         unit="amount",
         kind="sum",
         numerator="won_amount",
-        # The seed's 受注貢献額 (IS-sourced won amount) is this KPI at team or rep scope.
-        phases=(_p("growth", 1), _p("mature", 3)),
     ),
     KpiSpec(
         key="win_rate",
@@ -372,6 +390,30 @@ CATALOG: tuple[KpiSpec, ...] = (
         denominator="deals_closed",
         band=Band(0.20, 0.35),
         phases=(_p("mature", 3),),
+    ),
+    KpiSpec(
+        key="is_won_amount",
+        tier="strategic",
+        name_en="IS-sourced won amount",
+        name_ja="受注貢献額",
+        formula="sum of amount of IS-sourced deals closed won, by close date",
+        unit="amount",
+        kind="sum",
+        numerator="won_amount_is",
+        # The seed's phase tables rank 受注貢献額 (IS起点の受注金額), not the org's won amount.
+        phases=(_p("growth", 1), _p("mature", 3)),
+    ),
+    KpiSpec(
+        key="meeting_win_rate",
+        tier="strategic",
+        name_en="Meeting win rate",
+        name_ja="商談受注率",
+        formula="IS-sourced deals closed won / meetings_set, same period",
+        unit="ratio",
+        kind="ratio",
+        numerator="deals_won_is",
+        denominator="meetings_booked",
+        band=Band(0.20, 0.35),
     ),
     KpiSpec(
         key="avg_deal_size",
@@ -436,6 +478,17 @@ CATALOG: tuple[KpiSpec, ...] = (
         unit="count",
         kind="count",
         numerator="leads_created",
+    ),
+    KpiSpec(
+        key="lead_quality_score",
+        tier="efficiency",
+        name_en="Lead quality score",
+        name_ja="リード品質スコア",
+        formula="mean lead score of the leads created in the period that have one",
+        unit="score",
+        kind="ratio",
+        numerator="lead_score_sum",
+        denominator="leads_scored",
     ),
     KpiSpec(
         key="lead_response_minutes",
@@ -507,11 +560,8 @@ class CatalogGap:
     reason: str = field(default="")
 
 
-# The seed's 立ち上げ期 ★★★ リスト消化率 (list progress) needs call lists, which neither CRM
-# mapping of SPEC §4 brings into the store; it is named here so the gap is explicit.
-PHASE_GAPS: tuple[CatalogGap, ...] = (
-    CatalogGap("launch", 3, "リスト消化率", "list progress: no call-list records in the store"),
-)
+# Seed phase items the catalog has no KPI for (none since call lists brought リスト消化率).
+PHASE_GAPS: tuple[CatalogGap, ...] = ()
 
 
 def catalog(*, phase: str | None = None, tier: str | None = None) -> list[KpiSpec]:

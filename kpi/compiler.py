@@ -7,9 +7,10 @@ The compiled statement has four layers, all SQL:
    (period start, scope id, breakdown value), the additive measures its KPIs
    need. Activity facts read the daily rollups when they can answer (no lead
    attribute, no hour breakdown, rollups built for this context); otherwise
-   the raw rows. Two facts are not sums: the lead response median (the one
-   escape hatch, ``percentile_cont`` on PostgreSQL, a window-function median
-   on SQLite) and the reps in scope (a distinct count).
+   the raw rows. Three facts are not plain sums: the lead response median (the
+   one escape hatch, ``percentile_cont`` on PostgreSQL, a window-function median
+   on SQLite), the reps in scope (a distinct count, field sales left out) and the
+   call-list members worked by their period's end (a correlated EXISTS).
 2. **frame** — every period × scope id × breakdown value present in the data,
    so rows are dense; facts and frame are unioned and grouped into one wide
    row of measures per key (``w``), counts and sums 0 where nothing happened.
@@ -42,6 +43,7 @@ from sqlalchemy import (
     func,
     literal,
     null,
+    or_,
     select,
     true,
     tuple_,
@@ -65,7 +67,19 @@ from kpi.periods import (
     sql_int,
     sql_text,
 )
-from models.crm import Call, CrmRecord, Deal, Email, FollowUpTask, Lead, Meeting, Rep, Team
+from models.crm import (
+    Call,
+    CallList,
+    CallListMember,
+    CrmRecord,
+    Deal,
+    Email,
+    FollowUpTask,
+    Lead,
+    Meeting,
+    Rep,
+    Team,
+)
 from models.kpi import (
     DailyCalls,
     DailyEmails,
@@ -83,9 +97,13 @@ from models.store import table_of
 
 Scope = Literal["org", "team", "rep"]
 SCOPES: tuple[str, ...] = get_args(Scope)
-By = Literal["rep", "team", "channel", "industry", "company_size", "weekday", "hour"]
+By = Literal["rep", "team", "channel", "industry", "company_size", "weekday", "hour", "deal_type"]
 BYS: tuple[str, ...] = get_args(By)
 LEAD_BYS = frozenset({"channel", "industry", "company_size"})
+# deal_type (new / existing) is an attribute of deals only. Records that have no such
+# attribute land in the null breakdown value, the way a call without a lead lands in the
+# null company_size: the rows of a breakdown still add up to the unbroken total.
+DEAL_BYS = frozenset({"deal_type"})
 # Breakdowns a per-rep-per-business-day band still means something for.
 PER_DAY_BAND_BYS = frozenset({None, "rep", "team", "weekday"})
 
@@ -169,6 +187,8 @@ class _Dims:
         lead: FromClause | None,
         channel_fallback: ColumnElement[str | None] | None = None,
         rep_filter: ColumnElement[str | None] | None = None,
+        deal_type: ColumnElement[str | None] | None = None,
+        period: ColumnElement[date] | None = None,
     ) -> None:
         self.req = req
         self.source = source
@@ -177,7 +197,11 @@ class _Dims:
         if req.scope == "team" or req.by == "team":
             self.rep_table = table_of(Rep).alias("scope_rep")
         b = req.buckets
-        self.period = b.period(day, req.grain)
+        self.period = (
+            period
+            if period is not None
+            else b.period(day, req.grain, req.ctx.fiscal_year_start_month)
+        )
         colon = sql_text(":")
         if req.scope == "org":
             self.scope_id: ColumnElement[Any] = sql_text("org")
@@ -219,6 +243,11 @@ class _Dims:
             if hour is None:
                 raise ValueError("this fact has no hour")
             self.by_value = hour()
+        elif by in DEAL_BYS:
+            # Not a deal: the null value (see DEAL_BYS).
+            self.by_value = (
+                _typed_null(String) if deal_type is None else func.nullif(deal_type, sql_text(""))
+            )
         else:
             if lead is None:
                 self.by_value = _typed_null(_BY_TYPE.get(req.by, String))
@@ -370,7 +399,10 @@ def _deals_created_measures(t: FromClause, env: RowEnv) -> dict[str, ColumnEleme
     return {
         "deals_created_all": _one(),
         "deals_created_is": _count_if(is_sourced),
-        "deals_bant_complete": _count_if(and_(*(_acquired(t, name) for name in BANT_FIELDS))),
+        # Field-sales deals never carry BANT: bant_rate counts IS-sourced deals only.
+        "deals_bant_complete_is": _count_if(
+            and_(is_sourced, *(_acquired(t, name) for name in BANT_FIELDS))
+        ),
         "bant_fields_is": case((is_sourced, fields_acquired), else_=0),
         "rating_sum": func.coalesce(t.c.handoff_rating, 0),
         "rating_count": _count_if(t.c.handoff_rating.is_not(None)),
@@ -396,6 +428,16 @@ def _deals_closed_measures(t: FromClause, env: RowEnv) -> dict[str, ColumnElemen
         "won_amount": case((won, func.coalesce(t.c.amount, 0)), else_=0),
         "deals_closed_is": _count_if(is_sourced),
         "deals_won_is": _count_if(and_(won, is_sourced)),
+        "won_amount_is": case((and_(won, is_sourced), func.coalesce(t.c.amount, 0)), else_=0),
+    }
+
+
+def _leads_created_measures(t: FromClause, env: RowEnv) -> dict[str, ColumnElement[Any]]:
+    scored = t.c.score.is_not(None)
+    return {
+        "leads_created": _one(),
+        "lead_score_sum": case((scored, t.c.score), else_=0),
+        "leads_scored": _count_if(scored),
     }
 
 
@@ -454,7 +496,7 @@ FACTS: tuple[Fact, ...] = (
         (
             "deals_created_all",
             "deals_created_is",
-            "deals_bant_complete",
+            "deals_bant_complete_is",
             "bant_fields_is",
             "rating_sum",
             "rating_count",
@@ -477,7 +519,14 @@ FACTS: tuple[Fact, ...] = (
         "closed_at",
         _deals_closed_where,
         _deals_closed_measures,
-        ("deals_closed", "deals_won", "won_amount", "deals_closed_is", "deals_won_is"),
+        (
+            "deals_closed",
+            "deals_won",
+            "won_amount",
+            "deals_closed_is",
+            "deals_won_is",
+            "won_amount_is",
+        ),
         channel_fallback="lead_source",
     ),
     Fact(
@@ -485,8 +534,8 @@ FACTS: tuple[Fact, ...] = (
         Lead,
         "created_at",
         lambda t: [_not_deleted(t)],
-        lambda t, env: {"leads_created": _one()},
-        ("leads_created",),
+        _leads_created_measures,
+        ("leads_created", "lead_score_sum", "leads_scored"),
         lead="self",
     ),
     Fact(
@@ -519,8 +568,16 @@ ACTIVITY_FACT_BY_KIND = {
 # Measures that count records (the rest are sums of amounts, durations, ratings, medians).
 COUNT_MEASURES = frozenset(
     {m for f in FACTS for m in f.provides}
-    - {"talk_ms", "rating_sum", "lead_time_days", "won_amount", "pipeline_expected"}
-    | {"leads_touched", "active_reps"}
+    - {
+        "talk_ms",
+        "rating_sum",
+        "lead_time_days",
+        "won_amount",
+        "won_amount_is",
+        "pipeline_expected",
+        "lead_score_sum",
+    }
+    | {"leads_touched", "active_reps", "list_members_added", "list_members_worked"}
 )
 # Measures that stay NULL where nothing was recorded (not 0): a missing cost or forecast is unknown.
 NULLABLE_MEASURES = frozenset({"costs", "forecast_won_amount", "lead_response_median"})
@@ -531,12 +588,15 @@ SPECIAL_MEASURES = {
     "active_reps": "active_reps",
     "costs": "costs",
     "forecast_won_amount": "forecast",
+    "list_members_added": "list_consumption",
+    "list_members_worked": "list_consumption",
 }
 SPECIAL_PROVIDES = {
     "lead_response": ("lead_response_median", "leads_touched"),
     "active_reps": ("active_reps",),
     "costs": ("costs",),
     "forecast": ("forecast_won_amount",),
+    "list_consumption": ("list_members_added", "list_members_worked"),
 }
 MEASURE_FACT: dict[str, str] = {
     **{m: f.name for f in FACTS for m in f.provides},
@@ -580,11 +640,15 @@ def _raw_fact(req: Request, fact: Fact) -> Select[Any]:
         hour=lambda: b.local_hour(ts),
         lead=lead,
         channel_fallback=t.c[fact.channel_fallback] if fact.channel_fallback else None,
+        deal_type=t.c.deal_type if fact.table is Deal else None,
     )
     lo, hi = req.utc_window
-    return dims.select(
-        fact.measures(t, raw_row_env(req, lead)), from_, [*fact.where(t), ts >= lo, ts < hi]
-    )
+    where = [*fact.where(t), ts >= lo, ts < hi]
+    if req.cutoff is not None and fact.ts != "created_at" and "created_at" in t.c:
+        # A replay: a deal or lead created after the cutoff did not exist yet, whatever
+        # its close date or SQL date says.
+        where.append(t.c.created_at < hi)
+    return dims.select(fact.measures(t, raw_row_env(req, lead)), from_, where)
 
 
 def dirty_days(
@@ -711,6 +775,63 @@ def fact_select(req: Request, fact: Fact) -> Select[Any]:
     return _raw_fact(req, fact)
 
 
+# --- inside sales and field sales ------------------------------------------------------------
+
+
+def _named(ctx: KpiContext, team: FromClause) -> ColumnElement[bool]:
+    names = list(ctx.field_sales_teams)
+    return or_(
+        team.c.name.in_(names),
+        team.c.crm_id.in_(names),
+        (team.c.source + sql_text(":") + team.c.crm_id).in_(names),
+    )
+
+
+def field_sales_teams(ctx: KpiContext) -> Select[Any] | None:
+    """(source, crm_id) of the teams ISKPI_FIELD_SALES_TEAMS names; None when it names none."""
+    if not ctx.field_sales_teams:
+        return None
+    team = table_of(Team).alias("fs_team")
+    return select(team.c.source, team.c.crm_id).where(_named(ctx, team))
+
+
+def field_sales_reps(ctx: KpiContext) -> Select[Any] | None:
+    """(source, crm_id) of the reps of field-sales teams; None when no team is field sales."""
+    if not ctx.field_sales_teams:
+        return None
+    rep, team = table_of(Rep).alias("fs_rep"), table_of(Team).alias("fs_rep_team")
+    on = and_(team.c.source == rep.c.source, team.c.crm_id == rep.c.team_crm_id)
+    return (
+        select(rep.c.source, rep.c.crm_id).select_from(rep.join(team, on)).where(_named(ctx, team))
+    )
+
+
+def not_field_sales(
+    ctx: KpiContext, source: ColumnElement[Any], rep: ColumnElement[Any]
+) -> list[ColumnElement[bool]]:
+    """Filters keeping (source, rep) out of the field-sales reps (none when there are none)."""
+    reps = field_sales_reps(ctx)
+    if reps is None:
+        return []
+    fs = reps.subquery("fs_reps")
+    return [~select(fs.c.crm_id).where(fs.c.source == source, fs.c.crm_id == rep).exists()]
+
+
+def inside_sales_only(ctx: KpiContext, scope: str, table: FromClause) -> list[ColumnElement[bool]]:
+    """Filters keeping a listing of reps (or teams) to inside sales (SPEC §5)."""
+    if scope == "rep":
+        return not_field_sales(ctx, table.c.source, table.c.crm_id)
+    teams = field_sales_teams(ctx)
+    if scope != "team" or teams is None:
+        return []
+    fs = teams.subquery("fs_teams")
+    return [
+        ~select(fs.c.crm_id)
+        .where(fs.c.source == table.c.source, fs.c.crm_id == table.c.crm_id)
+        .exists()
+    ]
+
+
 # --- the escape hatch and the other non-sum facts --------------------------------------------
 
 
@@ -807,6 +928,10 @@ def _lead_response(req: Request) -> Select[Any]:
         lead=lead,
     )
     on = and_(first.c.source == lead.c.source, first.c.lead_crm_id == lead.c.crm_id)
+    if req.cutoff is not None:
+        # A replay: a first touch after the cutoff had not happened yet (the stored first
+        # touch is the earliest, so one after the cutoff means none before it).
+        in_window.append(first.c.first_touch_at < hi)
     minutes = b.millis_between(lead.c.created_at, first.c.first_touch_at) / 60_000.0
     from_ = dims.join(lead.join(first, on))
     if req.dialect == "postgresql":
@@ -862,7 +987,12 @@ def _active_reps(req: Request) -> Select[Any]:
                 hour=None,
                 lead=None,
             )
-            where = [r.c.day >= req.first_day, r.c.day < req.end_day, r.c.rep_crm_id != ""]
+            where = [
+                r.c.day >= req.first_day,
+                r.c.day < req.end_day,
+                r.c.rep_crm_id != "",
+                *not_field_sales(req.ctx, r.c.source, r.c.rep_crm_id),
+            ]
             parts.append(
                 select(*dims.keys, (r.c.source + colon + r.c.rep_crm_id).label("rep_key"))
                 .select_from(dims.join(r))
@@ -895,7 +1025,12 @@ def _active_reps(req: Request) -> Select[Any]:
                 select(*dims.keys, (t.c.source + colon + t.c.rep_crm_id).label("rep_key"))
                 .select_from(dims.join(from_))
                 .where(
-                    *fact.where(t), ts >= lo, ts < hi, t.c.rep_crm_id.is_not(None), *dims.filters
+                    *fact.where(t),
+                    ts >= lo,
+                    ts < hi,
+                    t.c.rep_crm_id.is_not(None),
+                    *not_field_sales(req.ctx, t.c.source, t.c.rep_crm_id),
+                    *dims.filters,
                 )
             )
     active = union(*parts).subquery("active")
@@ -905,6 +1040,105 @@ def _active_reps(req: Request) -> Select[Any]:
         active.c.by_value,
         cast(func.count(), Float).label("active_reps"),
     ).group_by(active.c.period_start, active.c.scope_id, active.c.by_value)
+
+
+def _list_consumption(req: Request) -> Select[Any]:
+    """Call-list members added in each period, and those worked by the period's end.
+
+    Worked: an outbound call (any outcome) or a sent outbound email to the member's
+    lead at or after it joined and before its period ends (or the replay's cutoff).
+    A member belongs to the rep who owns its lead. The period's UTC bounds come from
+    a VALUES table, so the EXISTS probes (through the activities' (source, contact)
+    indexes) compare plain timestamps on both engines.
+    """
+    lo, hi = req.utc_window
+    bounds = []
+    for start in req.periods:
+        p_lo = max(day_start_utc(start, req.ctx.zone), lo)
+        p_hi = min(day_start_utc(next_period(start, req.grain), req.ctx.zone), hi)
+        if p_lo < p_hi:
+            bounds.append((start, p_lo, p_hi))
+    if not bounds:
+        return select(
+            _typed_null(Date).label("period_start"),
+            _typed_null(String).label("scope_id"),
+            _typed_null(_BY_TYPE.get(req.by, String)).label("by_value"),
+            _typed_null(Float).label("list_members_added"),
+            _typed_null(Float).label("list_members_worked"),
+        ).where(false())
+    m = table_of(CallListMember).alias("list_member")
+    stamp = m.c.added_at.type
+    periods = (
+        values(
+            column("period_start", Date),
+            column("lo", stamp),
+            column("hi", stamp),
+            name="list_periods",
+        )
+        .data(bounds)
+        .cte("list_periods")
+    )
+    lists = table_of(CallList).alias("call_list")
+    lead = table_of(Lead).alias("list_lead")
+    b = req.buckets
+    from_: FromClause = (
+        m.join(
+            lists,
+            and_(
+                lists.c.source == m.c.source,
+                lists.c.crm_id == m.c.list_crm_id,
+                lists.c.deleted == false(),
+            ),
+        )
+        .join(periods, and_(m.c.added_at >= periods.c.lo, m.c.added_at < periods.c.hi))
+        .join(
+            lead,
+            and_(
+                lead.c.source == m.c.source,
+                lead.c.crm_id == m.c.contact_crm_id,
+                lead.c.deleted == false(),
+            ),
+            isouter=True,
+        )
+    )
+    dims = _Dims(
+        req,
+        source=m.c.source,
+        rep=lead.c.rep_crm_id,
+        day=b.local_day(m.c.added_at),
+        hour=lambda: b.local_hour(m.c.added_at),
+        lead=lead,
+        period=periods.c.period_start,
+    )
+    c = table_of(Call).alias("list_call")
+    e = table_of(Email).alias("list_email")
+    called = (
+        select(c.c.id)
+        .where(
+            *_calls_where(c),
+            c.c.source == m.c.source,
+            c.c.contact_crm_id == m.c.contact_crm_id,
+            c.c.occurred_at >= m.c.added_at,
+            c.c.occurred_at < periods.c.hi,
+        )
+        .exists()
+    )
+    emailed = (
+        select(e.c.id)
+        .where(
+            *_emails_where(e),
+            e.c.source == m.c.source,
+            e.c.contact_crm_id == m.c.contact_crm_id,
+            e.c.sent_at >= m.c.added_at,
+            e.c.sent_at < periods.c.hi,
+        )
+        .exists()
+    )
+    measures = {
+        "list_members_added": _one(),
+        "list_members_worked": _count_if(or_(called, emailed)),
+    }
+    return dims.select(measures, from_, [m.c.deleted == false()])
 
 
 def _costs(req: Request) -> Select[Any]:
@@ -961,6 +1195,8 @@ def _forecast(req: Request) -> Select[Any]:
     wanted = [snap.c.kpi == "won_amount", snap.c.scope == req.scope]
     if req.scope_id is not None:
         wanted.append(snap.c.scope_id == req.scope_id)
+    if req.cutoff is not None:
+        wanted.append(snap.c.as_of <= req.cutoff)  # a replay: no snapshot taken after it
     taken = (
         select(snap.c.month, snap.c.scope_id, func.max(snap.c.as_of).label("as_of"))
         .select_from(
@@ -999,6 +1235,8 @@ def _special_select(req: Request, name: str) -> Select[Any] | None:
         return _costs(req) if req.scope == "org" and req.by is None else None
     if name == "forecast":
         return _forecast(req) if req.grain == "month" and req.by is None else None
+    if name == "list_consumption":
+        return _list_consumption(req)
     raise KeyError(name)
 
 
@@ -1093,6 +1331,8 @@ def _scopes(req: Request) -> Select[Any]:
     where = [model.c.deleted == false()]
     if req.scope_key is not None:
         where += [model.c.source == req.scope_key[0], model.c.crm_id == req.scope_key[1]]
+    else:
+        where += inside_sales_only(req.ctx, req.scope, model)
     return select(
         (model.c.source + colon + model.c.crm_id).label("scope_id"),
         model.c.name.label("scope_name"),
@@ -1249,8 +1489,14 @@ class KpiColumns:
     status: str | None
     band: tuple[float | None, float | None]  # the band when it is the same on every row
     band_columns: tuple[str, str] | None  # the band's columns when it is scaled per row
-    target: str | None
+    target: str | None  # the achievement level's
     achievement: str | None
+    target_minimum: str | None = None
+    target_stretch: str | None = None
+
+
+# Target levels (kpi/targets.py Level), each a column of the targets pivot.
+TARGET_LEVELS: tuple[str, ...] = ("minimum", "achievement", "stretch")
 
 
 @dataclass(frozen=True)
@@ -1362,7 +1608,13 @@ def compile_rows(
             select(
                 t.c.period_start,
                 t.c.scope_id,
-                *(func.max(case((t.c.kpi == k, t.c.value))).label(k) for k in targets),
+                *(
+                    func.max(case((and_(t.c.kpi == k, t.c.level == level), t.c.value))).label(
+                        f"{k}__{level}"
+                    )
+                    for k in targets
+                    for level in TARGET_LEVELS
+                ),
             )
             .where(
                 t.c.grain == req.grain,
@@ -1383,7 +1635,7 @@ def compile_rows(
     for plan in plans:
         spec = plan["spec"]
         key = spec.key
-        status = target = achievement = None
+        status = target = achievement = target_minimum = target_stretch = None
         value_label = plan["value"]
         if value_label is not None:
             value_col = values_.c[value_label]
@@ -1405,9 +1657,13 @@ def compile_rows(
                 )
             if pivot is not None and key in targets:
                 target, achievement = f"{key}__target", f"{key}__achievement"
+                target_minimum, target_stretch = f"{key}__target_minimum", f"{key}__target_stretch"
+                level = pivot.c[f"{key}__achievement"]
                 outer += [
-                    pivot.c[key].label(target),
-                    _ratio(value_col, pivot.c[key]).label(achievement),
+                    level.label(target),
+                    _ratio(value_col, level).label(achievement),
+                    pivot.c[f"{key}__minimum"].label(target_minimum),
+                    pivot.c[f"{key}__stretch"].label(target_stretch),
                 ]
         columns.append(
             KpiColumns(
@@ -1420,6 +1676,8 @@ def compile_rows(
                 band_columns=plan["band_columns"],
                 target=target,
                 achievement=achievement,
+                target_minimum=target_minimum,
+                target_stretch=target_stretch,
             )
         )
     statement = select(*outer).select_from(from_).order_by(*_ordering(req, values_))

@@ -1,6 +1,6 @@
 """compute(): dense KPI rows (SPEC §7, §10) with targets, achievement and band status.
 
-Also the targets and costs the rows are measured against. Everything here
+Also the costs CAC divides (targets live in kpi/targets.py). Everything here
 runs on a Connection or an Engine the caller owns; nothing here commits
 except through ``engine.begin()`` when handed an Engine.
 """
@@ -8,7 +8,6 @@ except through ``engine.begin()`` when handed an Engine.
 from __future__ import annotations
 
 import gc
-import math
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -16,9 +15,9 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from functools import partial
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple, get_args
 
-from sqlalchemy import ColumnElement, Connection, Engine, false, select
+from sqlalchemy import Connection, Engine, false, select
 
 from kpi.catalog import CATALOG, KPIS, TIERS, KpiSpec
 from kpi.compiler import (
@@ -29,9 +28,11 @@ from kpi.compiler import (
     Request,
     Scope,
     compile_rows,
+    field_sales_teams,
+    inside_sales_only,
     target_scope,
 )
-from kpi.periods import GRAINS, Grain, KpiContext, period_start, period_starts
+from kpi.periods import GRAINS, Grain, KpiContext, period_starts
 from kpi.rollups import Pending, pending, rollups_current
 from models.crm import Rep, Team
 from models.kpi import KpiCost, KpiTarget
@@ -55,6 +56,17 @@ class RowBand(NamedTuple):
     high: float | None
 
 
+class RowTargets(NamedTuple):
+    """A row's targets at the three levels (SPEC §11); None where unset."""
+
+    minimum: float | None
+    achievement: float | None
+    stretch: float | None
+
+
+NO_TARGETS = RowTargets(None, None, None)
+
+
 class KpiRow(NamedTuple):
     """One KPI value: the SPEC §7 row (a named tuple: a year of daily rows is 584,000 of them)."""
 
@@ -74,12 +86,14 @@ class KpiRow(NamedTuple):
     achievement: float | None
     band: RowBand
     status: str | None
+    targets: RowTargets = NO_TARGETS  # ``target`` is ``targets.achievement``
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON-ready data (period_start as an ISO date)."""
         row = self._asdict()
         row["period_start"] = self.period_start.isoformat()
         row["band"] = {"low": self.band.low, "high": self.band.high}
+        row["targets"] = self.targets._asdict()
         return row
 
 
@@ -131,17 +145,101 @@ def parse_scope_id(scope: str, scope_id: str | None) -> tuple[str, str] | None:
 
 
 def scope_members(
-    conn: Connection, scope: str, key: tuple[str, str] | None
+    conn: Connection,
+    scope: str,
+    key: tuple[str, str] | None,
+    ctx: KpiContext | None = None,
 ) -> list[tuple[str, str]]:
-    """(scope id, name) of every known, non-deleted rep or team (the org for org)."""
+    """(scope id, name) of every known, non-deleted rep or team (the org for org).
+
+    With ``ctx``, a listing leaves out field-sales reps and teams (SPEC §5); a rep or
+    team asked for by its id is found whatever its kind.
+    """
     if scope == "org":
         return [("org", "org")]
     table = table_of(Rep if scope == "rep" else Team)
     where = [table.c.deleted == false()]
     if key is not None:
         where += [table.c.source == key[0], table.c.crm_id == key[1]]
+    elif ctx is not None:
+        where += inside_sales_only(ctx, scope, table)
     rows = conn.execute(select(table.c.source, table.c.crm_id, table.c.name).where(*where))
     return [(f"{source}:{crm_id}", name) for source, crm_id, name in rows]
+
+
+TeamKind = Literal["is", "fs"]
+TEAM_KINDS: tuple[str, ...] = (*get_args(TeamKind), "all")
+
+
+@dataclass(frozen=True)
+class TeamRep:
+    """A rep as GET /v1/teams lists it."""
+
+    id: str
+    name: str
+    email: str | None
+    active: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "name": self.name, "email": self.email, "active": self.active}
+
+
+@dataclass(frozen=True)
+class TeamListing:
+    """A team with its kind (inside sales ``is``, field sales ``fs``) and its reps."""
+
+    id: str
+    name: str
+    kind: TeamKind
+    reps: tuple[TeamRep, ...]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "name": self.name,
+            "kind": self.kind,
+            "reps": [r.as_dict() for r in self.reps],
+        }
+
+
+def list_teams(
+    bind: Connection | Engine, ctx: KpiContext, *, kind: str = "is"
+) -> list[TeamListing]:
+    """Non-deleted teams of ``kind`` (is, fs or all) with their non-deleted reps, by id."""
+    if kind not in TEAM_KINDS:
+        raise KpiRequestError("kind", f"unknown team kind {kind!r}; one of {', '.join(TEAM_KINDS)}")
+    teams, reps = table_of(Team), table_of(Rep)
+    with _connection(bind) as conn:
+        fs_select = field_sales_teams(ctx)
+        field_sales: set[tuple[str, str]] = (
+            set() if fs_select is None else {(s, c) for s, c in conn.execute(fs_select)}
+        )
+        team_rows = conn.execute(
+            select(teams.c.source, teams.c.crm_id, teams.c.name).where(teams.c.deleted == false())
+        ).all()
+        rep_rows = conn.execute(
+            select(
+                reps.c.source,
+                reps.c.team_crm_id,
+                reps.c.crm_id,
+                reps.c.name,
+                reps.c.email,
+                reps.c.active,
+            ).where(reps.c.deleted == false(), reps.c.team_crm_id.is_not(None))
+        ).all()
+    members: dict[tuple[str, str], list[TeamRep]] = {}
+    for source, team_id, crm_id, name, email, active in rep_rows:
+        members.setdefault((source, team_id), []).append(
+            TeamRep(f"{source}:{crm_id}", name, email, bool(active))
+        )
+    out: list[TeamListing] = []
+    for source, crm_id, name in team_rows:
+        team_kind: TeamKind = "fs" if (source, crm_id) in field_sales else "is"
+        if kind != "all" and team_kind != kind:
+            continue
+        listed = sorted(members.get((source, crm_id), []), key=lambda r: r.id.encode())
+        out.append(TeamListing(f"{source}:{crm_id}", name, team_kind, tuple(listed)))
+    return sorted(out, key=lambda t: t.id.encode())
 
 
 def _years_after(day: date, years: int) -> date:
@@ -182,8 +280,11 @@ def compute(
     """KPI rows for every period overlapping [start, end] (each row covers its whole period).
 
     Dense per SPEC §10: one row per KPI × period × scope id × breakdown value present
-    in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts the
-    data at the end of that local day (replays and forecasts). Raises KpiRequestError
+    in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts every
+    record at the end of that local day, by its own timestamp (a deal closed before it
+    but created after it is cut too; call-list members count touches before it only),
+    so a replay never sees later records. Field-sales reps and teams (``ctx``) are not
+    listed at rep or team scope unless asked for by id. Raises KpiRequestError
     naming the parameter at fault, including when more than ``max_rows`` rows would come.
     """
     specs = select_specs(kpis, tier)
@@ -199,9 +300,9 @@ def compute(
             f"{start} to {end} is longer: use week or month grain, or a shorter range",
         )
     key = parse_scope_id(scope, scope_id)
-    periods = period_starts(grain, start, end)
+    periods = period_starts(grain, start, end, ctx.fiscal_year_start_month)
     with _connection(bind) as conn:
-        members = scope_members(conn, scope, key)
+        members = scope_members(conn, scope, key, ctx)
         if key is not None and not members:
             raise KpiRequestError("id", f"no {scope} with id {scope_id!r}")
         least = len(specs) * len(periods) * len(members)
@@ -288,6 +389,7 @@ def _rows(
     columns = list(zip(*wide, strict=True))
     make_row = partial(tuple.__new__, KpiRow)
     make_band = partial(tuple.__new__, RowBand)
+    make_targets = partial(tuple.__new__, RowTargets)
     nothing = repeat(None)
 
     def column(label: str | None) -> Iterable[Any]:
@@ -304,6 +406,17 @@ def _rows(
             else:
                 low, high = kpi.band_columns
                 bands = map(make_band, zip(column(low), column(high), strict=False))
+            targets: Iterable[RowTargets] = repeat(NO_TARGETS)
+            if kpi.target is not None:
+                targets = map(
+                    make_targets,
+                    zip(
+                        column(kpi.target_minimum),
+                        column(kpi.target),
+                        column(kpi.target_stretch),
+                        strict=False,
+                    ),
+                )
             out.extend(
                 map(
                     make_row,
@@ -324,6 +437,7 @@ def _rows(
                         column(kpi.achievement),
                         bands,
                         column(kpi.status),
+                        targets,
                     ),
                 )
             )
@@ -333,115 +447,7 @@ def _rows(
     return out
 
 
-# --- targets and costs --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Target:
-    """A KPI target (SPEC §7 /v1/targets: kpi, grain, period_start, scope, id, value)."""
-
-    kpi: str
-    grain: str
-    period_start: date
-    scope: str
-    scope_id: str
-    value: float
-
-
-def validate_target(conn: Connection, target: Target) -> None:
-    """Raise KpiRequestError when a target names an unknown KPI, grain, period or scope id."""
-    if target.kpi not in KPIS:
-        raise KpiRequestError("kpi", f"unknown KPI {target.kpi!r}")
-    if target.grain not in GRAINS:
-        raise KpiRequestError("grain", f"unknown grain {target.grain!r}")
-    grain: Grain = target.grain  # type: ignore[assignment]
-    if period_start(target.period_start, grain) != target.period_start:
-        raise KpiRequestError(
-            "period_start", f"{target.period_start} does not start a {target.grain}"
-        )
-    key = parse_scope_id(target.scope, target.scope_id)
-    if target.scope != "org" and key is None:
-        raise KpiRequestError("id", f"a {target.scope} target needs an id")
-    if key is not None and not scope_members(conn, target.scope, key):
-        raise KpiRequestError("id", f"no {target.scope} with id {target.scope_id!r}")
-    if not math.isfinite(target.value):
-        raise KpiRequestError("value", "a finite number")
-
-
-def put_targets(bind: Connection | Engine, targets: Sequence[Target]) -> int:
-    """Insert or replace targets keyed on (kpi, grain, period_start, scope, id); returns count."""
-    if not targets:
-        return 0
-    with _connection(bind, write=True) as conn:
-        for target in targets:
-            validate_target(conn, target)
-        unique = {
-            (t.kpi, t.grain, t.period_start, t.scope, t.scope_id): t for t in targets
-        }.values()
-        table = table_of(KpiTarget)
-        stmt = upsert(conn, table).values(
-            [
-                {
-                    "kpi": t.kpi,
-                    "grain": t.grain,
-                    "period_start": t.period_start,
-                    "scope": t.scope,
-                    "scope_id": "org" if t.scope == "org" else t.scope_id,
-                    "value": float(t.value),
-                    "updated_at": datetime.now(UTC),
-                }
-                for t in unique
-            ]
-        )
-        conn.execute(
-            stmt.on_conflict_do_update(
-                index_elements=["kpi", "grain", "period_start", "scope", "scope_id"],
-                set_={"value": stmt.excluded.value, "updated_at": stmt.excluded.updated_at},
-            )
-        )
-        return len(unique)
-
-
-def list_targets(
-    bind: Connection | Engine,
-    *,
-    kpi: str | None = None,
-    grain: str | None = None,
-    scope: str | None = None,
-    scope_id: str | None = None,
-    start: date | None = None,
-    end: date | None = None,
-) -> list[Target]:
-    """Targets matching the filters, ordered by kpi, grain, period_start, scope, id."""
-    table = table_of(KpiTarget)
-    where: list[ColumnElement[bool]] = []
-    for name, wanted in (("kpi", kpi), ("grain", grain), ("scope", scope), ("scope_id", scope_id)):
-        if wanted is not None:
-            where.append(table.c[name] == wanted)
-    if start is not None:
-        where.append(table.c.period_start >= start)
-    if end is not None:
-        where.append(table.c.period_start <= end)
-    with _connection(bind) as conn:
-        rows = conn.execute(
-            select(
-                table.c.kpi,
-                table.c.grain,
-                table.c.period_start,
-                table.c.scope,
-                table.c.scope_id,
-                table.c.value,
-            )
-            .where(*where)
-            .order_by(
-                table.c.kpi,
-                table.c.grain,
-                table.c.period_start,
-                table.c.scope,
-                table.c.scope_id,
-            )
-        )
-        return [Target(*row) for row in rows]
+# --- costs ----------------------------------------------------------------------------------------
 
 
 def put_cost(bind: Connection | Engine, month: date, amount: Decimal | float | int) -> None:

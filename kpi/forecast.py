@@ -18,9 +18,10 @@ from typing import Any
 from sqlalchemy import Connection, Engine, select
 
 from kpi.compiler import SCOPES, Request, Scope, compile_measures
-from kpi.engine import KpiRequestError, _connection, compute, list_targets, parse_scope_id
+from kpi.engine import KpiRequestError, _connection, compute, parse_scope_id
 from kpi.periods import BusinessCalendar, KpiContext, next_period
 from kpi.rollups import rollups_current
+from kpi.targets import list_targets
 from models.kpi import ForecastSnapshot
 from models.store import table_of, upsert
 

@@ -2,7 +2,9 @@
 
 Periods are cut in the business time zone (SPEC §2): a record belongs to the
 local day of its timestamp; weeks are ISO weeks starting on Monday; months are
-calendar months. PostgreSQL converts with ``AT TIME ZONE``; SQLite has no zone
+calendar months; quarters and fiscal years start in the fiscal year's first
+month (``KpiContext.fiscal_year_start_month``), so an April year's quarters
+start in April, July, October and January. A period is named by its first day. PostgreSQL converts with ``AT TIME ZONE``; SQLite has no zone
 database, so its timestamps (naive UTC text) are shifted by an offset picked
 from a CASE over the zone's UTC offset segments in the queried window, taken
 from zoneinfo (a few segments a year, searched by bisection in the CASE).
@@ -23,7 +25,7 @@ from sqlalchemy import Date, Integer, String, case, cast, extract, func, literal
 from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TIMESTAMP
 
-Grain = Literal["day", "week", "month"]
+Grain = Literal["day", "week", "month", "quarter", "fiscal_year"]
 GRAINS: tuple[str, ...] = get_args(Grain)
 
 SQLITE_FORMAT = "%Y-%m-%d %H:%M:%S.%f"  # how models.base.UTCDateTime stores a timestamp on SQLite
@@ -38,8 +40,21 @@ class KpiContext:
     effective_call_seconds: int = 60
     ltv_months: int = 12
     now: datetime | None = None  # fixes "now" for forecasts and replays
+    fiscal_year_start_month: int = 1  # 4 for an April year: the quarter and fiscal_year grains
+    # Teams (names, CRM ids or "<source>:<crm id>") whose reps are field sales, not inside sales.
+    field_sales_teams: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
+        if isinstance(self.field_sales_teams, str):
+            names: Iterable[str] = self.field_sales_teams.split(",")
+        else:
+            names = self.field_sales_teams
+        # Frozen, and hashable (contexts key caches): kept as a tuple of stripped names.
+        cleaned = tuple(dict.fromkeys(n.strip() for n in names if n.strip()))
+        object.__setattr__(self, "field_sales_teams", cleaned)
+        month = self.fiscal_year_start_month
+        if isinstance(month, bool) or not isinstance(month, int) or not 1 <= month <= 12:
+            raise ValueError("fiscal_year_start_month must be a month number 1-12")
         try:
             ZoneInfo(self.timezone)
         except (ZoneInfoNotFoundError, ValueError) as exc:
@@ -73,13 +88,26 @@ class KpiContext:
 # --- periods in Python --------------------------------------------------------------------------
 
 
-def period_start(day: date, grain: Grain) -> date:
-    """The first day of the period ``day`` falls in."""
+# Months in a period of a month-based grain.
+GRAIN_MONTHS: dict[str, int] = {"month": 1, "quarter": 3, "fiscal_year": 12}
+
+
+def add_months(first_of_month: date, months: int) -> date:
+    """The first day of the month ``months`` after (or before) the month of ``first_of_month``."""
+    index = first_of_month.year * 12 + first_of_month.month - 1 + months
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def period_start(day: date, grain: Grain, fiscal_year_start_month: int = 1) -> date:
+    """The first day of the period ``day`` falls in (quarters and years from the fiscal start)."""
     if grain == "day":
         return day
     if grain == "week":
         return day - timedelta(days=day.weekday())
-    return day.replace(day=1)
+    size = GRAIN_MONTHS[grain]
+    # Months since the fiscal year's first month, then back to the period's first month.
+    since = (day.month - fiscal_year_start_month) % 12
+    return add_months(day.replace(day=1), -(since % size))
 
 
 def next_period(start: date, grain: Grain) -> date:
@@ -88,13 +116,15 @@ def next_period(start: date, grain: Grain) -> date:
         return start + timedelta(days=1)
     if grain == "week":
         return start + timedelta(days=7)
-    return (start.replace(day=28) + timedelta(days=4)).replace(day=1)
+    return add_months(start.replace(day=1), GRAIN_MONTHS[grain])
 
 
-def period_starts(grain: Grain, first: date, last: date) -> list[date]:
+def period_starts(
+    grain: Grain, first: date, last: date, fiscal_year_start_month: int = 1
+) -> list[date]:
     """Starts of the periods overlapping [first, last] (both inclusive)."""
     out: list[date] = []
-    current = period_start(first, grain)
+    current = period_start(first, grain, fiscal_year_start_month)
     while current <= last:
         out.append(current)
         current = next_period(current, grain)
@@ -361,16 +391,38 @@ class TimeBuckets:
         sunday_zero = cast(func.strftime(sql_text("%w"), day), Integer)
         return (sunday_zero + sql_int(6)) % sql_int(7) + sql_int(1)
 
-    def period(self, day: Any, grain: Grain) -> ColumnElement[date]:
+    def period(
+        self, day: Any, grain: Grain, fiscal_year_start_month: int = 1
+    ) -> ColumnElement[date]:
         """The start of the ``grain`` period of a date expression."""
         if grain == "day":
             return day  # type: ignore[no-any-return]
+        if grain in ("quarter", "fiscal_year"):
+            return self._fiscal_period(day, grain, fiscal_year_start_month)
         if self.is_postgres:
             unit = "week" if grain == "week" else "month"  # date_trunc weeks start on Monday
             return cast(func.date_trunc(sql_text(unit), cast(day, TIMESTAMP)), Date)
         if grain == "week":
             return func.date(day, sql_text("weekday 0"), sql_text("-6 days"))
         return func.date(day, sql_text("start of month"))
+
+    def _fiscal_period(self, day: Any, grain: Grain, start_month: int) -> ColumnElement[date]:
+        # Shifted back by the fiscal year's offset, a fiscal quarter or year is a calendar
+        # one: truncate there, then shift forward again (only the month matters, so a
+        # clamped day of month, 31 May - 3 months = 28 Feb, changes nothing).
+        shift = start_month - 1
+        if self.is_postgres:
+            unit = "quarter" if grain == "quarter" else "year"
+            back = cast(day, TIMESTAMP) - literal_column(f"INTERVAL '{shift} months'")
+            truncated = func.date_trunc(sql_text(unit), back)
+            return cast(truncated + literal_column(f"INTERVAL '{shift} months'"), Date)
+        month_start = func.date(day, sql_text("start of month"), sql_text(f"-{shift} months"))
+        if grain == "fiscal_year":
+            return func.date(month_start, sql_text("start of year"), sql_text(f"+{shift} months"))
+        month = cast(func.strftime(sql_text("%m"), month_start), Integer)
+        into_quarter = (month - sql_int(1)) % sql_int(3)
+        back_to_quarter = sql_text("-") + cast(into_quarter, String) + sql_text(" months")
+        return func.date(month_start, back_to_quarter, sql_text(f"+{shift} months"))
 
     def millis_between(self, earlier: Any, later: Any) -> ColumnElement[float]:
         """Milliseconds between two timestamps truncated to the millisecond, the same on both engines."""

@@ -9,7 +9,8 @@ the few per-stage numbers:
   complete months pooled (Σ numerator / Σ denominator).
 - ``funnel``: a month's stages against their month targets; the bottleneck is the
   rate stage furthest below target, the cause ``volume`` when calls are short.
-- ``suggest_targets``: the mean of the trailing three complete months × factors.
+- ``suggest_targets``: the trailing three complete months' pace (per business day, × the
+  target period's business days; rates pooled) × factors.
 
 The results are frozen dataclasses with ``as_dict()`` (JSON-ready, dates ISO) for
 the routers of /v1/plan, /v1/funnel and /v1/targets/suggest.
@@ -21,11 +22,12 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
 from sqlalchemy import Connection, Engine, false, func, select, true
 
-from kpi.compiler import Scope
+from kpi.compiler import Scope, not_field_sales
 from kpi.engine import (
     KpiRequestError,
     KpiRow,
@@ -35,7 +37,9 @@ from kpi.engine import (
     scope_members,
     select_specs,
 )
-from kpi.periods import BusinessCalendar, KpiContext, next_period
+from kpi.periods import GRAINS, BusinessCalendar, Grain, KpiContext, next_period
+from kpi.periods import period_start as first_of_period
+from kpi.reps import first_activity
 from models.crm import Rep
 from models.store import table_of
 
@@ -232,24 +236,49 @@ class Funnel:
 
 @dataclass(frozen=True)
 class SuggestionMonth:
+    """One trailing month: its actual, business days, and whether the pace counts it."""
+
     month: date
     value: float | None
+    numerator: float | None
+    denominator: float | None
+    business_days: int
+    included: bool  # False: before the scope's first activity
 
     def as_dict(self) -> dict[str, Any]:
-        return {"month": self.month.isoformat(), "value": self.value}
+        return {
+            "month": self.month.isoformat(),
+            "value": self.value,
+            "numerator": self.numerator,
+            "denominator": self.denominator,
+            "business_days": self.business_days,
+            "included": self.included,
+        }
 
 
 @dataclass(frozen=True)
 class Suggestion:
-    """SPEC §6 target suggestion for one KPI and scope id (values rounded to 6 decimals)."""
+    """SPEC §6, §10 target suggestion for one KPI, scope id and target period, by pace.
+
+    Counts and sums: Σ of the included months ÷ Σ of their business days × the target
+    period's business days, each level rounded to a whole number (whole currency units).
+    Ratios: Σ numerator ÷ Σ denominator (6 decimals); the two custom KPIs (a median, the
+    forecast accuracy) take the included months' mean.
+    """
 
     kpi: str
     as_of: date
     scope: str
     scope_id: str
     scope_name: str
+    grain: str
+    period_start: date  # the target period
+    business_days: int  # of the target period
     months: tuple[SuggestionMonth, ...]  # the trailing three complete months, oldest first
-    mean: float | None  # of the months with a value; None when none has one
+    first_activity: date | None  # the scope's, through as_of
+    method: Literal["pace", "pooled", "mean"]
+    per_business_day: float | None  # pace only (6 decimals)
+    base: float | None  # factor 1.0 before rounding (6 decimals); None without history
     factors: tuple[float, float, float]
     minimum: float | None
     achievement: float | None
@@ -262,8 +291,17 @@ class Suggestion:
             "scope": self.scope,
             "scope_id": self.scope_id,
             "scope_name": self.scope_name,
+            "grain": self.grain,
+            "period_start": self.period_start.isoformat(),
+            "business_days": self.business_days,
             "months": [m.as_dict() for m in self.months],
-            "mean": self.mean,
+            "first_activity": None
+            if self.first_activity is None
+            else self.first_activity.isoformat(),
+            "method": self.method,
+            "per_business_day": self.per_business_day,
+            "base": self.base,
+            "mean": self.base,  # the field's earlier name: the router's model still reads it
             "factors": list(self.factors),
             "minimum": self.minimum,
             "achievement": self.achievement,
@@ -318,12 +356,18 @@ def _one_member(conn: Connection, scope: Scope, scope_id: str | None, what: str)
     return members[0]
 
 
-def _reps_in_scope(conn: Connection, scope: Scope, key: tuple[str, str] | None) -> int:
-    """Headcount for the per-rep pace: non-deleted, active reps (the org's, the team's; 1 rep)."""
+def _reps_in_scope(
+    conn: Connection, ctx: KpiContext, scope: Scope, key: tuple[str, str] | None
+) -> int:
+    """Headcount for the per-rep pace: non-deleted, active inside-sales reps (1 at rep scope)."""
     if scope == "rep":
         return 1
     reps = table_of(Rep)
-    where = [reps.c.deleted == false(), reps.c.active == true()]
+    where = [
+        reps.c.deleted == false(),
+        reps.c.active == true(),
+        *not_field_sales(ctx, reps.c.source, reps.c.crm_id),
+    ]
     if scope == "team" and key is not None:
         where += [reps.c.source == key[0], reps.c.team_crm_id == key[1]]
     count = conn.execute(select(func.count()).select_from(reps).where(*where)).scalar_one()
@@ -373,7 +417,7 @@ def plan(
     missing = [k for k in PLAN_RATES if given[k] is None]
     with _connection(bind) as conn:
         member_id, member_name = _one_member(conn, scope, scope_id, "plan")
-        reps = _reps_in_scope(conn, scope, parse_scope_id(scope, scope_id))
+        reps = _reps_in_scope(conn, ctx, scope, parse_scope_id(scope, scope_id))
         history = (
             compute(
                 conn,
@@ -522,13 +566,17 @@ def suggest_targets(
     scope_id: str | None = None,
     as_of: date | None = None,
     factors: tuple[float, float, float] = (0.90, 1.00, 1.10),
+    grain: Grain = "month",
+    period_start: date | None = None,
 ) -> list[Suggestion]:
-    """Minimum, achievement and stretch targets per scope id from the trailing months' mean.
+    """Minimum, achievement and stretch targets per scope id from the trailing months' pace.
 
-    One suggestion for the org or for the scope id given; one per rep or team when
-    a rep or team scope has no id.
+    The target period is the ``grain`` period starting on ``period_start`` (default: the
+    one containing as_of). One suggestion for the org or for the scope id given; one per
+    rep or team when a rep or team scope has no id. Months before the scope id's first
+    activity are left out; with none left, the suggestion is null.
     """
-    select_specs([kpi])  # raises naming "kpi" for an unknown key
+    spec = select_specs([kpi])[0]  # raises naming "kpi" for an unknown key
     if len(factors) != 3:
         raise KpiRequestError("factors", "three factors: minimum, achievement, stretch")
     for factor in factors:
@@ -540,32 +588,79 @@ def suggest_targets(
         ):
             raise KpiRequestError("factors", f"finite numbers above 0, not {factor!r}")
     _check_day("as_of", as_of)
+    _check_day("period_start", period_start)
+    if grain not in GRAINS:
+        raise KpiRequestError("grain", f"unknown grain {grain!r}; one of {', '.join(GRAINS)}")
     day = as_of or ctx.today()
+    target_start = period_start or first_of_period(day, grain)
+    if first_of_period(target_start, grain) != target_start:
+        raise KpiRequestError("period_start", f"{target_start} does not start a {grain}")
     window = trailing_months(day)
-    rows = compute(
-        bind,
-        ctx,
-        kpis=[kpi],
-        grain="month",
-        start=window[0],
-        end=window[-1],
-        scope=scope,
-        scope_id=scope_id,
-        as_of=day,
-        max_rows=None,
-    )
-    per_member: dict[tuple[str, str], dict[date, float | None]] = {}
+    calendar = BusinessCalendar(ctx.holidays)
+    month_days = {m: calendar.count(m, next_period(m, "month")) for m in window}
+    target_days = calendar.count(target_start, next_period(target_start, grain))
+    with _connection(bind) as conn:
+        rows = compute(
+            conn,
+            ctx,
+            kpis=[kpi],
+            grain="month",
+            start=window[0],
+            end=window[-1],
+            scope=scope,
+            scope_id=scope_id,
+            as_of=day,
+            max_rows=None,
+        )
+        firsts = first_activity(conn, ctx, scope, as_of=day)
+    per_member: dict[tuple[str, str], dict[date, KpiRow]] = {}
     for row in rows:
-        value = None if row.value is None else float(row.value)
-        per_member.setdefault((row.scope_id, row.scope_name), {})[row.period_start] = value
+        per_member.setdefault((row.scope_id, row.scope_name), {})[row.period_start] = row
+    additive = spec.kind in ("count", "sum")
+    whole = spec.unit in ("count", "amount")
     minimum_f, achievement_f, stretch_f = (float(f) for f in factors)
     out: list[Suggestion] = []
-    for (member_id, member_name), values in per_member.items():
-        present = [v for v in values.values() if v is not None]
-        mean = sum(present) / len(present) if present else None
+    for (member_id, member_name), by_month in per_member.items():
+        started = firsts.get(member_id)
+        months = tuple(
+            SuggestionMonth(
+                month=m,
+                value=_float(by_month[m].value) if m in by_month else None,
+                numerator=_float(by_month[m].numerator) if m in by_month else None,
+                denominator=_float(by_month[m].denominator) if m in by_month else None,
+                business_days=month_days[m],
+                # The month of the first activity counts; the ones wholly before it do not.
+                included=started is not None and next_period(m, "month") > started,
+            )
+            for m in window
+        )
+        used = [m for m in months if m.included]
+        base: float | None = None
+        per_day: float | None = None
+        method: Literal["pace", "pooled", "mean"]
+        if additive:
+            method = "pace"
+            days_used = sum(m.business_days for m in used)
+            if used and days_used:
+                total = sum(m.value or 0.0 for m in used)
+                per_day = total / days_used
+                base = per_day * target_days
+        elif spec.kind == "ratio":
+            method = "pooled"
+            denominator = sum(m.denominator or 0.0 for m in used)
+            if denominator:
+                base = sum(m.numerator or 0.0 for m in used) / denominator
+        else:
+            method = "mean"
+            present = [m.value for m in used if m.value is not None]
+            base = sum(present) / len(present) if present else None
 
-        def times(factor: float, mean: float | None = mean) -> float | None:
-            return None if mean is None else round(mean * factor, 6)
+        def level(factor: float, base: float | None = base) -> float | None:
+            if base is None:
+                return None
+            if whole:  # a count or amount target is whole (kpi.targets.check_target_value)
+                return float(Decimal(repr(base * factor)).quantize(Decimal(1), ROUND_HALF_UP))
+            return round(base * factor, 6)
 
         out.append(
             Suggestion(
@@ -574,12 +669,22 @@ def suggest_targets(
                 scope=scope,
                 scope_id=member_id,
                 scope_name=member_name,
-                months=tuple(SuggestionMonth(m, values.get(m)) for m in window),
-                mean=None if mean is None else round(mean, 6),
+                grain=grain,
+                period_start=target_start,
+                business_days=target_days,
+                months=months,
+                first_activity=started,
+                method=method,
+                per_business_day=None if per_day is None else round(per_day, 6),
+                base=None if base is None else round(base, 6),
                 factors=(minimum_f, achievement_f, stretch_f),
-                minimum=times(minimum_f),
-                achievement=times(achievement_f),
-                stretch=times(stretch_f),
+                minimum=level(minimum_f),
+                achievement=level(achievement_f),
+                stretch=level(stretch_f),
             )
         )
     return out
+
+
+def _float(value: float | None) -> float | None:
+    return None if value is None else float(value)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from decimal import Decimal
+from typing import ClassVar
 
 from sqlalchemy import Index, Numeric, String, UniqueConstraint, false, func, true
 from sqlalchemy.orm import Mapped, mapped_column
@@ -29,6 +30,9 @@ class CrmRecord(Base):
     modified_at: Mapped[datetime | None]
     synced_at: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
 
+    # The columns a page of records is upserted on (a unique constraint of the table).
+    upsert_key: ClassVar[tuple[str, ...]] = ("source", "crm_id")
+
 
 class Team(CrmRecord):
     __tablename__ = "teams"
@@ -47,6 +51,10 @@ class Rep(CrmRecord):
     manager_crm_id: Mapped[str | None] = mapped_column(String(64))
     active: Mapped[bool] = mapped_column(default=True, server_default=true())
     user_id: Mapped[str | None] = mapped_column(String(64))
+    # When the CRM created the user: a tenure start older than the rep's first activity here.
+    crm_created_at: Mapped[datetime | None]
+    # junior | mid | senior set by an admin (kpi.reps.set_rep_level); None: from tenure.
+    level_override: Mapped[str | None] = mapped_column(String(16))
 
 
 class Lead(CrmRecord):
@@ -156,6 +164,40 @@ class Deal(CrmRecord):
     handoff_rating: Mapped[float | None]
     lead_source: Mapped[str | None] = mapped_column(String(255))
     contact_crm_id: Mapped[str | None] = mapped_column(String(64))
+    # "new" or "existing" (normalized by the connector), None when the CRM does not say.
+    deal_type: Mapped[str | None] = mapped_column(String(16))
+
+
+class CallList(CrmRecord):
+    """A list of leads to work: a HubSpot static contact list, a Salesforce Campaign."""
+
+    __tablename__ = "call_lists"
+    __table_args__ = (UniqueConstraint("source", "crm_id"),)
+
+    name: Mapped[str] = mapped_column(String(255))
+    # What the CRM calls it: HubSpot processingType (MANUAL, SNAPSHOT), Salesforce Campaign Type.
+    kind: Mapped[str | None] = mapped_column(String(64))
+
+
+class CallListMember(CrmRecord):
+    """A lead's membership of a call list, from the time it was added.
+
+    ``crm_id`` is the membership's id within its list (the CampaignMember Id; for
+    HubSpot, the member record's id), so the key is (source, list_crm_id, crm_id).
+    ``contact_crm_id`` names the lead the way activities do (their contact).
+    """
+
+    __tablename__ = "call_list_members"
+    __table_args__ = (
+        UniqueConstraint("source", "list_crm_id", "crm_id"),
+        Index("ix_call_list_members_added", "source", "added_at"),
+        Index("ix_call_list_members_contact", "source", "contact_crm_id"),
+    )
+    upsert_key: ClassVar[tuple[str, ...]] = ("source", "list_crm_id", "crm_id")
+
+    list_crm_id: Mapped[str] = mapped_column(String(64))
+    contact_crm_id: Mapped[str | None] = mapped_column(String(64))
+    added_at: Mapped[datetime]
 
 
 # The table each normalized record kind lands in (connectors/records.py `kind`).
@@ -168,4 +210,6 @@ TABLE_BY_KIND: dict[str, type[CrmRecord]] = {
     "meeting": Meeting,
     "task": FollowUpTask,
     "deal": Deal,
+    "call_list": CallList,
+    "call_list_member": CallListMember,
 }

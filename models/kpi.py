@@ -1,4 +1,5 @@
-"""Tables of the KPI engine: daily rollups, lead first touches, targets, costs, forecast snapshots.
+"""Tables of the KPI engine: daily rollups, lead first touches, targets and their revisions, costs,
+forecast snapshots.
 
 The daily rollups hold, per (source, rep, local day), the counts and sums the
 activity KPIs need, so month and year queries read a few rows per rep and day
@@ -13,7 +14,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from decimal import Decimal
 
-from sqlalchemy import BigInteger, Index, Numeric, String, UniqueConstraint, func
+from sqlalchemy import BigInteger, Index, Numeric, String, Text, UniqueConstraint, func
 from sqlalchemy.orm import Mapped, mapped_column
 
 from models.base import Base
@@ -125,19 +126,57 @@ class RollupState(Base):
 
 
 class KpiTarget(Base):
-    """A target for one KPI, grain, period and scope id (SPEC §7 /v1/targets)."""
+    """A target for one KPI, grain, period, scope id and level (SPEC §7 /v1/targets, §11)."""
 
     __tablename__ = "kpi_targets"
-    __table_args__ = (UniqueConstraint("kpi", "grain", "period_start", "scope", "scope_id"),)
+    __table_args__ = (
+        UniqueConstraint("kpi", "grain", "period_start", "scope", "scope_id", "level"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     kpi: Mapped[str] = mapped_column(String(64))
-    grain: Mapped[str] = mapped_column(String(8))
+    grain: Mapped[str] = mapped_column(String(16))  # day … fiscal_year
     period_start: Mapped[date]
     scope: Mapped[str] = mapped_column(String(8))
     scope_id: Mapped[str] = mapped_column(String(96))  # "org" or "<source>:<crm id>"
+    # minimum | achievement | stretch (kpi.targets.Level)
+    level: Mapped[str] = mapped_column(String(16), server_default="achievement")
+    status: Mapped[str] = mapped_column(String(16))  # draft | confirmed (kpi.targets.Status)
     value: Mapped[float]
     updated_at: Mapped[datetime] = mapped_column(server_default=func.current_timestamp())
+    updated_by: Mapped[str | None] = mapped_column(String(128))
+
+
+class KpiTargetRevision(Base):
+    """One change of a confirmed target, or the confirmation of one (SPEC §11); never updated."""
+
+    __tablename__ = "kpi_target_revisions"
+    __table_args__ = (
+        Index(
+            "ix_kpi_target_revisions_target",
+            "kpi",
+            "grain",
+            "period_start",
+            "scope",
+            "scope_id",
+        ),
+        Index("ix_kpi_target_revisions_changed_at", "changed_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    kpi: Mapped[str] = mapped_column(String(64))
+    grain: Mapped[str] = mapped_column(String(16))
+    period_start: Mapped[date]
+    scope: Mapped[str] = mapped_column(String(8))
+    scope_id: Mapped[str] = mapped_column(String(96))
+    level: Mapped[str] = mapped_column(String(16))
+    old_value: Mapped[float | None]  # None: the target did not exist
+    new_value: Mapped[float | None]  # None: the target was deleted
+    old_status: Mapped[str | None] = mapped_column(String(16))
+    new_status: Mapped[str | None] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    changed_by: Mapped[str] = mapped_column(String(128))  # a caller's name, never a credential
+    changed_at: Mapped[datetime]
 
 
 class KpiCost(Base):

@@ -130,16 +130,17 @@ def unfit(model: type[CrmRecord], row: Mapping[str, Any]) -> str | None:
 def upsert_records(
     conn: Connection, model: type[CrmRecord], rows: Sequence[Mapping[str, Any]], synced_at: datetime
 ) -> int:
-    """Insert or update rows keyed on (source, crm_id) in one statement; returns rows written."""
+    """Insert or update rows on the model's key (source, crm_id) in one statement; returns rows."""
     if not rows:
         return 0
-    unique = _last_per_key(rows, ("source", "crm_id"))
+    key = model.upsert_key
+    unique = _last_per_key(rows, key)
     table = table_of(model)
     values = [{**row, "synced_at": synced_at} for row in unique]
     stmt = upsert(conn, table)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["source", "crm_id"],
-        set_={name: stmt.excluded[name] for name in values[0] if name not in ("source", "crm_id")},
+        index_elements=list(key),
+        set_={name: stmt.excluded[name] for name in values[0] if name not in key},
     )
     # One statement for the page, executed with the page's rows as its parameter sets:
     # the compiled statement is cached, where a multi-row VALUES would be compiled anew
@@ -150,13 +151,26 @@ def upsert_records(
 
 
 def flag_deleted(
-    conn: Connection, model: type[CrmRecord], source: str, crm_ids: Sequence[str], at: datetime
+    conn: Connection,
+    model: type[CrmRecord],
+    source: str,
+    crm_ids: Sequence[str],
+    at: datetime,
+    *,
+    within: Mapping[str, Any] | None = None,
 ) -> None:
-    """Flag records the CRM no longer lists as deleted."""
+    """Flag records the CRM no longer lists as deleted (``within``: e.g. one list's members)."""
     if crm_ids:
+        table = table_of(model)
+        narrower = [table.c[name] == value for name, value in (within or {}).items()]
         conn.execute(
-            update(model)
-            .where(model.source == source, model.crm_id.in_(crm_ids), model.deleted.is_(False))
+            update(table)
+            .where(
+                table.c.source == source,
+                table.c.crm_id.in_(crm_ids),
+                table.c.deleted.is_(False),
+                *narrower,
+            )
             .values(deleted=True, synced_at=at)
         )
 

@@ -131,9 +131,11 @@ def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
     parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
     assert len(parsed) == len(body["data"]) > 0
     for row, expected in zip(parsed, body["data"], strict=True):
-        flat = {k: v for k, v in expected.items() if k != "band"}
+        flat = {k: v for k, v in expected.items() if k not in ("band", "targets")}
         flat["band.low"] = expected["band"]["low"]
         flat["band.high"] = expected["band"]["high"]
+        for level in ("minimum", "achievement", "stretch"):
+            flat[f"targets.{level}"] = expected["targets"][level]
         assert set(row) == set(flat)
         for key, value in flat.items():
             if value is None:
@@ -174,7 +176,7 @@ def test_kpis_bad_input_is_a_422_naming_the_parameter(
 
 
 def test_too_many_rows_is_a_422_asking_to_narrow(client: TestClient) -> None:
-    # 32 KPIs × 1,096 days × 4 reps = 140,288 rows; by weekday the calls days alone exceed 200,000.
+    # 36 KPIs × 1,096 days × 4 reps = 157,824 rows; by weekday the calls days alone exceed 200,000.
     response = client.get(
         "/v1/kpis",
         params={
@@ -196,7 +198,7 @@ def test_too_many_rows_is_a_422_asking_to_narrow(client: TestClient) -> None:
 def test_catalog_serves_every_kpi_and_orders_a_phase_by_stars(client: TestClient) -> None:
     body = get(client, "/v1/kpis/catalog")
     assert [e["key"] for e in body["data"]] == [s.key for s in CATALOG]
-    assert len(body["data"]) == 32
+    assert len(body["data"]) == 36
     connect = next(e for e in body["data"] if e["key"] == "connect_rate")
     assert connect["names"] == {"en": "Connect rate", "ja": "接続率"}
     assert connect["band"] == {"low": 0.2, "high": 0.35, "per": None}
@@ -205,11 +207,12 @@ def test_catalog_serves_every_kpi_and_orders_a_phase_by_stars(client: TestClient
     assert stars == sorted(stars, reverse=True) and stars[0] == 3
     assert {e["key"] for e in launch["data"]} == {
         "calls",
+        "list_consumption_rate",
         "connect_rate",
         "meetings_set",
         "meeting_conversion_rate",
     }
-    assert [g["name_ja"] for g in launch["meta"]["gaps"]] == ["リスト消化率"]
+    assert launch["meta"]["gaps"] == []  # リスト消化率 is a KPI now
     assert_422(client.get("/v1/kpis/catalog", params={"phase": "teen"}, headers=auth()), "phase")
 
 
@@ -497,9 +500,9 @@ def test_funnel_reproduces_the_seed_example(engine: Engine) -> None:
 def test_suggestion_is_the_trailing_mean_times_the_factors(engine: Engine) -> None:
     client = planning_client(engine, HISTORY, PLANNING_NOW)
     [org] = get(client, "/v1/targets/suggest", kpi="effective_contact_rate")["data"]
-    # July 1/2 = 0.5, August 3/8 = 0.375, September no calls (left out): mean 0.4375.
+    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (SPEC §10).
     assert [m["value"] for m in org["months"]] == [0.5, 0.375, None]
-    assert (org["minimum"], org["achievement"], org["stretch"]) == (0.39375, 0.4375, 0.48125)
+    assert (org["minimum"], org["achievement"], org["stretch"]) == (0.36, 0.4, 0.44)
     assert_422(client.get("/v1/targets/suggest", params={"kpi": "nope"}, headers=auth()), "kpi")
     assert_422(
         client.get("/v1/targets/suggest", params={"kpi": "calls", "stretch": -1}, headers=auth()),
@@ -551,7 +554,7 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
         headers={**auth(), "Accept-Encoding": "gzip"},
     )
     assert response.headers["content-encoding"] == "gzip"
-    assert len(response.json()["data"]) == 32 * 4
+    assert len(response.json()["data"]) == 36 * 4
 
 
 def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestClient) -> None:

@@ -1,4 +1,4 @@
-"""The catalog of SPEC §5 as data: all 32 KPIs, the seed's bands and phase stars, and the
+"""The catalog of SPEC §5 as data: all 36 KPIs, the seed's bands and phase stars, and the
 shape the compiler gives each KPI's SQL on both engines."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from kpi import CATALOG, KPIS, PHASE_GAPS, KpiContext, catalog
 from kpi.compiler import ESCAPE_HATCHES, MEASURE_FACT, Request, compile_rows
 
 SPEC_TABLE = [
-    # (key, tier, 日本語) in SPEC §5's order
+    # (key, tier, 日本語) in SPEC §5's order, within each tier (the catalog groups by tier)
     ("calls", "behavioral", "架電数"),
     ("call_reach_rate", "behavioral", "着電率"),
     ("connect_rate", "behavioral", "接続率"),
@@ -24,6 +24,7 @@ SPEC_TABLE = [
     ("email_click_rate", "behavioral", "クリック率"),
     ("email_reply_rate", "behavioral", "返信率"),
     ("follow_up_rate", "behavioral", "フォローアップ実行率"),
+    ("list_consumption_rate", "behavioral", "リスト消化率"),
     ("meetings_set", "tactical", "商談設定数"),
     ("meeting_conversion_rate", "tactical", "商談化率"),
     ("valid_meetings", "tactical", "有効商談数"),
@@ -36,11 +37,14 @@ SPEC_TABLE = [
     ("won_count", "strategic", "受注件数"),
     ("won_amount", "strategic", "受注金額"),
     ("win_rate", "strategic", "受注率"),
+    ("is_won_amount", "strategic", "受注貢献額"),
+    ("meeting_win_rate", "strategic", "商談受注率"),
     ("avg_deal_size", "strategic", "平均受注単価"),
     ("ltv", "strategic", "LTV"),
     ("cac", "strategic", "CAC"),
     ("forecast_accuracy", "strategic", "パイプライン予測精度"),
     ("lead_supply", "efficiency", "リード供給数"),
+    ("lead_quality_score", "efficiency", "リード品質スコア"),
     ("lead_response_minutes", "efficiency", "リード対応時間"),
     ("deal_lead_time_days", "efficiency", "商談リードタイム"),
     ("handoff_bant_score", "efficiency", "引継ぎ商談品質スコア"),
@@ -48,9 +52,9 @@ SPEC_TABLE = [
 ]
 
 
-def test_all_32_kpis_of_the_spec_table() -> None:
+def test_all_36_kpis_of_the_spec_table() -> None:
     assert [(s.key, s.tier, s.name_ja) for s in CATALOG] == SPEC_TABLE
-    assert len(KPIS) == 32
+    assert len(KPIS) == 36
     for spec in CATALOG:
         assert spec.name_en and spec.formula
         for measure in (spec.numerator, spec.denominator):
@@ -76,6 +80,7 @@ def test_bands_are_the_seeds() -> None:
         "meeting_cancel_rate": (None, 0.10, False),  # 10%以下
         "bant_rate": (0.70, 0.85, False),
         "win_rate": (0.20, 0.35, False),
+        "meeting_win_rate": (0.20, 0.35, False),
         "lead_response_minutes": (None, 5, False),  # 5分以内
         "deal_lead_time_days": (7, 14, False),
         "handoff_rating": (4.0, None, False),  # 4.0/5.0以上
@@ -86,33 +91,36 @@ def test_phase_stars_are_the_seeds() -> None:
     def ranked(phase: str) -> list[tuple[str, int]]:
         return [(s.key, s.priority(phase)) for s in catalog(phase=phase)]
 
-    # 立ち上げ期: 架電数 ★★★, (リスト消化率 ★★★), 接続率 ★★, 商談設定数 ★★, 商談化率 ★
+    # 立ち上げ期: 架電数 ★★★, リスト消化率 ★★★, 接続率 ★★, 商談設定数 ★★, 商談化率 ★
     assert ranked("launch") == [
         ("calls", 3),
+        ("list_consumption_rate", 3),
         ("connect_rate", 2),
         ("meetings_set", 2),
         ("meeting_conversion_rate", 1),
     ]
     assert KPIS["meeting_conversion_rate"].as_dict()["phase_notes"] == {"launch": "measure only"}
-    assert [(g.phase, g.stars, g.name_ja) for g in PHASE_GAPS] == [("launch", 3, "リスト消化率")]
+    assert PHASE_GAPS == ()  # call lists closed the last gap
     # 成長期: 商談化率 ★★★, 有効商談数 ★★★, BANT取得率 ★★, 引継ぎ品質スコア ★★, 受注貢献額 ★
     assert ranked("growth") == [
         ("meeting_conversion_rate", 3),
         ("valid_meetings", 3),
         ("bant_rate", 2),
         ("handoff_rating", 2),
-        ("won_amount", 1),
+        ("is_won_amount", 1),
     ]
     # 成熟期: 受注貢献額 ★★★, 受注率 ★★★, LTV ★★, CAC ★★, パイプライン予測精度 ★
+    # (equal stars keep the catalog's order)
     assert ranked("mature") == [
-        ("won_amount", 3),
         ("win_rate", 3),
+        ("is_won_amount", 3),
         ("ltv", 2),
         ("cac", 2),
         ("forecast_accuracy", 1),
     ]
     assert [s.key for s in catalog(tier="efficiency")] == [
         "lead_supply",
+        "lead_quality_score",
         "lead_response_minutes",
         "deal_lead_time_days",
         "handoff_bant_score",
@@ -132,7 +140,7 @@ def test_catalog_entry_shape() -> None:
         "band": {"low": 80, "high": 120, "per": "rep_business_day"},
         "phase_priority": {"launch": 3},
         "phase_notes": {},
-        "grains": ["day", "week", "month"],
+        "grains": ["day", "week", "month", "quarter", "fiscal_year"],
     }
 
 

@@ -388,7 +388,7 @@ def org(rows: dict[tuple[str, str, date, Any], KpiRow], kpi: str) -> KpiRow:
 @pytest.mark.parametrize("path", PATHS)
 def test_behavioral_kpis_at_org_scope(store_engine: Engine, path: str) -> None:
     rows = rows_of(store_engine, path)
-    assert len(rows) == len(CATALOG) == 32  # one row per KPI for the one period and scope id
+    assert len(rows) == len(CATALOG) == 36  # one row per KPI for the one period and scope id
     # Outbound, non-deleted calls in October JST: c1 c2 c3 c4 c5 c10 c11 c12 c14 = 9
     # (not c6: November JST; c7 inbound; c8 no direction; c9 deleted).
     calls = org(rows, "calls")
@@ -445,11 +445,11 @@ def test_tactical_kpis_at_org_scope(store_engine: Engine, path: str) -> None:
     assert org(rows, "deals_created").value == 4
     # SQL at in October JST: L1 (5 Oct), L9 (11 Oct); not L8 (1 Nov JST).
     assert org(rows, "sql_count").value == 2
-    # Deals created in October (all, org scope): d1 d2 d3 d4 d7 = 5; all four BANT: d1 d4 d7
-    # (d2's authority is "" and timing is blank: not acquired).
+    # IS-sourced deals created in October: d1 d2 d3 d7 = 4 (d4 has no IS rep: a field-sales
+    # deal, out); all four BANT: d1 d7 (d2's authority is "" and timing blank: not acquired).
     bant = org(rows, "bant_rate")
-    assert (bant.numerator, bant.denominator) == (3, 5)
-    assert bant.value == pytest.approx(0.6)
+    assert (bant.numerator, bant.denominator) == (2, 4)
+    assert bant.value == pytest.approx(0.5)
     assert bant.status == "below"
     # IS-sourced closed in October: d1 (won), d2 (lost), d6 (won) → 2 / 3.
     handoff = org(rows, "handoff_win_rate")
@@ -503,7 +503,7 @@ def test_rep_scope(store_engine: Engine, path: str) -> None:
     # Every known, non-deleted rep, whether or not it did anything: r1 r2 r3 r5 (not r4).
     reps = sorted({scope for _, scope, _, _ in rows})
     assert reps == ["hubspot:r1", "hubspot:r2", "hubspot:r3", "hubspot:r5"]
-    assert len(rows) == 32 * 4
+    assert len(rows) == 36 * 4
     r1 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r1"}
     assert r1["calls"].scope_name == "Aiko"
     # r1: c1 c2 c3 c4 c5; reached c1 c2 c3 c5; connected c1 c2 c5; effective c1 c5.
@@ -789,6 +789,7 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "achievement": None,
         "band": {"low": 0.0, "high": 0.0},
         "status": "within",
+        "targets": {"minimum": None, "achievement": None, "stretch": None},
     }
 
 

@@ -459,46 +459,67 @@ def test_funnel_without_targets(seed_month: Engine) -> None:
 # --- target suggestion --------------------------------------------------------------------------
 
 
-def test_suggestion_mean_leaves_out_a_null_month(history: Engine) -> None:
+# SPEC §6, §10 changed from the months' mean to the pace: counts Σ ÷ Σ business days × the
+# target month's business days, rates pooled. Business days (JP): July 22, August 20
+# (Mountain Day, Tue 11 Aug), September 19, October 21, November 19 (Culture Day, Labour
+# Thanksgiving), June 22.
+
+
+def test_suggestion_pools_rates_and_paces_counts(history: Engine) -> None:
     (org,) = suggest_targets(history, CTX, kpi="effective_contact_rate")
-    # July 1/2 = 0.5, August 3/8 = 0.375, September no calls (null, left out): mean 0.4375.
+    # July 1/2, August 3/8, September no calls (no denominator): pooled (1 + 3) / (2 + 8) = 0.4.
     assert [(m.month, m.value) for m in org.months] == [(JUL_1, 0.5), (AUG_1, 0.375), (SEP_1, None)]
-    assert org.mean == 0.4375
-    # 0.4375 × 0.9 / 1.0 / 1.1
-    assert (org.minimum, org.achievement, org.stretch) == (0.39375, 0.4375, 0.48125)
+    assert (org.method, org.base) == ("pooled", 0.4)
+    # 0.4 × 0.9 / 1.0 / 1.1
+    assert (org.minimum, org.achievement, org.stretch) == (0.36, 0.4, 0.44)
     body = org.as_dict()
     assert json.loads(json.dumps(body)) == body  # JSON-ready
-    assert body["months"][2] == {"month": "2026-09-01", "value": None}
-    assert (body["as_of"], body["scope_id"], body["factors"]) == (
+    assert body["months"][2] == {
+        "month": "2026-09-01",
+        "value": None,
+        "numerator": 0.0,
+        "denominator": 0.0,
+        "business_days": 19,
+        "included": True,
+    }
+    assert (body["as_of"], body["scope_id"], body["factors"], body["period_start"]) == (
         "2026-10-15",
         "org",
         [0.9, 1.0, 1.1],
+        "2026-10-01",
     )
-    # Counts are 0, not null, in a month without calls: calls (2 + 8 + 0) / 3.
+    # Counts are 0, not null, in a month without calls: (2 + 8 + 0) calls over 22 + 20 + 19 =
+    # 61 business days, × October's 21 = 210 / 61 = 3.4426…; levels rounded to whole calls.
     (calls,) = suggest_targets(history, CTX, kpi="calls", factors=(0.5, 1, 2))
-    assert calls.mean == pytest.approx(10 / 3)
-    assert (calls.minimum, calls.stretch) == (pytest.approx(5 / 3), pytest.approx(20 / 3))
+    assert (calls.method, calls.business_days) == ("pace", 21)
+    assert calls.per_business_day == round(10 / 61, 6)
+    assert calls.base == round(210 / 61, 6)
+    assert (calls.minimum, calls.achievement, calls.stretch) == (2, 3, 7)  # 1.72, 3.44, 6.89
 
 
 def test_suggestion_per_member_and_all_null(history: Engine) -> None:
     reps = suggest_targets(history, CTX, kpi="calls", scope="rep")
-    # r1: 2, 4, 0 → 2; r2: 0, 4, 0 → 4/3; r3 (inactive, still a known rep): 0.
-    assert [(s.scope_id, s.scope_name, s.mean) for s in reps] == [
-        ("hubspot:r1", "Aiko", 2.0),
-        ("hubspot:r2", "Ben", pytest.approx(4 / 3)),
-        ("hubspot:r3", "Chie (left)", 0.0),
+    # r1 (first call in June): (2 + 4 + 0) / 61 × 21 = 126 / 61 = 2.066.
+    # r2 (first call 5 August): July is left out: (4 + 0) / (20 + 19) × 21 = 84 / 39 = 2.154.
+    # r3 (inactive, still a known rep) never made a call: no month counts, no suggestion.
+    assert [(s.scope_id, s.scope_name, s.first_activity, s.base) for s in reps] == [
+        ("hubspot:r1", "Aiko", date(2026, 6, 1), round(126 / 61, 6)),
+        ("hubspot:r2", "Ben", date(2026, 8, 5), round(84 / 39, 6)),
+        ("hubspot:r3", "Chie (left)", None, None),
     ]
+    assert [m.included for m in reps[1].months] == [False, True, True]
     (one,) = suggest_targets(history, CTX, kpi="calls", scope="rep", scope_id="hubspot:r2")
-    assert one.scope_id == "hubspot:r2"
+    assert (one.scope_id, one.achievement) == ("hubspot:r2", 2)
     # r3 made no calls: every month's connect rate is null, and so is every suggestion.
     (idle,) = suggest_targets(history, CTX, kpi="connect_rate", scope="rep", scope_id="hubspot:r3")
     assert [m.value for m in idle.months] == [None, None, None]
-    assert (idle.mean, idle.minimum, idle.achievement, idle.stretch) == (None, None, None, None)
+    assert (idle.base, idle.minimum, idle.achievement, idle.stretch) == (None, None, None, None)
     for kwargs, param in (
         ({"kpi": "nope"}, "kpi"),
         ({"kpi": "calls", "factors": (0.9, 0, 1.1)}, "factors"),
         ({"kpi": "calls", "factors": (0.9, 1.0, float("inf"))}, "factors"),
         ({"kpi": "calls", "scope": "team", "scope_id": "hubspot:t9"}, "id"),
+        ({"kpi": "calls", "period_start": date(2026, 11, 2)}, "period_start"),
     ):
         with pytest.raises(KpiRequestError) as err:
             suggest_targets(history, CTX, **kwargs)  # type: ignore[arg-type]
@@ -506,12 +527,20 @@ def test_suggestion_per_member_and_all_null(history: Engine) -> None:
 
 
 def test_suggestion_replays_as_of_a_past_day(history: Engine) -> None:
-    # As of 20 Sep: June 5, July 2, August 8 calls → mean 5.
+    # As of 20 Sep: June 5, July 2, August 8 calls = 15 over 22 + 22 + 20 = 64 business days,
+    # × September's 19 = 285 / 64 = 4.453: 4.01 → 4, 4.45 → 4, 4.90 → 5.
     (past,) = suggest_targets(history, CTX, kpi="calls", as_of=date(2026, 9, 20))
     assert [m.month for m in past.months] == [date(2026, 6, 1), JUL_1, AUG_1]
-    assert (past.as_of, past.mean, past.minimum, past.stretch) == (date(2026, 9, 20), 5, 4.5, 5.5)
-    # ISKPI_NOW moves "today": a context fixed at 2 Nov reads August–October.
+    assert (past.as_of, past.base, past.minimum, past.achievement, past.stretch) == (
+        date(2026, 9, 20),
+        round(285 / 64, 6),
+        4,
+        4,
+        5,
+    )
+    # ISKPI_NOW moves "today": a context fixed at 2 Nov reads August–October: 8 + 0 + 3 = 11
+    # over 20 + 19 + 21 = 60 business days, × November's 19 = 209 / 60.
     later = KpiContext(timezone="Asia/Tokyo", holidays="JP", now=datetime(2026, 11, 2, tzinfo=UTC))
     (now,) = suggest_targets(history, later, kpi="calls")
     assert [(m.month, m.value) for m in now.months] == [(AUG_1, 8), (SEP_1, 0), (OCT_1, 3)]
-    assert now.mean == pytest.approx(11 / 3)
+    assert now.base == round(209 / 60, 6)

@@ -46,6 +46,9 @@ CSV_COLUMNS = (
     "band.low",
     "band.high",
     "status",
+    "targets.minimum",
+    "targets.achievement",
+    "targets.stretch",
 )
 
 
@@ -116,6 +119,7 @@ def _csv(rows: Sequence[KpiRow]) -> bytes:
             row.band.low,
             row.band.high,
             row.status,
+            *row.targets,
         )
         for row in rows
     )
@@ -133,6 +137,7 @@ def _json_rows(rows: Sequence[KpiRow]) -> list[dict[str, Any]]:
         for row in rows:
             item: dict[str, Any] = dict(zip(fields, row, strict=True))
             item["band"] = {"low": row.band.low, "high": row.band.high}
+            item["targets"] = row.targets._asdict()
             out.append(item)
         return out
     finally:

@@ -20,7 +20,7 @@ from kpi import (
     put_targets,
     suggest_targets,
 )
-from kpi.engine import validate_target
+from kpi.targets import TargetRequestError, validate_target
 from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep
 from service.routers.common import (
@@ -130,7 +130,10 @@ def put_targets_route(
                 validate_target(conn, target)
             except KpiRequestError as exc:
                 unprocessable("body", index, exc.param, message=exc.message)
-        stored = put_targets(conn, rows)
+        try:
+            stored = put_targets(conn, rows)
+        except TargetRequestError as exc:  # e.g. a confirmed value changed without a reason
+            unprocessable("body", exc.index, exc.param, message=exc.message)
     return PutTargetsOut(stored=stored)
 
 
