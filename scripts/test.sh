@@ -27,7 +27,7 @@ fi
 # Lint, formatting and types: all three run, and any failure fails the run before pytest.
 failed=()
 .venv/bin/ruff check . || failed+=("ruff check")
-.venv/bin/ruff format --check . || failed+=("ruff format --check (run: .venv/bin/ruff format .)")
+.venv/bin/ruff format --check --output-format concise . || failed+=("ruff format --check (run: .venv/bin/ruff format .)")
 .venv/bin/mypy || failed+=("mypy")
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'failed: %s\n' "${failed[@]}" >&2

@@ -281,8 +281,9 @@ def _no_browser_reason() -> str | None:
 def browser() -> Iterator[Browser]:
     reason = _no_browser_reason()
     if reason is not None:
-        where = " (in CI: the dashboard was not tested in a browser)" if os.environ.get("CI") else ""
-        pytest.skip(f"{reason}{where}")
+        if os.environ.get("CI"):
+            reason += " (in CI: the dashboard was not tested in a browser)"
+        pytest.skip(reason)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
