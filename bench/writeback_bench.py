@@ -42,7 +42,7 @@ from kpi import KpiContext, Target, put_targets
 from models import Rep as RepRow
 from models import store
 from service.db import make_engine, migrate
-from service.writeback import PushReport, run_push
+from service.writeback.push import PushReport, run_push
 
 POSTGRES_URL = os.environ.get(
     "ISKPI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"

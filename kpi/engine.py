@@ -42,12 +42,16 @@ MAX_DAY_GRAIN_YEARS = 3
 
 
 class KpiRequestError(ValueError):
-    """A request the engine cannot answer; ``param`` names the parameter to fix (an API 422)."""
+    """A request the engine cannot answer; ``param`` names the parameter to fix (an API 422).
 
-    def __init__(self, param: str, message: str) -> None:
+    ``index`` is the position of the refused item in a list (put_targets), if any.
+    """
+
+    def __init__(self, param: str, message: str, *, index: int | None = None) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
         self.message = message
+        self.index = index
 
 
 class RowBand(NamedTuple):
@@ -373,8 +377,11 @@ def put_targets(bind: Connection | Engine, targets: Sequence[Target]) -> int:
     if not targets:
         return 0
     with _connection(bind, write=True) as conn:
-        for target in targets:
-            validate_target(conn, target)
+        for index, target in enumerate(targets):
+            try:
+                validate_target(conn, target)
+            except KpiRequestError as exc:
+                raise KpiRequestError(exc.param, exc.message, index=index) from None
         unique = {
             (t.kpi, t.grain, t.period_start, t.scope, t.scope_id): t for t in targets
         }.values()

@@ -28,7 +28,7 @@ from kpi import KpiContext
 from models import Call, SyncRun
 from service.app import create_app
 from service.limits import MAX_BODY_BYTES
-from service.sync import run_sync
+from service.sync.run import run_sync
 from tests.test_api import ADMIN, READ, auth, settings_for
 from tests.test_kpi_engine import FIXTURE, put
 from tests.test_sync import TOKEN, small_dataset

@@ -15,8 +15,8 @@ import pytest
 
 from connectors.demo.dataset import generate_dataset
 from connectors.demo.hubspot_portal import HubSpotPortal, RunningPortal, serve_portal
-from service.scheduler import MISFIRE_GRACE_SECONDS, cron_trigger, start_scheduler
 from service.settings import Settings
+from service.sync.scheduler import MISFIRE_GRACE_SECONDS, cron_trigger, start_scheduler
 
 TOKEN = "pat-na1-secret-cli-token"
 

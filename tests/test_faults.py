@@ -65,8 +65,9 @@ from models import (
     Team,
 )
 from service.db import make_engine
-from service.locks import SourceLock, SyncLocked, _advisory_key, source_lock
-from service.sync import SyncReport, run_sync
+from service.errors import SyncLocked
+from service.sync.locks import SourceLock, _advisory_key, source_lock
+from service.sync.run import SyncReport, run_sync
 from tests.conftest import POSTGRES_URL, _truncate
 from tests.test_salesforce_support import Clock, Org, ca
 

@@ -30,7 +30,7 @@ from connectors.demo.salesforce_org import SalesforceOrg, serve_org
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
 from models import Call, Deal, Lead, QuarantinedRecord
-from service.sync import SyncReport, run_sync
+from service.sync.run import SyncReport, run_sync
 from tests.test_salesforce_support import Clock, Org, ca
 
 __all__ = ["ca"]

@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -53,9 +53,11 @@ from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
-from service.locks import SyncLocked, source_lock
+from service.errors import PushFailed, PushLocked, PushStopped, SourceNotConfigured, SyncLocked
 from service.settings import Settings
-from service.sources import SOURCES, SourceNotConfigured, salesforce_connector
+from service.sync.locks import source_lock
+from service.sync.sources import SOURCES, salesforce_connector
+from service.writeback.schema import report_json
 
 log = logging.getLogger(__name__)
 
@@ -64,19 +66,6 @@ CHANGED = "changed target"
 RETRY = "retry of failed"
 FORCED = "forced over a CRM change"
 CONFLICT = "changed in the CRM since the last push"
-
-
-class PushLocked(RuntimeError):
-    """Another push to the same CRM is running."""
-
-
-class PushFailed(RuntimeError):
-    """A push that stopped; ``report`` is what was recorded (rows already written included)."""
-
-    def __init__(self, message: str, report: PushReport, cause: ConnectorError) -> None:
-        super().__init__(message)
-        self.report = report
-        self.cause = cause
 
 
 @dataclass
@@ -751,7 +740,7 @@ def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWr
     return writers
 
 
-def push_all(
+def push_each(
     engine: Engine,
     settings: Settings,
     ctx: KpiContext,
@@ -761,14 +750,31 @@ def push_all(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
-    writers: list[tuple[TargetWriter, Mapping]] | None = None,
-) -> list[PushReport]:
-    """Push (or plan) every configured CRM in turn; PushFailed stops at the first that fails."""
-    chosen = writers if writers is not None else build_writers(settings, which)
-    reports = []
-    for writer, mapping in chosen:
-        reports.append(
-            run_push(
+) -> Iterator[PushReport | PushStopped]:
+    """Push (or plan) each configured CRM in turn: the one write-back loop, API and CLI.
+
+    Yields each CRM's report, or a PushStopped (with the pushes finished before it) for a
+    CRM that stopped its push, or for settings that name no CRM to push to.
+    """
+    done: list[PushReport] = []
+
+    def stopped(cause: Exception, source: str | None, report: PushReport | None) -> PushStopped:
+        return PushStopped(
+            cause,
+            source=source,
+            report=report,
+            push=report_json(report) if report is not None else None,
+            completed=[report_json(r) for r in done],
+        )
+
+    try:
+        writers = build_writers(settings, which)
+    except (SourceNotConfigured, MappingError) as exc:
+        yield stopped(exc, None, None)
+        return
+    for writer, mapping in writers:
+        try:
+            report = run_push(
                 engine,
                 writer,
                 mapping.sources[writer.source],
@@ -778,7 +784,42 @@ def push_all(
                 dry_run=dry_run,
                 force=force,
             )
-        )
+        except PushFailed as exc:
+            yield stopped(exc, writer.source, exc.report)
+            continue
+        except (PushLocked, MappingError) as exc:
+            yield stopped(exc, writer.source, None)
+            continue
+        done.append(report)
+        yield report
+
+
+def push_targets(
+    engine: Engine,
+    settings: Settings,
+    ctx: KpiContext,
+    *,
+    which: str = "all",
+    requested_by: str,
+    trigger: str,
+    dry_run: bool = False,
+    force: bool = False,
+) -> list[PushReport]:
+    """Every configured CRM's push (or plan); the first that stops raises its PushStopped."""
+    reports: list[PushReport] = []
+    for outcome in push_each(
+        engine,
+        settings,
+        ctx,
+        which=which,
+        requested_by=requested_by,
+        trigger=trigger,
+        dry_run=dry_run,
+        force=force,
+    ):
+        if isinstance(outcome, PushStopped):
+            raise outcome from outcome.cause
+        reports.append(outcome)
     return reports
 
 
