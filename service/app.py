@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
+from service.api_docs import add_docs
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.errors import HANDLED, handle_error
 from service.limits import BodyLimit
@@ -47,6 +48,7 @@ def create_app(
         summary="Inside-sales KPIs from HubSpot and Salesforce",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed package, below: no CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -60,6 +62,7 @@ def create_app(
         app.add_exception_handler(error, handle_error)
     for module in (kpis, planning, targets, push, sync, dashboard):
         app.include_router(module.router)
+    add_docs(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:
