@@ -38,8 +38,8 @@ import math
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from datetime import UTC, date, datetime
+from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
@@ -47,7 +47,6 @@ from sqlalchemy.orm import Session
 
 from connectors.base import CurrentValue, FieldRef, FieldUpdate, TargetWriter, UpdateResult
 from connectors.errors import ConnectorError
-from connectors.hubspot import HubSpotConnector
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
 from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
@@ -56,7 +55,7 @@ from models.store import table_of
 from service.errors import PushFailed, PushLocked, PushStopped, SourceNotConfigured, SyncLocked
 from service.settings import Settings
 from service.sync.locks import source_lock
-from service.sync.sources import SOURCES, salesforce_connector
+from service.sync.sources import SOURCES, build_connectors
 from service.writeback.schema import report_json
 
 log = logging.getLogger(__name__)
@@ -710,34 +709,18 @@ def _not_sent(
 
 
 def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWriter, Mapping]]:
-    """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings."""
+    """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings.
+
+    They are the sync's connectors (build_connectors): each CRM client reads and writes.
+    """
     if which not in (*SOURCES, "all"):
         raise SourceNotConfigured(f"unknown source {which!r}: use hubspot, salesforce or all")
     mapping = load_mapping(settings.mapping_file)
-    writers: list[tuple[TargetWriter, Mapping]] = []
-    if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
-        writers.append(
-            (
-                HubSpotConnector(
-                    settings.hubspot_access_token.get_secret_value(),
-                    host=settings.hubspot_base_url,
-                    mapping=mapping,
-                ),
-                mapping,
-            )
-        )
-    if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
-        connector = salesforce_connector(
-            settings, mapping, timedelta(minutes=settings.sync_lookback_minutes)
-        )
-        writers.append((connector, mapping))
-    if which == "hubspot" and not writers:
-        raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
-    if not writers:
+    if which == "all" and not settings.hubspot_enabled and not settings.salesforce_enabled:
         raise SourceNotConfigured(
             "no CRM is configured: set ISKPI_HUBSPOT_ACCESS_TOKEN or ISKPI_SALESFORCE_INSTANCE_URL"
         )
-    return writers
+    return [(cast(TargetWriter, c), mapping) for c in build_connectors(settings, which)]
 
 
 def push_each(
