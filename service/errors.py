@@ -20,6 +20,9 @@ Tree::
     └── PushStopped           409 or 502 (its ``cause``'s): a POST /v1/targets/push that
                                    stopped, with the CRM, its push and the pushes done before
 
+PushFailed and PushStopped carry a push's report, so they are defined beside it, in
+service.writeback.push; the rest are here.
+
 Two errors from below the service are answered by the same handler: the KPI engine's
 ``KpiRequestError`` is a 422 at the parameter, in the query string or else the body (where the
 request carried it); FastAPI's ``RequestValidationError`` is its own 422 with each message
@@ -29,17 +32,13 @@ of 422 items, or a push's ``{"message", "source", "push", "completed"}``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar
 
 from fastapi import Request, status
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 
 from kpi import KpiRequestError
-
-if TYPE_CHECKING:
-    from connectors.errors import ConnectorError
-    from service.writeback.push import PushReport
 
 
 class AppError(Exception):
@@ -134,66 +133,6 @@ class UpstreamFailed(AppError):
     """The CRM failed: a 5xx or 429 that outlived the retries, a refused token, no quota."""
 
     status_code = status.HTTP_502_BAD_GATEWAY
-
-
-def _not_set_up(cause: BaseException) -> bool:
-    from connectors.errors import DestinationMissing, PermissionDenied
-
-    return isinstance(cause, DestinationMissing | PermissionDenied)
-
-
-class PushFailed(AppError):
-    """A push the CRM stopped; ``report`` is what was recorded (rows already written included)."""
-
-    status_code = status.HTTP_502_BAD_GATEWAY
-
-    def __init__(self, message: str, report: PushReport, cause: ConnectorError) -> None:
-        super().__init__(message)
-        self.report = report
-        self.cause = cause
-
-    @property
-    def status(self) -> int:
-        return status.HTTP_409_CONFLICT if _not_set_up(self.cause) else self.status_code
-
-
-class PushStopped(AppError):
-    """A push request that stopped: why (``cause``), at which CRM, and what was done before.
-
-    ``push`` and ``completed`` are the audited pushes as the API shows them (JSON objects).
-    """
-
-    def __init__(
-        self,
-        cause: Exception,
-        *,
-        source: str | None,
-        report: PushReport | None = None,
-        push: dict[str, Any] | None = None,
-        completed: list[dict[str, Any]] | None = None,
-    ) -> None:
-        super().__init__(str(cause))
-        self.cause = cause
-        self.source = source
-        self.report = report
-        self.push = push
-        self.completed = completed or []
-
-    @property
-    def status(self) -> int:
-        # A bad mapping (connectors' MappingError) is the CRM set up wrong: a conflict.
-        if isinstance(self.cause, AppError):
-            return self.cause.status
-        return status.HTTP_409_CONFLICT
-
-    @property
-    def detail(self) -> Any:
-        out: dict[str, Any] = {"message": self.message, "source": self.source}
-        if self.push is not None:
-            out["push"] = self.push
-        if self.completed:
-            out["completed"] = self.completed
-        return out
 
 
 def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:

@@ -130,9 +130,8 @@ def push_command(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     from service.db import make_engine, migrate
-    from service.errors import PushStopped
     from service.settings import get_settings, kpi_context
-    from service.writeback.push import push_each
+    from service.writeback.push import PushStopped, push_each
 
     settings = get_settings()
     engine = make_engine(settings.database_url)

@@ -19,7 +19,8 @@ from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep, KpiContextDep, SettingsDep
 from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES
 from service.writeback import push as writeback
-from service.writeback.schema import PushesOut, PushOut, report_out, stored_out
+from service.writeback.push import report_out
+from service.writeback.schema import PushesOut, PushOut, stored_out
 
 router = APIRouter(tags=["targets"], responses=READ_RESPONSES)
 

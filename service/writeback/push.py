@@ -39,6 +39,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from http import HTTPStatus
 from typing import Any, cast
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -46,17 +47,17 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.base import CurrentValue, FieldRef, FieldUpdate, TargetWriter, UpdateResult
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, DestinationMissing, PermissionDenied
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
 from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
-from service.errors import PushFailed, PushLocked, PushStopped, SourceNotConfigured, SyncLocked
+from service.errors import AppError, PushLocked, SourceNotConfigured, SyncLocked
 from service.settings import Settings
 from service.sync.locks import source_lock
 from service.sync.sources import SOURCES, build_connectors
-from service.writeback.schema import report_json
+from service.writeback.schema import PushOut, PushRowOut
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,123 @@ class PushReport:
     @property
     def skipped(self) -> int:
         return sum(r.action == "skip" for r in self.rows)
+
+
+# --- a push that stopped ------------------------------------------------------------------------
+
+
+def _not_set_up(cause: BaseException) -> bool:
+    return isinstance(cause, DestinationMissing | PermissionDenied)
+
+
+class PushFailed(AppError):
+    """A push the CRM stopped; ``report`` is what was recorded (rows already written included)."""
+
+    status_code = HTTPStatus.BAD_GATEWAY
+
+    def __init__(self, message: str, report: PushReport, cause: ConnectorError) -> None:
+        super().__init__(message)
+        self.report = report
+        self.cause = cause
+
+    @property
+    def status(self) -> int:
+        return HTTPStatus.CONFLICT if _not_set_up(self.cause) else self.status_code
+
+
+class PushStopped(AppError):
+    """A push request that stopped: why (``cause``), at which CRM, and what was done before.
+
+    ``push`` and ``completed`` are the audited pushes as the API shows them (JSON objects).
+    """
+
+    def __init__(
+        self,
+        cause: Exception,
+        *,
+        source: str | None,
+        report: PushReport | None = None,
+        push: dict[str, Any] | None = None,
+        completed: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.source = source
+        self.report = report
+        self.push = push
+        self.completed = completed or []
+
+    @property
+    def status(self) -> int:
+        # A bad mapping (connectors' MappingError) is the CRM set up wrong: a conflict.
+        if isinstance(self.cause, AppError):
+            return self.cause.status
+        return HTTPStatus.CONFLICT
+
+    @property
+    def detail(self) -> Any:
+        out: dict[str, Any] = {"message": self.message, "source": self.source}
+        if self.push is not None:
+            out["push"] = self.push
+        if self.completed:
+            out["completed"] = self.completed
+        return out
+
+
+# --- a push as the API shows it ----------------------------------------------------------------
+
+
+def row_out(row: PlanRow) -> PushRowOut:
+    """One row of a push's plan and its result."""
+    return PushRowOut(
+        seq=row.seq,
+        rep_id=row.rep_id,
+        kpi=row.kpi,
+        object=row.ref.crm_object,
+        record_id=row.record_id,
+        field=row.ref.field,
+        crm_value=row.crm_value,
+        new_value=row.new_value,
+        last_pushed=row.last_pushed,
+        reason=row.reason,
+        action=row.action,
+        status=row.status,
+        error=row.error,
+    )
+
+
+def report_out(report: PushReport) -> PushOut:
+    """A push as the API returns it, with its rows."""
+    return PushOut(
+        id=report.push_id,
+        source=report.source,
+        requested_by=report.requested_by,
+        trigger=report.trigger,
+        dry_run=report.dry_run,
+        force=report.force,
+        period_start=report.period_start,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        status=report.status,
+        planned=report.planned,
+        records=report.records,
+        conflicts=report.conflicts,
+        unchanged=report.unchanged,
+        skipped=report.skipped,
+        written=report.written,
+        failed=report.failed,
+        api_calls=report.api_calls,
+        write_requests=report.write_requests,
+        batch_size=report.batch_size,
+        created_fields=report.created_fields,
+        error=report.error,
+        rows=[row_out(r) for r in report.rows],
+    )
+
+
+def report_json(report: PushReport) -> dict[str, Any]:
+    """A push with its rows as the JSON the API answers with."""
+    return report_out(report).model_dump(mode="json")
 
 
 # --- destinations and due targets ---------------------------------------------------------------

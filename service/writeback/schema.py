@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pydantic import BaseModel
 
 from models import WritebackPush, WritebackPushRow
-
-if TYPE_CHECKING:
-    from service.writeback.push import PlanRow, PushReport
 
 
 class PushRowOut(BaseModel):
@@ -59,54 +56,6 @@ class PushesOut(BaseModel):
     data: list[PushOut]
 
 
-def row_out(row: PlanRow) -> PushRowOut:
-    """One row of a push's plan and its result."""
-    return PushRowOut(
-        seq=row.seq,
-        rep_id=row.rep_id,
-        kpi=row.kpi,
-        object=row.ref.crm_object,
-        record_id=row.record_id,
-        field=row.ref.field,
-        crm_value=row.crm_value,
-        new_value=row.new_value,
-        last_pushed=row.last_pushed,
-        reason=row.reason,
-        action=row.action,
-        status=row.status,
-        error=row.error,
-    )
-
-
-def report_out(report: PushReport) -> PushOut:
-    """A push as the API returns it, with its rows."""
-    return PushOut(
-        id=report.push_id,
-        source=report.source,
-        requested_by=report.requested_by,
-        trigger=report.trigger,
-        dry_run=report.dry_run,
-        force=report.force,
-        period_start=report.period_start,
-        started_at=report.started_at,
-        finished_at=report.finished_at,
-        status=report.status,
-        planned=report.planned,
-        records=report.records,
-        conflicts=report.conflicts,
-        unchanged=report.unchanged,
-        skipped=report.skipped,
-        written=report.written,
-        failed=report.failed,
-        api_calls=report.api_calls,
-        write_requests=report.write_requests,
-        batch_size=report.batch_size,
-        created_fields=report.created_fields,
-        error=report.error,
-        rows=[row_out(r) for r in report.rows],
-    )
-
-
 def stored_out(push: WritebackPush, rows: list[WritebackPushRow] | None) -> PushOut:
     """A push from the audit tables, with its rows when they were read."""
     out: dict[str, Any] = {
@@ -132,8 +81,3 @@ def stored_out(push: WritebackPush, rows: list[WritebackPushRow] | None) -> Push
             for r in rows
         ]
     return PushOut.model_validate(out)
-
-
-def report_json(report: PushReport) -> dict[str, Any]:
-    """A push with its rows as the JSON the API answers with."""
-    return report_out(report).model_dump(mode="json")
