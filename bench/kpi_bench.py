@@ -370,8 +370,8 @@ def sync_child(
     """
     from connectors.hubspot import HubSpotConnector
     from kpi import KpiContext, RollupMaintainer
-    from service import sync as sync_module
     from service.db import make_engine, migrate
+    from service.sync import run as sync_module
 
     kwargs: dict[str, Any] = {}
     if schema:

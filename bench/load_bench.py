@@ -139,11 +139,11 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
     from connectors.hubspot import HubSpotConnector
     from kpi import KpiContext
     from service.db import make_engine
-    from service.sync import run_sync
+    from service.sync.run import run_sync
     from simulators.hubspot.portal import HubSpotPortal, serve_portal
 
     # The run the load's end stops is recorded as failed; its traceback is no news.
-    logging.getLogger("service.sync").addFilter(
+    logging.getLogger("service.sync.run").addFilter(
         lambda r: not (r.exc_info and isinstance(r.exc_info[1], LoadOver))
     )
     portal = HubSpotPortal(PORTAL_TOKEN)

@@ -41,7 +41,7 @@ TOKEN = "bench-token"
 def child(mode: str, portal_url: str, database_url: str, schema: str | None) -> dict[str, Any]:
     from connectors.hubspot import HubSpotConnector
     from service.db import make_engine, migrate
-    from service.sync import run_sync
+    from service.sync.run import run_sync
 
     connector = HubSpotConnector(TOKEN, host=portal_url)
     began = time.perf_counter()

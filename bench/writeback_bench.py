@@ -40,7 +40,7 @@ from kpi import KpiContext, Target, put_targets
 from models import Rep as RepRow
 from models import store
 from service.db import make_engine, migrate
-from service.writeback import PushReport, run_push
+from service.writeback.push import PushReport, run_push
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
 

@@ -43,12 +43,16 @@ MAX_DAY_GRAIN_YEARS = 3
 
 
 class KpiRequestError(ValueError):
-    """A request the engine cannot answer; ``param`` names the parameter to fix (an API 422)."""
+    """A request the engine cannot answer; ``param`` names the parameter to fix (an API 422).
 
-    def __init__(self, param: str, message: str) -> None:
+    ``index`` is the position of the refused item in a list (put_targets), if any.
+    """
+
+    def __init__(self, param: str, message: str, *, index: int | None = None) -> None:
         super().__init__(f"{param}: {message}")
         self.param = param
         self.message = message
+        self.index = index
 
 
 class RowBand(NamedTuple):

@@ -38,14 +38,6 @@ CHUNK = 500
 TargetKey = tuple[str, str, date, str, str, str]  # kpi, grain, period_start, scope, id, level
 
 
-class TargetRequestError(KpiRequestError):
-    """A bad target in a batch: ``param`` names its field, ``index`` its place in the batch."""
-
-    def __init__(self, index: int, param: str, message: str) -> None:
-        super().__init__(param, message)
-        self.index = index
-
-
 @dataclass(frozen=True)
 class Target:
     """A KPI target (SPEC §7 /v1/targets: kpi, grain, period_start, scope, id, level, value).
@@ -240,7 +232,7 @@ def put_targets(
 
     All or nothing: every target is validated, and every change of a confirmed value
     checked for its reason, before anything is written. ``who`` is the caller's name
-    (the API passes the token's name, never the token). Raises TargetRequestError
+    (the API passes the token's name, never the token). Raises KpiRequestError
     naming the field and the target's index in ``targets``; the last of repeated keys wins.
     """
     if not targets:
@@ -252,10 +244,8 @@ def put_targets(
         for index, target in enumerate(targets):
             try:
                 validate_target(conn, target, ctx)
-            except TargetRequestError:
-                raise
             except KpiRequestError as exc:
-                raise TargetRequestError(index, exc.param, exc.message) from exc
+                raise KpiRequestError(exc.param, exc.message, index=index) from None
             last[target.key] = (index, target)
         stored = _stored(conn, list(last))
         upserts: list[dict[str, Any]] = []
@@ -273,11 +263,11 @@ def put_targets(
             reason = None if target.reason is None else target.reason.strip()
             if old_status == "confirmed" and old_value != new_value and not reason:
                 what = "deleting" if new_value is None else "changing"
-                raise TargetRequestError(
-                    index,
+                raise KpiRequestError(
                     "reason",
                     f"{what} the confirmed {target.level} target of {target.kpi} "
                     f"({old_value:g}) needs a reason",
+                    index=index,
                 )
             if new_value is None:
                 deletes.append(key)

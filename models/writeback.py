@@ -7,7 +7,7 @@ at planning time, the new value, the reason and, once sent, the result.
 
 ``writeback_state`` remembers, per (source, object, record, field), the value last written
 (or found already in place), so a push writes only what changed and notices a field someone
-changed in the CRM since: the conflict rule of service/writeback.py.
+changed in the CRM since: the conflict rule of service/writeback/push.py.
 """
 
 from __future__ import annotations

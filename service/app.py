@@ -7,17 +7,18 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 
 from fastapi import FastAPI
-from fastapi.exceptions import RequestValidationError
 from pydantic import BaseModel
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
+from service.api_docs import add_docs
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
+from service.errors import HANDLED, handle_error
 from service.limits import BodyLimit
 from service.routers import dashboard, kpis, planning, push, sync, targets
-from service.routers.common import last_successful_sync, validation_error
-from service.scheduler import start_scheduler
+from service.routers.common import last_successful_sync
 from service.settings import Settings, kpi_context
+from service.sync.scheduler import start_scheduler
 
 
 class Health(BaseModel):
@@ -47,6 +48,7 @@ def create_app(
         summary="Inside-sales KPIs from HubSpot and Salesforce",
         version="0.1.0",
         lifespan=lifespan,
+        docs_url=None,  # served from the installed package, below: no CDN
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,9 +58,11 @@ def create_app(
     app.add_middleware(WritesInvalidate, clock=app.state.data_version)
     app.add_middleware(BodyLimit)
     app.state.connectors = connectors
-    app.add_exception_handler(RequestValidationError, validation_error)
+    for error in HANDLED:
+        app.add_exception_handler(error, handle_error)
     for module in (kpis, planning, targets, push, sync, dashboard):
         app.include_router(module.router)
+    add_docs(app)
 
     @app.get("/healthz", response_model=Health, tags=["health"])
     def healthz() -> Health:

@@ -12,11 +12,12 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 
 from service.deps import SettingsDep
+from service.errors import Forbidden, Unauthorized
 
 Access = Literal["read", "admin"]
 
@@ -55,11 +56,7 @@ def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials |
             return _caller("admin", admin, presented)
         if read is not None:
             return _caller("read", read, presented)
-    raise HTTPException(
-        status.HTTP_401_UNAUTHORIZED,
-        detail="a valid bearer token is required",
-        headers={"WWW-Authenticate": "Bearer"},
-    )
+    raise Unauthorized("a valid bearer token is required")
 
 
 async def require_read(
@@ -75,7 +72,7 @@ async def require_admin(
 ) -> Caller:
     caller = caller_of(settings, credentials)
     if caller.access != "admin":
-        raise HTTPException(status.HTTP_403_FORBIDDEN, detail="this route needs an admin token")
+        raise Forbidden("this route needs an admin token")
     return caller
 
 

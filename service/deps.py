@@ -1,4 +1,4 @@
-"""Request dependencies: settings and the store's engine, as short Annotated aliases.
+"""Request dependencies: settings, the store's engine, the KPI context, as Annotated aliases.
 
 They are ``async`` because they do no I/O: FastAPI runs them in the event loop
 instead of handing each to the thread pool.
@@ -11,6 +11,8 @@ from typing import Annotated
 from fastapi import Depends, Request
 from sqlalchemy import Engine
 
+from kpi import KpiContext
+from service.cache import DataVersionClock, ResponseCache
 from service.settings import Settings
 
 
@@ -26,5 +28,26 @@ async def get_engine(request: Request) -> Engine:
     return engine
 
 
+async def get_kpi_context(request: Request) -> KpiContext:
+    ctx = request.app.state.kpi
+    assert isinstance(ctx, KpiContext)
+    return ctx
+
+
+async def get_kpi_cache(request: Request) -> ResponseCache:
+    cache = request.app.state.kpi_cache
+    assert isinstance(cache, ResponseCache)
+    return cache
+
+
+async def get_data_version(request: Request) -> DataVersionClock:
+    clock = request.app.state.data_version
+    assert isinstance(clock, DataVersionClock)
+    return clock
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
+KpiContextDep = Annotated[KpiContext, Depends(get_kpi_context)]
+KpiCacheDep = Annotated[ResponseCache, Depends(get_kpi_cache)]
+DataVersionDep = Annotated[DataVersionClock, Depends(get_data_version)]

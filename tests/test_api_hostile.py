@@ -27,7 +27,7 @@ from models import Call, SyncRun
 from service.app import create_app
 from service.demo import start_salesforce_demo
 from service.limits import MAX_BODY_BYTES
-from service.sync import run_sync
+from service.sync.run import run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.test_api import ADMIN, READ, auth, settings_for
 from tests.test_kpi_engine import FIXTURE, put

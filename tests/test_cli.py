@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.scheduler import MISFIRE_GRACE_SECONDS, cron_trigger, start_scheduler
 from service.settings import Settings
+from service.sync.scheduler import MISFIRE_GRACE_SECONDS, cron_trigger, start_scheduler
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 

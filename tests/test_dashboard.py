@@ -43,7 +43,7 @@ from service.app import create_app
 from service.db import make_engine
 from service.routers.dashboard import ASSETS, DASHBOARD_DIR
 from service.settings import Settings, kpi_context
-from service.sync import run_sync
+from service.sync.run import run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from tests.conftest import ENGINES, postgres_engine

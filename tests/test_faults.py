@@ -61,8 +61,9 @@ from models import (
     Team,
 )
 from service.db import make_engine
-from service.locks import SourceLock, SyncLocked, _advisory_key, source_lock
-from service.sync import SyncReport, run_sync
+from service.errors import SyncLocked
+from service.sync.locks import SourceLock, _advisory_key, source_lock
+from service.sync.run import SyncReport, run_sync
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from simulators.salesforce.org import SalesforceOrg, serve_org

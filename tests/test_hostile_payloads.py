@@ -28,7 +28,7 @@ from sqlalchemy import Engine, func, select
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
 from models import Call, Deal, Lead, QuarantinedRecord
-from service.sync import SyncReport, run_sync
+from service.sync.run import SyncReport, run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
 from tests.test_salesforce_support import Clock, Org, ca

@@ -9,7 +9,7 @@ import typer
 from sqlalchemy import Engine
 from typer.testing import CliRunner
 
-from service import kpi_cli
+from service.cli import kpis as kpi_cli
 from service.settings import get_settings
 from tests.conftest import POSTGRES_URL
 from tests.test_kpi_engine import FIXTURE, put

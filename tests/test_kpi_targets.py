@@ -26,7 +26,6 @@ from kpi import (
     KpiContext,
     KpiRequestError,
     Target,
-    TargetRequestError,
     allocate,
     compute,
     largest_remainder,
@@ -331,7 +330,7 @@ def test_allocation_is_all_or_nothing(history: Engine) -> None:
         "scope_id": "hubspot:t1",
         "value": 100,
     }
-    with pytest.raises(TargetRequestError) as err:
+    with pytest.raises(KpiRequestError) as err:
         allocate(history, CTX, **common)
     assert (err.value.param, err.value.index) == ("reason", 2)
     assert rep_targets(history, "calls") == {"hubspot:r3": (20, "confirmed")}
@@ -387,7 +386,7 @@ def test_revisions_record_confirmed_changes_newest_first(history: Engine) -> Non
     ]
     put_targets(history, [target("calls", "org", "org", 100, status="confirmed")], who="Sato")
     # Changing a confirmed value needs a reason; the error names it and the target's index.
-    with pytest.raises(TargetRequestError) as err:
+    with pytest.raises(KpiRequestError) as err:
         put_targets(
             history,
             [target("meetings_set", "org", "org", 5), target("calls", "org", "org", 120)],
@@ -397,7 +396,7 @@ def test_revisions_record_confirmed_changes_newest_first(history: Engine) -> Non
     put_targets(history, [target("calls", "org", "org", 120, reason="new hires")], who="Sato")
     assert [(t.value, t.status) for t in list_targets(history)] == [(120, "confirmed")]
     # Deleting a confirmed target is a revision to null, and needs a reason too.
-    with pytest.raises(TargetRequestError) as err:
+    with pytest.raises(KpiRequestError) as err:
         put_targets(history, [target("calls", "org", "org", None)])
     assert err.value.param == "reason"
     put_targets(history, [target("calls", "org", "org", None, reason="dropped")], who="Kato")
@@ -434,7 +433,7 @@ def test_target_values_are_validated_in_one_place(history: Engine) -> None:
     ):
         fields: dict[str, Any] = {"kpi": "calls", "scope_id": "hubspot:r1", "value": 10, **change}
         kpi, scope_id, value = fields.pop("kpi"), fields.pop("scope_id"), fields.pop("value")
-        with pytest.raises(TargetRequestError) as err:
+        with pytest.raises(KpiRequestError) as err:
             put_targets(
                 history,
                 [

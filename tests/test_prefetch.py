@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from service.prefetch import prefetched
+from service.sync.prefetch import prefetched
 
 
 def test_items_arrive_in_order() -> None:

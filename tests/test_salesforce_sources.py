@@ -10,8 +10,9 @@ import trustme
 
 from connectors.salesforce import SalesforceSource
 from service.demo import start_salesforce_demo
+from service.errors import SourceNotConfigured
 from service.settings import Settings
-from service.sources import SourceNotConfigured, build_connectors
+from service.sync.sources import build_connectors
 from tests.test_salesforce_support import (
     CLIENT_ID,
     CLIENT_SECRET,

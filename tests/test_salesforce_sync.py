@@ -1,5 +1,5 @@
 """Salesforce into the store, end to end: the real simple-salesforce client, the simulated org over
-HTTPS, ``service.sync.run_sync``, on SQLite and on PostgreSQL.
+HTTPS, ``service.sync.run.run_sync``, on SQLite and on PostgreSQL.
 
 Each test compares the store with what the org holds (worked out from the generated dataset),
 or with a clean run of the same data. The last tests enter the same business activity in both
@@ -40,8 +40,8 @@ from models import (
     Team,
 )
 from service.db import make_engine, migrate
-from service.locks import SyncLocked
-from service.sync import run_sync
+from service.errors import SyncLocked
+from service.sync.run import run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
 from simulators.salesforce.seed import generate_org_dataset

@@ -19,7 +19,8 @@ from models import Deal as DealRow
 from models import QuarantinedRecord, store
 from models import Rep as RepRow
 from service.db import downgrade, make_engine, migrate
-from service.locks import SourceLock, SyncLocked, source_lock
+from service.errors import SyncLocked
+from service.sync.locks import SourceLock, source_lock
 from tests.conftest import POSTGRES_URL, postgres_engine
 
 T0 = datetime(2026, 10, 1, 9, 30, tzinfo=UTC)

@@ -39,9 +39,10 @@ from models import (
     Team,
 )
 from service.db import make_engine, migrate
-from service.locks import SyncLocked, source_lock
-from service.scheduler import scheduled_sync
-from service.sync import run_sync
+from service.errors import SyncLocked
+from service.sync.locks import source_lock
+from service.sync.run import run_sync
+from service.sync.scheduler import scheduled_sync
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 

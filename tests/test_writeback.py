@@ -44,7 +44,7 @@ from models import Rep as RepRow
 from service.app import create_app
 from service.db import downgrade, make_engine, migrate
 from service.settings import Settings
-from service.writeback import (
+from service.writeback.push import (
     CHANGED,
     CONFLICT,
     FORCED,

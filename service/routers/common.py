@@ -1,19 +1,17 @@
-"""What the routers share: 422s that name the parameter, month parameters, freshness meta."""
+"""What the routers share: documented error answers, month parameters, freshness meta."""
 
 from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, NoReturn
+from typing import Any
 
-from fastapi import Depends, HTTPException, Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, func, select
 
-from kpi import KpiContext, KpiRequestError
+from kpi import KpiContext
 from models import SyncRun
+from service.errors import Unprocessable
 
 MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
@@ -31,57 +29,14 @@ ADMIN_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-def unprocessable(*loc: str | int, message: str) -> NoReturn:
-    """Raise a 422 shaped like FastAPI's own validation errors, naming the parameter.
-
-    ``loc`` is where the bad value is: ("query", "from") or ("body", 3, "kpi").
-    """
-    name = ".".join(str(part) for part in loc[1:])
-    raise HTTPException(
-        status.HTTP_422_UNPROCESSABLE_CONTENT,
-        detail=[{"loc": list(loc), "msg": f"{name}: {message}", "type": "value_error"}],
-    )
-
-
-def kpi_error(exc: KpiRequestError, where: str = "query") -> NoReturn:
-    """The engine's refusal as a 422 at ``where`` (query or body)."""
-    unprocessable(where, exc.param, message=exc.message)
-
-
-async def validation_error(_: Request, exc: Exception) -> JSONResponse:
-    """FastAPI's 422 body, with each message prefixed by the parameter it is about."""
-    assert isinstance(exc, RequestValidationError)
-    errors: list[dict[str, Any]] = []
-    for error in exc.errors():
-        loc = [part for part in error.get("loc", ()) if isinstance(part, str | int)]
-        named = [str(part) for part in loc[1:]] or [str(part) for part in loc]
-        errors.append(
-            {
-                "loc": loc,
-                "msg": f"{'.'.join(named)}: {error.get('msg', 'invalid')}",
-                "type": error.get("type", "value_error"),
-            }
-        )
-    return JSONResponse({"detail": errors}, status_code=status.HTTP_422_UNPROCESSABLE_CONTENT)
-
-
 def parse_month(value: str | None, param: str = "month") -> date | None:
     """``YYYY-MM`` as the month's first day; a 422 naming ``param`` otherwise."""
     if value is None:
         return None
     if not re.fullmatch(MONTH_PATTERN, value):
-        unprocessable("query", param, message=f"{value!r} is not a month (YYYY-MM)")
+        raise Unprocessable("query", param, message=f"{value!r} is not a month (YYYY-MM)")
     year, month = value.split("-")
     return date(int(year), int(month), 1)
-
-
-async def get_kpi_context(request: Request) -> KpiContext:
-    ctx = request.app.state.kpi
-    assert isinstance(ctx, KpiContext)
-    return ctx
-
-
-KpiContextDep = Annotated[KpiContext, Depends(get_kpi_context)]
 
 
 class Freshness(BaseModel):

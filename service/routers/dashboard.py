@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from fastapi import APIRouter, HTTPException, status
+from fastapi import APIRouter
 from fastapi.responses import FileResponse
+
+from service.errors import NotFound
 
 router = APIRouter(tags=["dashboard"], include_in_schema=False)
 
@@ -49,5 +51,5 @@ def dashboard_asset(name: str) -> FileResponse:
     """One of the dashboard's scripts, styles or icons."""
     media_type = ASSETS.get(name)
     if media_type is None:
-        raise HTTPException(status.HTTP_404_NOT_FOUND, detail="no such dashboard file")
+        raise NotFound("no such dashboard file")
     return FileResponse(DASHBOARD_DIR / name, media_type=media_type, headers=HEADERS)

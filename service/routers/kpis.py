@@ -2,54 +2,22 @@
 
 from __future__ import annotations
 
-import calendar
-import csv
-import gc
-import io
-import time
-from collections.abc import Hashable, Sequence
-from datetime import date, timedelta
-from typing import Annotated, Any, Literal
+from datetime import date
+from typing import Annotated, Literal
 
-import orjson
 from fastapi import APIRouter, Query, Request, Response
-from fastapi.concurrency import run_in_threadpool
 from pydantic import BaseModel, Field
 
-from kpi import PHASE_GAPS, By, Grain, KpiRequestError, KpiRow, Scope, catalog, compute
+from kpi import PHASE_GAPS, By, Grain, Scope, catalog
 from service.auth import ReadAccess
-from service.cache import DataVersionClock, ResponseCache, data_version
-from service.deps import EngineDep
-from service.routers.common import READ_RESPONSES, Freshness, KpiContextDep, freshness, kpi_error
+from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
+from service.kpi_answers import KpiQuery, answer_kpis
+from service.routers.common import READ_RESPONSES, Freshness
 
 router = APIRouter(tags=["kpis"], responses=READ_RESPONSES)
 
 Tier = Literal["behavioral", "tactical", "strategic", "efficiency"]
 Phase = Literal["launch", "growth", "mature"]
-
-# CSV columns: the JSON row's keys, with the band flattened the way pandas.json_normalize names it.
-CSV_COLUMNS = (
-    "kpi",
-    "tier",
-    "grain",
-    "period_start",
-    "scope",
-    "scope_id",
-    "scope_name",
-    "by",
-    "by_value",
-    "value",
-    "numerator",
-    "denominator",
-    "target",
-    "achievement",
-    "band.low",
-    "band.high",
-    "status",
-    "targets.minimum",
-    "targets.achievement",
-    "targets.stretch",
-)
 
 
 class BandOut(BaseModel):
@@ -96,55 +64,6 @@ class KpisOut(BaseModel):
     meta: KpisMeta
 
 
-def _trailing_month_start(end: date) -> date:
-    """The first day of the month that ends on ``end`` (28 Nov → 29 Oct)."""
-    month_before = (end.replace(day=1) - timedelta(days=1)).replace(day=1)
-    last = calendar.monthrange(month_before.year, month_before.month)[1]
-    return month_before.replace(day=min(end.day, last)) + timedelta(days=1)
-
-
-def _keys(kpi: str | None) -> list[str] | None:
-    keys = [k.strip() for k in (kpi or "").split(",") if k.strip()]
-    return keys or None
-
-
-def _csv(rows: Sequence[KpiRow]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS)
-    writer.writerows(
-        (
-            *row[:4],
-            *row[4:14],
-            row.band.low,
-            row.band.high,
-            row.status,
-            *row.targets,
-        )
-        for row in rows
-    )
-    return out.getvalue().encode("utf-8")
-
-
-def _json_rows(rows: Sequence[KpiRow]) -> list[dict[str, Any]]:
-    """The rows as dicts for orjson, with the cyclic GC paused (they hold no cycles, and a
-    collection pass over 200,000 fresh dicts would cost more than building them)."""
-    fields = KpiRow._fields
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        out = []
-        for row in rows:
-            item: dict[str, Any] = dict(zip(fields, row, strict=True))
-            item["band"] = {"low": row.band.low, "high": row.band.high}
-            item["targets"] = row.targets._asdict()
-            out.append(item)
-        return out
-    finally:
-        if collecting:
-            gc.enable()
-
-
 @router.get(
     "/v1/kpis",
     response_model=KpisOut,
@@ -165,6 +84,8 @@ async def get_kpis(
     request: Request,
     engine: EngineDep,
     ctx: KpiContextDep,
+    cache: KpiCacheDep,
+    clock: DataVersionDep,
     kpi: Annotated[
         str | None,
         Query(
@@ -194,74 +115,14 @@ async def get_kpis(
     to the store (a synced page, a target, a cost) and sent gzipped when the
     client accepts it.
     """
-    end = to or ctx.today()
-    start = from_ or _trailing_month_start(end)
-    keys = _keys(kpi)
-
-    cache: ResponseCache = request.app.state.kpi_cache
-    clock: DataVersionClock = request.app.state.data_version
-    request_key = (tuple(keys or ()), grain, start, end, scope, id, by, tier, format)
-
-    def build() -> tuple[bytes, Hashable | None]:
-        # The answer is labelled with the version it was computed from: read before and
-        # after in one snapshot (PostgreSQL: REPEATABLE READ); if a page landed in
-        # between (SQLite reads statement by statement), the answer is not cached.
-        began = time.monotonic()
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            before = data_version(conn)
-            try:
-                rows = compute(
-                    conn,
-                    ctx,
-                    kpis=keys,
-                    grain=grain,
-                    start=start,
-                    end=end,
-                    scope=scope,
-                    scope_id=id,
-                    by=by,
-                    tier=tier,
-                )
-            except KpiRequestError as exc:
-                kpi_error(exc)
-            after = data_version(conn)
-        true_key: Hashable | None = None
-        if before == after:
-            clock.observe(after, began)
-            true_key = (request_key, after)
-        if format == "csv":
-            return _csv(rows), true_key
-        meta = {
-            **freshness(engine, ctx).model_dump(mode="json"),
-            "grain": grain,
-            "from": start.isoformat(),
-            "to": end.isoformat(),
-            "scope": scope,
-            "id": id,
-            "by": by,
-            "kpis": sorted({row.kpi for row in rows}),
-            "rows": len(rows),
-        }
-        return orjson.dumps({"data": _json_rows(rows), "meta": meta}), true_key
-
-    # A cached answer is served from the event loop; computing one runs in a worker thread.
-    version = clock.fresh() or await run_in_threadpool(clock.read)
-    key = (request_key, version)
-    entry = cache.lookup(key)
-    if entry is None:
-        entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
-    headers = {"Vary": "Accept-Encoding"}
-    if format == "csv":
-        media_type = "text/csv; charset=utf-8"
-        headers["Content-Disposition"] = 'inline; filename="kpis.csv"'
-    else:
-        media_type = "application/json"
-    if entry.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
-        headers["Content-Encoding"] = "gzip"
-        return Response(entry.gzipped, media_type=media_type, headers=headers)
-    return Response(entry.body, media_type=media_type, headers=headers)
+    return await answer_kpis(
+        engine,
+        ctx,
+        cache,
+        clock,
+        KpiQuery(kpi, grain, from_, to, scope, id, by, tier, format),
+        gzip_ok="gzip" in request.headers.get("accept-encoding", ""),
+    )
 
 
 class CatalogBand(BaseModel):

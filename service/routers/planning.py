@@ -8,16 +8,14 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Body, Query
 from pydantic import BaseModel, ConfigDict, Field
 
-from kpi import KpiRequestError, Scope, funnel, landing_forecast, plan
+from kpi import Scope, funnel, landing_forecast, plan
 from service.auth import ReadAccess
-from service.deps import EngineDep
+from service.deps import EngineDep, KpiContextDep
 from service.routers.common import (
     MONTH_PATTERN,
     READ_RESPONSES,
     Freshness,
-    KpiContextDep,
     freshness,
-    kpi_error,
     parse_month,
 )
 
@@ -88,12 +86,9 @@ def get_forecast(
     day = as_of or ctx.today()
     first = parse_month(month) or day.replace(day=1)
     keys = [k.strip() for k in (kpi or "").split(",") if k.strip()] or None
-    try:
-        rows = landing_forecast(
-            engine, ctx, month=first, as_of=day, scope=scope, scope_id=id, kpis=keys
-        )
-    except KpiRequestError as exc:
-        kpi_error(exc)
+    rows = landing_forecast(
+        engine, ctx, month=first, as_of=day, scope=scope, scope_id=id, kpis=keys
+    )
     return ForecastOut(
         data=[ForecastRowOut.model_validate(row.__dict__) for row in rows],
         meta=ForecastMeta(**freshness(engine, ctx).model_dump(), month=first, as_of=day),
@@ -180,21 +175,18 @@ def post_plan(
     business day and per rep.
     """
     month = parse_month(body.month)  # the pattern has been checked
-    try:
-        result = plan(
-            engine,
-            ctx,
-            won_target=body.won_target,
-            win_rate=body.win_rate,
-            meeting_conversion_rate=body.meeting_conversion_rate,
-            effective_contact_rate=body.effective_contact_rate,
-            month=month,
-            scope=body.scope,
-            scope_id=body.id,
-            as_of=as_of,
-        )
-    except KpiRequestError as exc:
-        kpi_error(exc, "query" if exc.param == "as_of" else "body")
+    result = plan(
+        engine,
+        ctx,
+        won_target=body.won_target,
+        win_rate=body.win_rate,
+        meeting_conversion_rate=body.meeting_conversion_rate,
+        effective_contact_rate=body.effective_contact_rate,
+        month=month,
+        scope=body.scope,
+        scope_id=body.id,
+        as_of=as_of,
+    )
     return PlanOut.model_validate(result.as_dict())
 
 
@@ -240,8 +232,5 @@ def get_funnel(
 ) -> FunnelOut:
     """The month's funnel against its targets: the bottleneck stage and its cause."""
     first = parse_month(month) or ctx.today().replace(day=1)
-    try:
-        result = funnel(engine, ctx, month=first, scope=scope, scope_id=id)
-    except KpiRequestError as exc:
-        kpi_error(exc)
+    result = funnel(engine, ctx, month=first, scope=scope, scope_id=id)
     return FunnelOut.model_validate(result.as_dict())

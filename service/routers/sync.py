@@ -8,7 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, HTTPException, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from pydantic import BaseModel, Field
 from sqlalchemy import Engine, select
 
@@ -16,16 +16,10 @@ from connectors.base import SourceConnector
 from kpi import KpiContext
 from models import SyncRun
 from service.auth import AdminAccess, ReadAccess
-from service.deps import EngineDep
-from service.locks import SyncLocked
-from service.routers.common import (
-    ADMIN_RESPONSES,
-    READ_RESPONSES,
-    ErrorOut,
-    KpiContextDep,
-    unprocessable,
-)
-from service.sync import SyncReport, run_sync
+from service.deps import EngineDep, KpiContextDep
+from service.errors import Conflict, SyncLocked, Unprocessable
+from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES, ErrorOut
+from service.sync.run import SyncReport, run_sync
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +126,9 @@ def trigger_sync(
     factory: Callable[[], list[SourceConnector]] | None = request.app.state.connectors
     connectors = [c for c in (factory() if factory else []) if source in ("all", c.source)]
     if not connectors:
-        unprocessable("query", "source", message=f"no configured CRM to sync for {source!r}")
+        raise Unprocessable("query", "source", message=f"no configured CRM to sync for {source!r}")
     if not _running.acquire(blocking=False):
-        raise HTTPException(status.HTTP_409_CONFLICT, detail="a sync is already running")
+        raise Conflict("a sync is already running")
     sources = [c.source for c in connectors]
     if wait:
         reports = _sync(engine, connectors, full, ctx)

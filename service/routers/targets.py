@@ -11,7 +11,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kpi import (
     Grain,
-    KpiRequestError,
     Scope,
     Target,
     list_costs,
@@ -20,18 +19,9 @@ from kpi import (
     put_targets,
     suggest_targets,
 )
-from kpi.targets import TargetRequestError, validate_target
 from service.auth import AdminAccess, ReadAccess
-from service.deps import EngineDep
-from service.routers.common import (
-    ADMIN_RESPONSES,
-    MONTH_PATTERN,
-    READ_RESPONSES,
-    KpiContextDep,
-    kpi_error,
-    parse_month,
-    unprocessable,
-)
+from service.deps import EngineDep, KpiContextDep
+from service.routers.common import ADMIN_RESPONSES, MONTH_PATTERN, READ_RESPONSES, parse_month
 
 router = APIRouter(tags=["targets"], responses=READ_RESPONSES)
 
@@ -124,17 +114,7 @@ def put_targets_route(
         )
         for t in targets
     ]
-    with engine.begin() as conn:
-        for index, target in enumerate(rows):
-            try:
-                validate_target(conn, target)
-            except KpiRequestError as exc:
-                unprocessable("body", index, exc.param, message=exc.message)
-        try:
-            stored = put_targets(conn, rows)
-        except TargetRequestError as exc:  # e.g. a confirmed value changed without a reason
-            unprocessable("body", exc.index, exc.param, message=exc.message)
-    return PutTargetsOut(stored=stored)
+    return PutTargetsOut(stored=put_targets(engine, rows))
 
 
 class SuggestionMonthOut(BaseModel):
@@ -176,18 +156,15 @@ def suggest(
     stretch: Annotated[float, Query(gt=0, le=100, description="factor of the stretch")] = 1.10,
 ) -> SuggestionsOut:
     """Minimum, achievement and stretch targets from the trailing three complete months' mean."""
-    try:
-        suggestions = suggest_targets(
-            engine,
-            ctx,
-            kpi=kpi,
-            scope=scope,
-            scope_id=id,
-            as_of=as_of,
-            factors=(minimum, achievement, stretch),
-        )
-    except KpiRequestError as exc:
-        kpi_error(exc)
+    suggestions = suggest_targets(
+        engine,
+        ctx,
+        kpi=kpi,
+        scope=scope,
+        scope_id=id,
+        as_of=as_of,
+        factors=(minimum, achievement, stretch),
+    )
     return SuggestionsOut(data=[SuggestionOut.model_validate(s.as_dict()) for s in suggestions])
 
 
@@ -214,10 +191,7 @@ def put_costs(_: AdminAccess, engine: EngineDep, cost: CostIn) -> CostOut:
     """Enter a month's acquisition costs for CAC (replaces the month's earlier entry)."""
     month = parse_month(cost.month)
     assert month is not None
-    try:
-        put_cost(engine, month, cost.amount)
-    except KpiRequestError as exc:
-        kpi_error(exc, "body")
+    put_cost(engine, month, cost.amount)
     return CostOut(month=cost.month, amount=float(cost.amount))
 
 

@@ -25,12 +25,9 @@ from sqlalchemy.exc import DBAPIError
 
 from models import SyncLock
 from models.store import table_of
+from service.errors import SyncLocked
 
 LEASE = timedelta(minutes=10)
-
-
-class SyncLocked(RuntimeError):
-    """Another process is syncing this source right now."""
 
 
 def _advisory_key(schema: str, source: str) -> int:

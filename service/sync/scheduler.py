@@ -12,9 +12,9 @@ from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
 from kpi import KpiContext
-from service.locks import SyncLocked
+from service.errors import SyncLocked
 from service.settings import Settings, kpi_context
-from service.sync import run_sync
+from service.sync.run import run_sync
 
 log = logging.getLogger(__name__)
 

@@ -25,8 +25,9 @@ from connectors.errors import AuthError, ConnectorError, QuotaExhausted
 from connectors.records import Rejected
 from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
 from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
-from service.locks import SyncLocked, source_lock
-from service.prefetch import prefetched
+from service.errors import SyncAlreadyRan
+from service.sync.locks import source_lock
+from service.sync.prefetch import prefetched
 
 log = logging.getLogger(__name__)
 
@@ -55,10 +56,6 @@ class SyncReport:
     api_calls: int = 0
     seconds: float = 0.0
     error: str | None = None
-
-
-class SyncAlreadyRan(SyncLocked):
-    """Another replica has already run this scheduled sync."""
 
 
 def _payload_key(payload: dict[str, object]) -> str:
@@ -153,7 +150,7 @@ def _store_page(
 def _own_states(pages: Iterator[Page]) -> Iterator[Page]:
     """Each page with a copy of its state, taken the moment the connector yields it.
 
-    Pages are pulled ahead (service.prefetch) while earlier ones are stored: a connector
+    Pages are pulled ahead (service.sync.prefetch) while earlier ones are stored: a connector
     that goes on mutating a state it handed over would otherwise have the next page's
     position saved with this page, and a run resumed from it would skip that page.
     """

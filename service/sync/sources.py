@@ -10,6 +10,7 @@ from connectors.base import SourceConnector
 from connectors.hubspot import HubSpotClient, HubSpotSource
 from connectors.mapping import load_mapping
 from connectors.salesforce import OAuthApp, SalesforceClient, SalesforceSource
+from service.errors import SourceNotConfigured
 from service.settings import Settings
 
 SOURCES = ("hubspot", "salesforce")
@@ -19,10 +20,6 @@ SOURCES = ("hubspot", "salesforce")
 # connector), keyed by a digest of the configured token, never the token itself.
 _rotated_refresh_tokens: dict[str, str] = {}
 _rotated_lock = threading.Lock()
-
-
-class SourceNotConfigured(ValueError):
-    """The requested source has no credentials in the settings."""
 
 
 def _token_key(settings: Settings) -> str:

@@ -1,22 +1,18 @@
 """`iskpi targets push`: write the month's targets into the mapped CRM fields (SPEC §3, §9).
 
-service/cli.py adds the ``targets`` command group with ``push_cli.register(app)``.
+service/cli/__init__.py adds the ``targets`` command group with ``targets.register(app)``.
 """
 
 from __future__ import annotations
 
 import logging
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
-from connectors.mapping import MappingError
-from service.db import make_engine, migrate
-from service.settings import get_settings, kpi_context
-from service.sources import SourceNotConfigured
-from service.writeback import PushFailed, PushLocked, PushReport, build_writers, run_push
+if TYPE_CHECKING:
+    from service.writeback.push import PushReport
 
 targets_app = typer.Typer(help="KPI targets in the CRM", no_args_is_help=True)
 console = Console()
@@ -41,6 +37,8 @@ def _number(value: float | None) -> str:
 
 def print_push(report: PushReport) -> None:
     """The plan (or its results) as a table, then the figures of the push."""
+    from rich.table import Table
+
     what = "dry run" if report.dry_run else "push"
     title = (
         f"{report.source} {what} #{report.push_id} of {report.period_start:%Y-%m} targets: "
@@ -131,38 +129,33 @@ def push_command(
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
+    from service.db import make_engine, migrate
+    from service.settings import get_settings, kpi_context
+    from service.writeback.push import PushStopped, push_each
+
     settings = get_settings()
-    try:
-        writers = build_writers(settings, source)
-    except (SourceNotConfigured, MappingError) as exc:
-        err_console.print(f"[red]{exc}[/red]")
-        raise typer.Exit(1) from exc
     engine = make_engine(settings.database_url)
     migrate(engine)
-    ctx = kpi_context(settings)
     ok = True
-    for writer, mapping in writers:
-        try:
-            report = run_push(
-                engine,
-                writer,
-                mapping.sources[writer.source],
-                ctx,
-                requested_by="cli",
-                trigger="cli",
-                dry_run=dry_run,
-                force=force,
-            )
-        except PushFailed as exc:
-            print_push(exc.report)
+    for outcome in push_each(
+        engine,
+        settings,
+        kpi_context(settings),
+        which=source,
+        requested_by="cli",
+        trigger="cli",
+        dry_run=dry_run,
+        force=force,
+    ):
+        if isinstance(outcome, PushStopped):
             ok = False
+            if outcome.report is not None:
+                print_push(outcome.report)
+            else:
+                err_console.print(f"[red]{outcome.message}[/red]")
             continue
-        except (PushLocked, MappingError) as exc:
-            err_console.print(f"[red]{exc}[/red]")
-            ok = False
-            continue
-        print_push(report)
-        ok = ok and report.failed == 0
+        print_push(outcome)
+        ok = ok and outcome.failed == 0
     if not ok:
         raise typer.Exit(1)
 

@@ -36,9 +36,10 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
+from http import HTTPStatus
 from typing import Any
 
 from sqlalchemy import Connection, Engine, bindparam, insert, select, update
@@ -46,7 +47,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from connectors.base import CurrentValue, FieldRef, FieldUpdate, TargetWriter, UpdateResult
-from connectors.errors import ConnectorError
+from connectors.errors import ConnectorError, DestinationMissing, PermissionDenied
 from connectors.hubspot import HubSpotWriter
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
 from connectors.salesforce import SalesforceWriter
@@ -54,9 +55,11 @@ from kpi import KPIS, KpiContext, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
-from service.locks import SyncLocked, source_lock
+from service.errors import AppError, PushLocked, SourceNotConfigured, SyncLocked
 from service.settings import Settings
-from service.sources import SOURCES, SourceNotConfigured, hubspot_client, salesforce_client
+from service.sync.locks import source_lock
+from service.sync.sources import SOURCES, hubspot_client, salesforce_client
+from service.writeback.schema import PushOut, PushRowOut
 
 log = logging.getLogger(__name__)
 
@@ -65,19 +68,6 @@ CHANGED = "changed target"
 RETRY = "retry of failed"
 FORCED = "forced over a CRM change"
 CONFLICT = "changed in the CRM since the last push"
-
-
-class PushLocked(RuntimeError):
-    """Another push to the same CRM is running."""
-
-
-class PushFailed(RuntimeError):
-    """A push that stopped; ``report`` is what was recorded (rows already written included)."""
-
-    def __init__(self, message: str, report: PushReport, cause: ConnectorError) -> None:
-        super().__init__(message)
-        self.report = report
-        self.cause = cause
 
 
 @dataclass
@@ -139,6 +129,123 @@ class PushReport:
     @property
     def skipped(self) -> int:
         return sum(r.action == "skip" for r in self.rows)
+
+
+# --- a push that stopped ------------------------------------------------------------------------
+
+
+def _not_set_up(cause: BaseException) -> bool:
+    return isinstance(cause, DestinationMissing | PermissionDenied)
+
+
+class PushFailed(AppError):
+    """A push the CRM stopped; ``report`` is what was recorded (rows already written included)."""
+
+    status_code = HTTPStatus.BAD_GATEWAY
+
+    def __init__(self, message: str, report: PushReport, cause: ConnectorError) -> None:
+        super().__init__(message)
+        self.report = report
+        self.cause = cause
+
+    @property
+    def status(self) -> int:
+        return HTTPStatus.CONFLICT if _not_set_up(self.cause) else self.status_code
+
+
+class PushStopped(AppError):
+    """A push request that stopped: why (``cause``), at which CRM, and what was done before.
+
+    ``push`` and ``completed`` are the audited pushes as the API shows them (JSON objects).
+    """
+
+    def __init__(
+        self,
+        cause: Exception,
+        *,
+        source: str | None,
+        report: PushReport | None = None,
+        push: dict[str, Any] | None = None,
+        completed: list[dict[str, Any]] | None = None,
+    ) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.source = source
+        self.report = report
+        self.push = push
+        self.completed = completed or []
+
+    @property
+    def status(self) -> int:
+        # A bad mapping (connectors' MappingError) is the CRM set up wrong: a conflict.
+        if isinstance(self.cause, AppError):
+            return self.cause.status
+        return HTTPStatus.CONFLICT
+
+    @property
+    def detail(self) -> Any:
+        out: dict[str, Any] = {"message": self.message, "source": self.source}
+        if self.push is not None:
+            out["push"] = self.push
+        if self.completed:
+            out["completed"] = self.completed
+        return out
+
+
+# --- a push as the API shows it ----------------------------------------------------------------
+
+
+def row_out(row: PlanRow) -> PushRowOut:
+    """One row of a push's plan and its result."""
+    return PushRowOut(
+        seq=row.seq,
+        rep_id=row.rep_id,
+        kpi=row.kpi,
+        object=row.ref.crm_object,
+        record_id=row.record_id,
+        field=row.ref.field,
+        crm_value=row.crm_value,
+        new_value=row.new_value,
+        last_pushed=row.last_pushed,
+        reason=row.reason,
+        action=row.action,
+        status=row.status,
+        error=row.error,
+    )
+
+
+def report_out(report: PushReport) -> PushOut:
+    """A push as the API returns it, with its rows."""
+    return PushOut(
+        id=report.push_id,
+        source=report.source,
+        requested_by=report.requested_by,
+        trigger=report.trigger,
+        dry_run=report.dry_run,
+        force=report.force,
+        period_start=report.period_start,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+        status=report.status,
+        planned=report.planned,
+        records=report.records,
+        conflicts=report.conflicts,
+        unchanged=report.unchanged,
+        skipped=report.skipped,
+        written=report.written,
+        failed=report.failed,
+        api_calls=report.api_calls,
+        write_requests=report.write_requests,
+        batch_size=report.batch_size,
+        created_fields=report.created_fields,
+        error=report.error,
+        rows=[row_out(r) for r in report.rows],
+    )
+
+
+def report_json(report: PushReport) -> dict[str, Any]:
+    """A push with its rows as the JSON the API answers with."""
+    return report_out(report).model_dump(mode="json")
 
 
 # --- destinations and due targets ---------------------------------------------------------------
@@ -722,7 +829,10 @@ def _not_sent(
 
 
 def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWriter, Mapping]]:
-    """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings."""
+    """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings.
+
+    Each writer shares its CRM client's construction with the sync (service.sync.sources).
+    """
     if which not in (*SOURCES, "all"):
         raise SourceNotConfigured(f"unknown source {which!r}: use hubspot, salesforce or all")
     mapping = load_mapping(settings.mapping_file)
@@ -740,7 +850,7 @@ def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWr
     return writers
 
 
-def push_all(
+def push_each(
     engine: Engine,
     settings: Settings,
     ctx: KpiContext,
@@ -750,14 +860,31 @@ def push_all(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
-    writers: list[tuple[TargetWriter, Mapping]] | None = None,
-) -> list[PushReport]:
-    """Push (or plan) every configured CRM in turn; PushFailed stops at the first that fails."""
-    chosen = writers if writers is not None else build_writers(settings, which)
-    reports = []
-    for writer, mapping in chosen:
-        reports.append(
-            run_push(
+) -> Iterator[PushReport | PushStopped]:
+    """Push (or plan) each configured CRM in turn: the one write-back loop, API and CLI.
+
+    Yields each CRM's report, or a PushStopped (with the pushes finished before it) for a
+    CRM that stopped its push, or for settings that name no CRM to push to.
+    """
+    done: list[PushReport] = []
+
+    def stopped(cause: Exception, source: str | None, report: PushReport | None) -> PushStopped:
+        return PushStopped(
+            cause,
+            source=source,
+            report=report,
+            push=report_json(report) if report is not None else None,
+            completed=[report_json(r) for r in done],
+        )
+
+    try:
+        writers = build_writers(settings, which)
+    except (SourceNotConfigured, MappingError) as exc:
+        yield stopped(exc, None, None)
+        return
+    for writer, mapping in writers:
+        try:
+            report = run_push(
                 engine,
                 writer,
                 mapping.sources[writer.source],
@@ -767,7 +894,42 @@ def push_all(
                 dry_run=dry_run,
                 force=force,
             )
-        )
+        except PushFailed as exc:
+            yield stopped(exc, writer.source, exc.report)
+            continue
+        except (PushLocked, MappingError) as exc:
+            yield stopped(exc, writer.source, None)
+            continue
+        done.append(report)
+        yield report
+
+
+def push_targets(
+    engine: Engine,
+    settings: Settings,
+    ctx: KpiContext,
+    *,
+    which: str = "all",
+    requested_by: str,
+    trigger: str,
+    dry_run: bool = False,
+    force: bool = False,
+) -> list[PushReport]:
+    """Every configured CRM's push (or plan); the first that stops raises its PushStopped."""
+    reports: list[PushReport] = []
+    for outcome in push_each(
+        engine,
+        settings,
+        ctx,
+        which=which,
+        requested_by=requested_by,
+        trigger=trigger,
+        dry_run=dry_run,
+        force=force,
+    ):
+        if isinstance(outcome, PushStopped):
+            raise outcome from outcome.cause
+        reports.append(outcome)
     return reports
 
 

@@ -1,0 +1,196 @@
+"""`iskpi sync`, `serve` and `migrate`: the store, filled from the CRMs, served.
+
+Each command imports what it needs when it runs (FastAPI, the connectors, Alembic, the
+KPI engine), so `iskpi --help` answers at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from service.cli.common import console, err_console, log, open_store, setup_logging
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+    from sqlalchemy import Engine
+
+    from connectors.base import Page, SourceConnector
+    from kpi import KpiContext
+    from service.settings import Settings
+    from service.sync.run import SyncReport
+
+
+class TerminalProgress:
+    """A progress bar per stream on a terminal; plain log lines otherwise."""
+
+    def __init__(self, progress: Progress | None) -> None:
+        self.progress = progress
+        self.tasks: dict[str, TaskID] = {}
+        self.counts: dict[str, int] = {}
+
+    def stream_started(self, stream: str) -> None:
+        self.counts[stream] = 0
+        if self.progress is not None:
+            self.tasks[stream] = self.progress.add_task(stream, total=None)
+
+    def page_stored(self, stream: str, page: Page) -> None:
+        self.counts[stream] += len(page.records) + len(page.rejected)
+        if self.progress is not None:
+            self.progress.update(
+                self.tasks[stream], completed=self.counts[stream], total=page.total
+            )
+
+    def stream_finished(self, stream: str) -> None:
+        if self.progress is not None:
+            task = self.tasks[stream]
+            self.progress.update(task, total=self.counts[stream], completed=self.counts[stream])
+        else:
+            log.info("%s: %d records", stream, self.counts[stream])
+
+
+@contextmanager
+def sync_progress() -> Iterator[TerminalProgress]:
+    """Progress bars on a terminal, log lines elsewhere."""
+    if not console.is_terminal:
+        yield TerminalProgress(None)
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    progress = Progress(
+        TextColumn("[bold]{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+    with progress:
+        yield TerminalProgress(progress)
+
+
+def print_report(report: SyncReport) -> None:
+    """A run's figures as a table, and its error."""
+    from rich.table import Table
+
+    table = Table(title=f"{report.source} sync #{report.run_id}: {report.status}")
+    table.add_column("stream")
+    table.add_column("records", justify="right")
+    for stream, count in report.records.items():
+        table.add_row(stream, f"{count:,}")
+    table.add_row(
+        "quarantined", f"{report.quarantined:,}", style="yellow" if report.quarantined else None
+    )
+    table.add_row("API calls", f"{report.api_calls:,}")
+    table.add_row("seconds", f"{report.seconds:.1f}")
+    console.print(table)
+    if report.error:
+        err_console.print(f"[red]error:[/red] {report.error}")
+
+
+def sync_all(
+    engine: Engine,
+    connectors: list[SourceConnector],
+    *,
+    full: bool,
+    trigger: str,
+    kpi: KpiContext | None = None,
+) -> bool:
+    """Sync each connector with progress and a summary; True when all ended ok."""
+    from service.errors import SyncLocked
+    from service.sync.run import run_sync
+
+    ok = True
+    for connector in connectors:
+        try:
+            with sync_progress() as progress:
+                report = run_sync(
+                    engine, connector, trigger=trigger, full=full, progress=progress, kpi=kpi
+                )
+        except SyncLocked as exc:
+            err_console.print(f"[red]{exc}[/red]")
+            ok = False
+            continue
+        print_report(report)
+        ok = ok and report.status == "ok"
+    return ok
+
+
+def migrate_command() -> None:
+    """Upgrade the store to the latest schema (alembic upgrade head)."""
+    from service.db import safe_url
+    from service.settings import get_settings
+
+    setup_logging()
+    engine = open_store(get_settings())
+    console.print(f"migrated {safe_url(engine)}")
+
+
+def sync_command(
+    source: Annotated[str, typer.Option(help="hubspot, salesforce or all")] = "all",
+    full: Annotated[
+        bool, typer.Option("--full", help="ignore saved cursors and pull everything")
+    ] = False,
+) -> None:
+    """Sync now; progress on a terminal; exit 1 on failure."""
+    from service.errors import SourceNotConfigured
+    from service.settings import get_settings, kpi_context
+    from service.sync.sources import build_connectors
+
+    setup_logging()
+    settings = get_settings()
+    try:
+        connectors = build_connectors(settings, source)
+    except SourceNotConfigured as exc:
+        err_console.print(f"[red]{exc}[/red]")
+        raise typer.Exit(1) from exc
+    engine = open_store(settings)
+    if not sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings)):
+        raise typer.Exit(1)
+
+
+def serve(
+    settings: Settings,
+    engine: Engine,
+    connectors: Callable[[], list[SourceConnector]] | None,
+    host: str,
+    port: int,
+) -> None:
+    """Serve the API (and the scheduled sync, with ``connectors``) until interrupted."""
+    import uvicorn
+
+    from service.app import create_app
+
+    api = create_app(settings, engine, connectors=connectors)
+    uvicorn.run(api, host=host, port=port, log_level="info")
+
+
+def serve_command(
+    host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
+) -> None:
+    """Serve the API and run the scheduled sync (ISKPI_SYNC_CRON)."""
+    from service.errors import SourceNotConfigured
+    from service.settings import get_settings
+    from service.sync.sources import build_connectors
+
+    setup_logging()
+    settings = get_settings()
+    engine = open_store(settings)
+
+    def connectors() -> list[SourceConnector]:
+        try:
+            return build_connectors(settings, "all")
+        except SourceNotConfigured as exc:
+            log.warning("scheduled sync has nothing to do: %s", exc)
+            return []
+
+    serve(settings, engine, connectors, host, port)

@@ -1,0 +1,1 @@
+"""Sync orchestration: the run (run.py), the scheduler, the per-source locks, prefetch, sources."""
