@@ -62,7 +62,12 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     rep = users[kenji]
     assert isinstance(rep, Rep)
     assert (rep.name, rep.email, rep.team_crm_id, rep.manager_crm_id, rep.active) == (
-        "Kenji Sato", "kenji@example.jp", org.ids["roles"][1], aiko, True)
+        "Kenji Sato",
+        "kenji@example.jp",
+        org.ids["roles"][1],
+        aiko,
+        True,
+    )
     assert rep.user_id == kenji and len(kenji) == 18
     left = users[gone]
     assert isinstance(left, Rep) and left.deleted and not left.active
@@ -73,9 +78,15 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     assert sizes == ["1-9", "10-49", "50-249", "250-999", "1000+", None]
     converted = leads[org.ids["leads"][0]]
     assert isinstance(converted, Lead)
-    assert converted.sql_at is not None and converted.sql_at.isoformat() == "2024-03-02T00:00:00+00:00"
+    assert (
+        converted.sql_at is not None and converted.sql_at.isoformat() == "2024-03-02T00:00:00+00:00"
+    )
     assert (converted.channel, converted.industry, converted.status, converted.rep_crm_id) == (
-        "Web", "Technology", "Closed - Converted", aiko)
+        "Web",
+        "Technology",
+        "Closed - Converted",
+        aiko,
+    )
 
     calls = out["calls"].by_id()
     assert len(calls) == 30  # TaskSubtype Call, and the CTI call (Task with Type Call)
@@ -93,8 +104,15 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     emails = out["emails"].by_id()
     tracked, untracked, bounced, bare = (emails[i] for i in org.ids["emails"])
     assert isinstance(tracked, Email)
-    assert (tracked.tracked, tracked.opened, tracked.clicked, tracked.replied, tracked.sent,
-            tracked.direction, tracked.status) == (True, True, True, False, True, "outbound", "SENT")
+    assert (
+        tracked.tracked,
+        tracked.opened,
+        tracked.clicked,
+        tracked.replied,
+        tracked.sent,
+        tracked.direction,
+        tracked.status,
+    ) == (True, True, True, False, True, "outbound", "SENT")
     assert (untracked.tracked, untracked.opened) == (False, None)  # type: ignore[attr-defined]
     assert (bounced.sent, bounced.status) == (False, "BOUNCED")  # type: ignore[attr-defined]
     assert (bare.tracked, bare.sent) == (False, True)  # type: ignore[attr-defined]
@@ -103,7 +121,10 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     discovery, intro = (meetings[i] for i in org.ids["meetings"])
     assert isinstance(discovery, Meeting)
     assert (discovery.outcome, discovery.deal_crm_id, discovery.contact_crm_id) == (
-        "completed", org.ids["opportunities"][0], org.ids["leads"][0])
+        "completed",
+        org.ids["opportunities"][0],
+        org.ids["leads"][0],
+    )
     assert (intro.outcome, intro.deal_crm_id) == ("no_show", None)  # type: ignore[attr-defined]
 
     tasks = out["tasks"]
@@ -118,7 +139,12 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     won = deals[org.ids["opportunities"][0]]
     assert isinstance(won, Deal)
     assert (won.is_closed, won.is_won, won.probability, won.rep_crm_id, won.owner_crm_id) == (
-        True, True, 1.0, aiko, kenji)
+        True,
+        True,
+        1.0,
+        aiko,
+        kenji,
+    )
     assert str(won.amount) == "1500000.0" and won.handoff_rating == 4.0
     assert won.contact_crm_id == org.ids["leads"][0]  # the lead converted into it
     assert won.closed_at is not None and won.closed_at.date() == date(2024, 3, 1)
@@ -155,17 +181,37 @@ def test_pages_follow_next_records_url_and_every_page_carries_its_cursor(org: Or
         cursor = page.state["cursor"]
         assert page.state["resume"] is True and cursor["crm_id"] == page.records[-1].crm_id
     assert pulled.state["resume"] is False
-    assert pulled.state["cursor"] == {"modified_at": "2024-03-04T09:00:00.000+00:00", "crm_id": None}
+    assert pulled.state["cursor"] == {
+        "modified_at": "2024-03-04T09:00:00.000+00:00",
+        "crm_id": None,
+    }
 
 
 def test_a_stopped_pass_resumes_after_its_last_row_even_within_one_timestamp(org: Org) -> None:
     stamp = OLD + timedelta(hours=3)
-    owner = org.org.create("User", {"LastName": "Rep", "Email": "r@example.jp", "Username": "r",
-                                    "IsActive": True, "UserType": "Standard"})
+    owner = org.org.create(
+        "User",
+        {
+            "LastName": "Rep",
+            "Email": "r@example.jp",
+            "Username": "r",
+            "IsActive": True,
+            "UserType": "Standard",
+        },
+    )
     for i in range(500):  # a mass update: every row has the same SystemModstamp
-        org.org.create("Task", {"TaskSubtype": "Call", "Status": "Completed", "OwnerId": owner,
-                                "CompletedDateTime": stamp, "CallDurationInSeconds": i},
-                       created_at=stamp, modified_at=stamp)
+        org.org.create(
+            "Task",
+            {
+                "TaskSubtype": "Call",
+                "Status": "Completed",
+                "OwnerId": owner,
+                "CompletedDateTime": stamp,
+                "CallDurationInSeconds": i,
+            },
+            created_at=stamp,
+            modified_at=stamp,
+        )
     connector = org.connector(page_size=200, store_page_size=100)
     pages = connector.pull("calls", None, until=T0)
     first = [next(pages), next(pages), next(pages)]  # then the run is stopped
@@ -173,8 +219,10 @@ def test_a_stopped_pass_resumes_after_its_last_row_even_within_one_timestamp(org
     state = first[-1].state
     assert state["resume"] and state["cursor"]["modified_at"].startswith("2024-03-02T12:00:00")
     rest = pull(org.connector(page_size=200), "calls", state, T0)
-    assert "SystemModstamp >= 2024-03-02T12:00:00Z AND (SystemModstamp > 2024-03-02T12:00:00Z OR Id > " \
+    assert (
+        "SystemModstamp >= 2024-03-02T12:00:00Z AND (SystemModstamp > 2024-03-02T12:00:00Z OR Id > "
         f"'{state['cursor']['crm_id']}')" in org.org.soql_log[-1]
+    )
     seen = [r.crm_id for p in first for r in p.records] + [r.crm_id for r in rest.records]
     assert len(seen) == len(set(seen)) == 500
 
@@ -186,11 +234,21 @@ def test_incremental_reads_changes_and_deletes_and_a_quiet_run_costs_ten_request
     later = T0 + timedelta(hours=1)
     org.clock.now = later
     aiko = org.ids["users"][0]
-    new_call = org.org.create("Task", {
-        "TaskSubtype": "Call", "Type": "Call", "Status": "Completed", "CallType": "Outbound",
-        "CallDisposition": "Connected", "CallDurationInSeconds": 61,
-        "CompletedDateTime": later - timedelta(minutes=5), "OwnerId": aiko,
-        "WhoId": org.ids["contacts"][0]}, created_at=later - timedelta(minutes=5))
+    new_call = org.org.create(
+        "Task",
+        {
+            "TaskSubtype": "Call",
+            "Type": "Call",
+            "Status": "Completed",
+            "CallType": "Outbound",
+            "CallDisposition": "Connected",
+            "CallDurationInSeconds": 61,
+            "CompletedDateTime": later - timedelta(minutes=5),
+            "OwnerId": aiko,
+            "WhoId": org.ids["contacts"][0],
+        },
+        created_at=later - timedelta(minutes=5),
+    )
     changed = org.ids["calls"][6]
     org.org.update("Task", changed, {"CallDurationInSeconds": 59})
     gone = org.ids["opportunities"][2]
@@ -203,8 +261,7 @@ def test_incremental_reads_changes_and_deletes_and_a_quiet_run_costs_ten_request
     assert calls[changed].duration_ms == 59_000  # type: ignore[attr-defined]
     # On an incremental run the Contact is looked up (one query, in a composite request).
     assert calls[new_call].contact_crm_id == org.ids["leads"][0]  # type: ignore[attr-defined]
-    assert any(f"ConvertedContactId IN ('{org.ids['contacts'][0]}')" in q
-               for q in org.org.soql_log)
+    assert any(f"ConvertedContactId IN ('{org.ids['contacts'][0]}')" in q for q in org.org.soql_log)
     assert out["opportunities"].by_id()[gone].deleted
     # The lower bound is closed and looks back ten minutes before the last run's start.
     opportunity_query = [q for q in org.org.soql_log if "FROM Opportunity" in q][-1]
@@ -229,10 +286,18 @@ def test_the_lookback_catches_a_row_committed_late_and_drops_ones_already_read(o
     states: dict[str, Any] = {}
     sync_all(org.connector(), states, T0)
     # Written with a SystemModstamp just before the last run's start, committed after it.
-    late = org.org.create("Lead", {"LastName": "Late", "Company": "Slow Commit", "Status": "x"},
-                          created_at=T0 - timedelta(minutes=3), modified_at=T0 - timedelta(minutes=3))
-    org.org.update("Lead", org.ids["leads"][3], {"Status": "Closed - Not Converted"},
-                   modified_at=T0 - timedelta(minutes=1))
+    late = org.org.create(
+        "Lead",
+        {"LastName": "Late", "Company": "Slow Commit", "Status": "x"},
+        created_at=T0 - timedelta(minutes=3),
+        modified_at=T0 - timedelta(minutes=3),
+    )
+    org.org.update(
+        "Lead",
+        org.ids["leads"][3],
+        {"Status": "Closed - Not Converted"},
+        modified_at=T0 - timedelta(minutes=1),
+    )
     states2 = dict(states)
     out = pull(org.connector(), "leads", states2["leads"], T0 + timedelta(hours=1))
     assert set(out.by_id()) == {late, org.ids["leads"][3]}
@@ -247,9 +312,11 @@ def test_email_opens_that_arrive_later_are_picked_up_from_the_email_message(org:
     later = T0 + timedelta(hours=2)
     org.clock.now = later
     untracked_task = org.ids["emails"][2]  # tracked and bounced; now: opened and replied
-    org.org.update("EmailMessage", org.ids["messages"][2],
-                   {"IsBounced": False, "FirstOpenedDate": later - timedelta(minutes=20),
-                    "HasReply": True})
+    org.org.update(
+        "EmailMessage",
+        org.ids["messages"][2],
+        {"IsBounced": False, "FirstOpenedDate": later - timedelta(minutes=20), "HasReply": True},
+    )
     out = pull(org.connector(), "emails", states["emails"], later)
     email = out.by_id()[untracked_task]
     assert isinstance(email, Email)
@@ -476,8 +543,9 @@ def test_tls_is_verified_and_requests_ca_bundle_is_honoured(
     bundle = tmp_path / "other.pem"
     other.cert_pem.write_to_path(str(bundle))
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
-    distrusting = SalesforceConnector(org.url, session_id=org.org.issue_session(),
-                                      sleep=lambda _: None)
+    distrusting = SalesforceConnector(
+        org.url, session_id=org.org.issue_session(), sleep=lambda _: None
+    )
     with pytest.raises(AuthError, match="TLS verification"):
         pull(distrusting, "leads", None, T0)
 
@@ -490,7 +558,7 @@ def test_a_mapping_file_changes_fields_values_and_filters(org: Org, tmp_path: An
     path.write_text(
         '[salesforce.fields.lead]\nscore = "Lead_Score__c"\n'
         '[salesforce.values.call_disposition]\n"Busy" = "no_answer"\n'
-        '[salesforce.values]\ncall_types = []\n'
+        "[salesforce.values]\ncall_types = []\n"
     )
     connector = org.connector(mapping=load_mapping(path))
     leads = pull(connector, "leads", None, T0).by_id()

@@ -57,13 +57,20 @@ def records(name: str) -> list[dict[str, Any]]:
 
 def test_roles_and_users() -> None:
     roles = [map_role(r, SF) for r in records("userroles_query.json")]
-    assert [(t.source, t.name) for t in roles] == [("salesforce", "IS East"),
-                                                  ("salesforce", "Field Sales")]
+    assert [(t.source, t.name) for t in roles] == [
+        ("salesforce", "IS East"),
+        ("salesforce", "Field Sales"),
+    ]
     users = {u.name: u for u in (map_user(r, SF) for r in records("users_query.json"))}
     assert set(users) == {"Aiko Tanaka", "Kenji Sato", "Haruto Ito"}
     kenji = users["Kenji Sato"]
     assert (kenji.email, kenji.team_crm_id, kenji.manager_crm_id, kenji.active, kenji.deleted) == (
-        "kenji@example.jp", roles[1].crm_id, users["Aiko Tanaka"].crm_id, True, False)
+        "kenji@example.jp",
+        roles[1].crm_id,
+        users["Aiko Tanaka"].crm_id,
+        True,
+        False,
+    )
     assert kenji.user_id == kenji.crm_id and len(kenji.crm_id) == 18
     assert kenji.modified_at == datetime(2024, 3, 2, 9, tzinfo=UTC)
     assert (users["Haruto Ito"].active, users["Haruto Ito"].deleted) == (False, True)
@@ -75,7 +82,11 @@ def test_leads_company_size_and_the_conversion_day() -> None:
     row = next(r for r in rows if r["IsConverted"])
     converted = map_lead(row, SF, TOKYO)
     assert (converted.channel, converted.industry, converted.company_size, converted.status) == (
-        "Web", "Technology", "1-9", "Closed - Converted")
+        "Web",
+        "Technology",
+        "1-9",
+        "Closed - Converted",
+    )
     assert converted.created_at == datetime(2024, 3, 2, 9, tzinfo=UTC)
     # ConvertedDate is a date: the SQL moment is the start of that day in the business zone.
     assert converted.sql_at == datetime(2024, 3, 1, 15, tzinfo=UTC)
@@ -83,14 +94,27 @@ def test_leads_company_size_and_the_conversion_day() -> None:
     assert map_lead(other, SF, UTC).sql_at is None
     assert map_lead(other, SF, UTC).company_size == "10-49"
     assert converted.score is None and converted.rep_crm_id == row["OwnerId"]
-    assert [map_lead(r, SF, UTC).company_size for r in rows if r["NumberOfEmployees"] is None] \
-        == [None, None]
+    assert [map_lead(r, SF, UTC).company_size for r in rows if r["NumberOfEmployees"] is None] == [
+        None,
+        None,
+    ]
 
 
 @pytest.mark.parametrize(
     ("employees", "bucket"),
-    [(None, None), (0, None), (1, "1-9"), (9, "1-9"), (10, "10-49"), (49, "10-49"),
-     (50, "50-249"), (249, "50-249"), (250, "250-999"), (999, "250-999"), (1000, "1000+")],
+    [
+        (None, None),
+        (0, None),
+        (1, "1-9"),
+        (9, "1-9"),
+        (10, "10-49"),
+        (49, "10-49"),
+        (50, "50-249"),
+        (249, "50-249"),
+        (250, "250-999"),
+        (999, "250-999"),
+        (1000, "1000+"),
+    ],
 )
 def test_company_size_buckets(employees: int | None, bucket: str | None) -> None:
     assert company_size(employees) == bucket
@@ -100,9 +124,13 @@ def test_calls_outcome_direction_duration_and_the_cti_call() -> None:
     rows = records("tasks_calls_queryall.json")
     calls = [map_call(r, SF, NO_LINKS) for r in rows]  # in SystemModstamp order
     assert [(c.direction, c.outcome, c.duration_ms, c.deleted) for c in calls] == [
-        ("outbound", "connected", 60_000, False), ("inbound", "voicemail", 62_000, False),
-        ("outbound", "busy", 63_000, False), ("outbound", "connected", 65_000, False),
-        ("outbound", "unknown", 64_000, True), ("outbound", "no_answer", 61_000, False)]
+        ("outbound", "connected", 60_000, False),
+        ("inbound", "voicemail", 62_000, False),
+        ("outbound", "busy", 63_000, False),
+        ("outbound", "connected", 65_000, False),
+        ("outbound", "unknown", 64_000, True),
+        ("outbound", "no_answer", 61_000, False),
+    ]
     cti = next(r for r in rows if r["TaskSubtype"] == "Task")
     assert is_call(cti, SF) and map_call(cti, SF, NO_LINKS).outcome == "no_answer"  # "no answer"
     assert calls[0].occurred_at == datetime(2024, 3, 2, 10, tzinfo=UTC)
@@ -113,9 +141,17 @@ def test_calls_outcome_direction_duration_and_the_cti_call() -> None:
 
 @pytest.mark.parametrize(
     ("label", "outcome"),
-    [("Connected", "connected"), ("No Answer", "no_answer"), ("LEFT VOICEMAIL", "voicemail"),
-     ("left message", "live_message"), ("Wrong Number", "wrong_number"), ("Busy", "busy"),
-     ("Failed", "failed"), ("Gatekeeper", "unknown"), (None, "unknown")],
+    [
+        ("Connected", "connected"),
+        ("No Answer", "no_answer"),
+        ("LEFT VOICEMAIL", "voicemail"),
+        ("left message", "live_message"),
+        ("Wrong Number", "wrong_number"),
+        ("Busy", "busy"),
+        ("Failed", "failed"),
+        ("Gatekeeper", "unknown"),
+        (None, "unknown"),
+    ],
 )
 def test_call_disposition_labels_map_case_insensitively(label: str | None, outcome: str) -> None:
     row = dict(records("tasks_calls_queryall.json")[0], CallDisposition=label)
@@ -143,8 +179,9 @@ def test_emails_take_tracking_from_their_email_message() -> None:
     ]
     assert {e.direction for e in emails} == {"outbound"}
     # A field the org lacks (no link tracking) is unknown, not false.
-    without_clicks = {k: v for k, v in messages[tasks[0]["Id"]].items()
-                      if k != "FirstLinkClickedDate"}
+    without_clicks = {
+        k: v for k, v in messages[tasks[0]["Id"]].items() if k != "FirstLinkClickedDate"
+    }
     assert map_email(tasks[0], without_clicks, SF, NO_LINKS).clicked is None
 
 
@@ -152,7 +189,9 @@ def test_events_outcomes_and_opportunity_what_ids() -> None:
     rows = records("events_queryall.json")
     meetings = [map_event(r, SF, NO_LINKS) for r in rows]
     assert [(m.outcome, m.deal_crm_id is not None) for m in meetings] == [
-        ("no_show", False), ("completed", True)]  # the first WhatId is an Account
+        ("no_show", False),
+        ("completed", True),
+    ]  # the first WhatId is an Account
     assert meetings[1].booked_at == datetime(2024, 3, 2, 12, tzinfo=UTC)
     assert meetings[1].start_at == datetime(2024, 3, 3, 10, tzinfo=UTC)
     assert map_event(dict(rows[0], Meeting_Outcome__c=None), SF, NO_LINKS).outcome is None
@@ -183,14 +222,26 @@ def test_opportunities_is_rep_bant_probability_and_the_converted_lead() -> None:
     links = LeadLinks(deal_lead={rows[0]["Id"]: "00QHp0000000001MAA"})
     won, open_deal, field = (map_opportunity(r, SF, links, UTC) for r in rows)
     assert (won.is_closed, won.is_won, won.probability, won.amount) == (
-        True, True, 1.0, Decimal("1500000.0"))
+        True,
+        True,
+        1.0,
+        Decimal("1500000.0"),
+    )
     assert (won.bant_budget, won.bant_authority, won.bant_need, won.bant_timing) == (
-        "Approved", "CTO", "Pipeline", "This quarter")
+        "Approved",
+        "CTO",
+        "Pipeline",
+        "This quarter",
+    )
     assert won.handoff_rating == 4.0 and won.lead_source == "Web"
     assert won.rep_crm_id == rows[0]["IS_Rep__c"] and won.owner_crm_id == rows[0]["OwnerId"]
     assert won.contact_crm_id == "00QHp0000000001MAA"
     assert won.closed_at == datetime(2024, 3, 1, tzinfo=UTC)
-    assert (open_deal.probability, open_deal.is_closed, open_deal.bant_budget) == (0.75, False, None)
+    assert (open_deal.probability, open_deal.is_closed, open_deal.bant_budget) == (
+        0.75,
+        False,
+        None,
+    )
     assert field.rep_crm_id is None and field.pipeline is None
     with pytest.raises(RecordRejected, match="Probability"):
         map_opportunity(dict(rows[0], Probability=250), SF, NO_LINKS, UTC)
@@ -217,9 +268,13 @@ def test_error_bodies_name_their_code_and_reason() -> None:
     code, message = body_detail(errors["INVALID_FIELD"])
     assert code == "INVALID_FIELD" and message.startswith("No such column 'BANT_Score__c'")
     assert body_detail(errors["REQUEST_LIMIT_EXCEEDED"]) == (
-        "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        "REQUEST_LIMIT_EXCEEDED",
+        "TotalRequests Limit exceeded.",
+    )
     assert body_detail("<html><body>Service Unavailable</body></html>") == (
-        "", "Service Unavailable")
+        "",
+        "Service Unavailable",
+    )
     assert payload("limits.json")["DailyApiRequests"]["Max"] == 15_000
     token = payload("token_refresh.json")
     assert token["token_type"] == "Bearer" and "refresh_token" in token
@@ -229,13 +284,17 @@ def test_error_bodies_name_their_code_and_reason() -> None:
 
 def test_value_parsing_and_soql_literals() -> None:
     assert parse_datetime("2024-03-02T10:00:30.000+0000", "x") == datetime(
-        2024, 3, 2, 10, 0, 30, tzinfo=UTC)
+        2024, 3, 2, 10, 0, 30, tzinfo=UTC
+    )
     assert parse_datetime("2024-03-02T10:00:30.000Z", "x") == datetime(
-        2024, 3, 2, 10, 0, 30, tzinfo=UTC)
+        2024, 3, 2, 10, 0, 30, tzinfo=UTC
+    )
     with pytest.raises(RecordRejected):
         parse_datetime(12, "x")
     assert start_of_day(date(2024, 3, 5), TOKYO) == datetime(2024, 3, 4, 15, tzinfo=UTC)
-    assert soql_datetime(datetime(2024, 3, 4, 9, 0, 0, 500_000, tzinfo=UTC)) == "2024-03-04T09:00:00Z"
+    assert (
+        soql_datetime(datetime(2024, 3, 4, 9, 0, 0, 500_000, tzinfo=UTC)) == "2024-03-04T09:00:00Z"
+    )
     assert soql_string("O'Brien \\ Co") == "'O\\'Brien \\\\ Co'"
 
 
@@ -254,8 +313,10 @@ def test_the_mapping_file_overrides_salesforce_fields_values_and_sets(tmp_path: 
     assert default_mapping().hubspot.crm_field("deal", "rep_crm_id") == "is_rep_owner_id"
     for bad, named in [
         ('[salesforce.fields.deal]\nrep = "x"\n', "salesforce.fields.deal.rep"),
-        ('[salesforce.values.meeting_outcome]\nHeld = "done"\n',
-         "salesforce.values.meeting_outcome.Held"),
+        (
+            '[salesforce.values.meeting_outcome]\nHeld = "done"\n',
+            "salesforce.values.meeting_outcome.Held",
+        ),
         ('[salesforce.associations.call]\nx = "y"\n', "salesforce.associations.call"),
     ]:
         path.write_text(bad)

@@ -33,16 +33,22 @@ def settings(**values: Any) -> Settings:
 
 
 def test_salesforce_is_built_from_a_session_id_or_an_oauth_app() -> None:
-    session = settings(salesforce_instance_url="https://acme.my.salesforce.com",
-                       salesforce_session_id="00Dxx!session")
+    session = settings(
+        salesforce_instance_url="https://acme.my.salesforce.com",
+        salesforce_session_id="00Dxx!session",
+    )
     [connector] = build_connectors(session, "salesforce")
     assert isinstance(connector, SalesforceSource) and connector.source == "salesforce"
     assert [s.name for s in connector.streams][:2] == ["roles", "users"]
-    oauth = settings(salesforce_instance_url="https://acme.my.salesforce.com",
-                     salesforce_client_id=CLIENT_ID, salesforce_client_secret=CLIENT_SECRET,
-                     salesforce_refresh_token=REFRESH_TOKEN,
-                     salesforce_login_url="https://test.salesforce.com", timezone="Asia/Tokyo",
-                     hubspot_access_token="pat-na1-x")
+    oauth = settings(
+        salesforce_instance_url="https://acme.my.salesforce.com",
+        salesforce_client_id=CLIENT_ID,
+        salesforce_client_secret=CLIENT_SECRET,
+        salesforce_refresh_token=REFRESH_TOKEN,
+        salesforce_login_url="https://test.salesforce.com",
+        timezone="Asia/Tokyo",
+        hubspot_access_token="pat-na1-x",
+    )
     sources = {c.source for c in build_connectors(oauth, "all")}
     assert sources == {"hubspot", "salesforce"}
     assert CLIENT_SECRET not in repr(build_connectors(oauth, "salesforce"))
@@ -52,11 +58,17 @@ def test_salesforce_is_built_from_a_session_id_or_an_oauth_app() -> None:
     ("values", "says"),
     [
         ({}, "ISKPI_SALESFORCE_INSTANCE_URL"),
-        ({"salesforce_instance_url": "https://acme.my.salesforce.com"},
-         "ISKPI_SALESFORCE_SESSION_ID"),
-        ({"salesforce_instance_url": "https://acme.my.salesforce.com",
-          "salesforce_client_id": CLIENT_ID},
-         "ISKPI_SALESFORCE_CLIENT_SECRET, ISKPI_SALESFORCE_REFRESH_TOKEN"),
+        (
+            {"salesforce_instance_url": "https://acme.my.salesforce.com"},
+            "ISKPI_SALESFORCE_SESSION_ID",
+        ),
+        (
+            {
+                "salesforce_instance_url": "https://acme.my.salesforce.com",
+                "salesforce_client_id": CLIENT_ID,
+            },
+            "ISKPI_SALESFORCE_CLIENT_SECRET, ISKPI_SALESFORCE_REFRESH_TOKEN",
+        ),
     ],
 )
 def test_missing_salesforce_settings_are_named(values: dict[str, str], says: str) -> None:
@@ -65,7 +77,9 @@ def test_missing_salesforce_settings_are_named(values: dict[str, str], says: str
 
 
 def test_all_skips_salesforce_when_no_instance_is_set() -> None:
-    assert build_connectors(settings(hubspot_access_token="pat-na1-x"), "all")[0].source == "hubspot"
+    assert (
+        build_connectors(settings(hubspot_access_token="pat-na1-x"), "all")[0].source == "hubspot"
+    )
 
 
 def test_a_rotated_refresh_token_is_kept_for_the_next_run(
@@ -74,9 +88,13 @@ def test_a_rotated_refresh_token_is_kept_for_the_next_run(
     fill(org)
     org.org.add_connected_app(CLIENT_ID, CLIENT_SECRET, REFRESH_TOKEN, rotate=True)
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", org.ca_bundle)
-    configured = settings(salesforce_instance_url=org.url, salesforce_client_id=CLIENT_ID,
-                          salesforce_client_secret=CLIENT_SECRET,
-                          salesforce_refresh_token=REFRESH_TOKEN, salesforce_login_url=org.url)
+    configured = settings(
+        salesforce_instance_url=org.url,
+        salesforce_client_id=CLIENT_ID,
+        salesforce_client_secret=CLIENT_SECRET,
+        salesforce_refresh_token=REFRESH_TOKEN,
+        salesforce_login_url=org.url,
+    )
     for run in range(3):  # each scheduled run builds its connector anew
         [connector] = build_connectors(configured, "salesforce")
         assert isinstance(connector, SalesforceSource)
