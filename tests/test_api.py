@@ -128,7 +128,7 @@ def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
     response = client.get("/v1/kpis", params={**params, "format": "csv"}, headers=auth())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert len(parsed) == len(body["data"]) > 0
     for row, expected in zip(parsed, body["data"], strict=True):
         flat = {k: v for k, v in expected.items() if k not in ("band", "targets")}
