@@ -26,6 +26,7 @@ from connectors.records import Call
 from kpi import CATALOG, put_targets
 from models import TABLE_BY_KIND, store
 from service.app import create_app
+from service.kpi_answers import XLSX_MEDIA_TYPE
 from service.settings import Settings
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.test_kpi_engine import FIXTURE, put
@@ -413,13 +414,15 @@ def test_openapi_documents_every_parameter_and_the_row_shape(client: TestClient)
     spec = client.get("/openapi.json").json()
     kpis = spec["paths"]["/v1/kpis"]["get"]
     names = {p["name"] for p in kpis["parameters"]}
-    assert names == {"kpi", "grain", "from", "to", "scope", "id", "by", "tier", "format"}
+    assert names == {"kpi", "grain", "from", "to", "scope", "id", "by", "tier", "format", "as_of"}
     row = spec["components"]["schemas"]["KpiRowOut"]["properties"]
     assert list(row) == [
         "kpi", "tier", "grain", "period_start", "scope", "scope_id", "scope_name", "by",
         "by_value", "value", "numerator", "denominator", "target", "achievement", "band", "status",
+        "targets",
     ]  # fmt: skip
     assert "text/csv" in kpis["responses"]["200"]["content"]
+    assert XLSX_MEDIA_TYPE in kpis["responses"]["200"]["content"]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 
