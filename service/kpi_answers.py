@@ -23,7 +23,7 @@ import orjson
 from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
 from openpyxl import Workbook
-from openpyxl.cell import WriteOnlyCell
+from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import Engine
 
@@ -121,6 +121,12 @@ def _csv(rows: Sequence[KpiRow]) -> bytes:
     return out.getvalue().encode("utf-8")
 
 
+def _text_cell(sheet: WriteOnlyWorksheet, value: str) -> Cell:
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"  # openpyxl takes "=…" for a formula: this one is text
+    return cell
+
+
 def _xlsx(rows: Sequence[KpiRow]) -> bytes:
     """The rows as one sheet: a header row, numbers as numbers, period_start as a date.
 
@@ -131,21 +137,11 @@ def _xlsx(rows: Sequence[KpiRow]) -> bytes:
     sheet = book.create_sheet("kpis")
     assert isinstance(sheet, WriteOnlyWorksheet)
     sheet.append(CSV_COLUMNS)
-    date_column = CSV_COLUMNS.index("period_start")
     for row in rows:
-        cells: list[Any] = []
-        for index, value in enumerate(_flat(row)):
-            if isinstance(value, str):
-                cell = WriteOnlyCell(sheet, value)
-                cell.data_type = "s"  # text, never a formula
-                cells.append(cell)
-            elif index == date_column:
-                cell = WriteOnlyCell(sheet, value)
-                cell.number_format = "yyyy-mm-dd"
-                cells.append(cell)
-            else:
-                cells.append(value)
-        sheet.append(cells)
+        cells = _flat(row)
+        if any(isinstance(value, str) and value.startswith("=") for value in cells):
+            cells = tuple(_text_cell(sheet, v) if isinstance(v, str) else v for v in cells)
+        sheet.append(cells)  # a date gets the yyyy-mm-dd format
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
