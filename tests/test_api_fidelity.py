@@ -411,13 +411,25 @@ def test_csv_is_utf8_with_a_bom_and_quotes_formula_looking_names(client: TestCli
     assert parsed[1]["target"] == "40.0" and parsed[1]["value"] == "4"  # c5, c7, c8, c9
 
 
-def test_xlsx_is_a_workbook_of_the_same_rows_cell_by_cell(client: TestClient) -> None:
+WEEKDAYS = {
+    "grain": "week",
+    "scope": "rep",
+    "by": "weekday",
+    "from": "2026-07-06",
+    "to": "2026-07-19",
+}
+
+
+@pytest.mark.parametrize("params", [MONTH, WEEKDAYS], ids=["month", "week-by-weekday"])
+def test_xlsx_is_a_workbook_of_the_same_rows_cell_by_cell(
+    client: TestClient, params: dict[str, str]
+) -> None:
     engine = client.app.state.engine  # type: ignore[attr-defined]
     put_targets(engine, [Target("calls", "month", date(2026, 7, 1), "rep", "hubspot:r2", 40)])
-    body = get(client, "/v1/kpis", **MONTH)
+    body = get(client, "/v1/kpis", **params)
     response = client.get(
         "/v1/kpis",
-        params={**MONTH, "format": "xlsx"},
+        params={**params, "format": "xlsx"},
         headers={"Authorization": f"Bearer {READ}", "Accept-Encoding": "gzip"},
     )
     assert response.status_code == 200
@@ -446,6 +458,10 @@ def test_xlsx_is_a_workbook_of_the_same_rows_cell_by_cell(client: TestClient) ->
                 assert cell.data_type == "n" and cell.value == pytest.approx(value), column
     names = {cells[CSV_COLUMNS.index("scope_name")].value for cells in table[1:]}
     assert names == {HYPERLINK, "-5"}
+    if "by" in params:  # weekdays are integers, as in the JSON
+        by_values = {cells[CSV_COLUMNS.index("by_value")].value for cells in table[1:]}
+        assert by_values and all(isinstance(v, int) for v in by_values), by_values
+        return
     r2_calls = next(
         cells
         for cells in table[1:]
