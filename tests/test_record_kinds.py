@@ -18,7 +18,7 @@ from sqlalchemy import Column, String
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from connectors.records import RECORD_TYPES, Record
-from models import TABLE_BY_KIND
+from models import TABLE_BY_KIND, Base
 
 RECORD_BY_KIND: dict[str, type[Record]] = {r.kind: r for r in RECORD_TYPES}
 
@@ -89,7 +89,7 @@ def test_every_table_kind_has_a_record_type(kind: str) -> None:
 @pytest.mark.parametrize("kind", [r.kind for r in RECORD_TYPES])
 def test_record_fields_have_columns_of_the_same_type(kind: str) -> None:
     record, model = RECORD_BY_KIND[kind], TABLE_BY_KIND[kind]
-    table = model.__table__
+    table = Base.metadata.tables[model.__tablename__]
     hints = typing.get_type_hints(record)
     mismatches = []
     for field in dataclasses.fields(record):
@@ -118,7 +118,7 @@ def test_record_fields_have_columns_of_the_same_type(kind: str) -> None:
 @pytest.mark.parametrize("kind", [known_gap(r.kind, GAPS["columns"]) for r in RECORD_TYPES])
 def test_content_columns_have_record_fields(kind: str) -> None:
     record, model = RECORD_BY_KIND[kind], TABLE_BY_KIND[kind]
-    table = model.__table__
+    table = Base.metadata.tables[model.__tablename__]
     fields = {f.name for f in dataclasses.fields(record)}
     skipped = BOOKKEEPING | STORE_OWNED.get(kind, frozenset())
     missing = [c for c in table.c.keys() if c not in fields and c not in skipped]
@@ -133,6 +133,8 @@ def test_the_exclusions_name_real_columns() -> None:
     excluded = [(kind, name) for kind in RECORD_BY_KIND for name in BOOKKEEPING]
     excluded += [(kind, name) for kind, names in STORE_OWNED.items() for name in names]
     stale = [
-        f"{kind}.{name}" for kind, name in excluded if name not in TABLE_BY_KIND[kind].__table__.c
+        f"{kind}.{name}"
+        for kind, name in excluded
+        if name not in Base.metadata.tables[TABLE_BY_KIND[kind].__tablename__].c
     ]
     assert not stale, f"exclusions that name no column: {', '.join(stale)}"

@@ -25,6 +25,7 @@ from connectors.records import (
     Meeting,
     Record,
     Rep,
+    Source,
     Team,
 )
 from kpi import KpiContext
@@ -47,7 +48,7 @@ def put(engine: Engine, records: Iterable[Record]) -> None:
             store.upsert_records(conn, TABLE_BY_KIND[kind], rows, datetime.now(UTC))
 
 
-H = "hubspot"
+H: Source = "hubspot"
 
 
 def call(crm_id: str, when: str, outcome: str = "connected", **kw: Any) -> Call:
