@@ -68,8 +68,8 @@ from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from simulators.salesforce.org import SalesforceOrg, serve_org
 from simulators.salesforce.seed import generate_org_dataset
-from tests.conftest import POSTGRES_URL, _truncate
-from tests.test_salesforce_support import Clock, Org, ca
+from tests.support.db import POSTGRES_URL, truncate
+from tests.support.salesforce import Clock, Org, ca
 
 __all__ = ["ca"]
 
@@ -372,7 +372,7 @@ def baseline(engine: Engine, side: Side) -> Baseline:
 def empty(engine: Engine) -> None:
     """Empty the store (every table), as before any sync."""
     if engine.dialect.name == "postgresql":
-        _truncate(engine)
+        truncate(engine)
         return
     from models import Base
 
