@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
@@ -27,19 +27,15 @@ from sqlalchemy import Engine
 
 from connectors.records import Call, Deal, Record, Rep, Team
 from kpi import Target, put_targets
-from models import TABLE_BY_KIND, store
 from service.app import create_app
 from service.kpi_answers import CSV_COLUMNS, XLSX_MEDIA_TYPE, csv_safe
 from service.settings import Settings, kpi_context, settings_errors
+from tests.support.kpi_records import at, put
 
 H = "hubspot"
 READ = "fidelity-read"
 NOW = datetime(2026, 7, 15, 3, 0, tzinfo=UTC)  # Wednesday 15 July 2026, 12:00 JST
 HYPERLINK = '=HYPERLINK("http://evil.example/","click")'
-
-
-def at(text: str) -> datetime:
-    return datetime.fromisoformat(text).replace(tzinfo=UTC)
 
 
 def call(crm_id: str, when: str, rep: str, outcome: str = "connected") -> Call:
@@ -84,16 +80,6 @@ RECORDS: list[Record] = [
         rep_crm_id="r2",
     ),
 ]
-
-
-def put(engine: Engine, records: Iterable[Record]) -> None:
-    """Store records the way the sync does: one upsert per kind."""
-    by_kind: dict[str, list[dict[str, Any]]] = {}
-    for record in records:
-        by_kind.setdefault(record.kind, []).append(record.as_row())
-    with engine.begin() as conn:
-        for kind, rows in by_kind.items():
-            store.upsert_records(conn, TABLE_BY_KIND[kind], rows, datetime.now(UTC))
 
 
 def settings_for(**kw: Any) -> Settings:
