@@ -26,6 +26,9 @@ from service.sync.run import run_sync
 from simulators.salesforce.org import RunningOrg, SalesforceOrg, serve_org
 from simulators.salesforce.seed import generate_org_dataset
 from simulators.salesforce.store import OrgDataset
+from tests.support.salesforce import ca
+
+__all__ = ["ca"]
 
 END = datetime(2026, 10, 31, 12, tzinfo=UTC)
 RUN = END + timedelta(hours=1)
@@ -39,16 +42,11 @@ def dataset() -> OrgDataset:
     )
 
 
-@pytest.fixture(scope="module")
-def tls() -> trustme.CA:
-    return trustme.CA()
-
-
 @pytest.fixture
-def org(tls: trustme.CA, dataset: OrgDataset) -> Iterator[RunningOrg]:
+def org(ca: trustme.CA, dataset: OrgDataset) -> Iterator[RunningOrg]:
     sf = SalesforceOrg(clock=lambda: RUN)
     sf.load(dataset)
-    running = serve_org(sf, tls=tls)
+    running = serve_org(sf, tls=ca)
     try:
         yield running
     finally:
