@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 from hubspot import HubSpot
-from hubspot.crm.contacts import PublicMergeInput
+from hubspot.crm.contacts import ApiException, PublicMergeInput
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
@@ -216,3 +216,37 @@ def test_the_archived_sweep_interval_is_a_setting(engine: Engine, portal: Runnin
     assert sweeps(0) == 6  # every run sweeps: one archived page per object stream
     assert sweeps(60) == 0  # the last sweep is minutes old
     assert Settings(_env_file=None).hubspot_archived_sweep_minutes == 60  # type: ignore[call-arg]
+
+
+def test_the_portal_merges_contacts_as_hubspot_does(portal: RunningPortal) -> None:
+    hub = portal.portal
+    client = HubSpot(access_token=TOKEN, host=portal.url)
+    first, second = hub.ids("contacts")[:2]
+    calls = {c: hub_contacts_of(hub, c) for c in hub.ids("calls")}
+    theirs = sorted(c for c, contacts in calls.items() if {first, second} & set(contacts))
+    modified = {c: hub.get("calls", c)["hs_lastmodifieddate"] for c in theirs}
+    merged = merge(portal, first, second)
+    props = hub.get("contacts", merged)
+    assert props["hs_merged_object_ids"] == f"{first};{second}"
+    assert props["createdate"] == min(
+        hub.get("contacts", first)["createdate"], hub.get("contacts", second)["createdate"]
+    )
+    assert {first, second} <= set(hub.ids("contacts", archived=True))
+    # The activities follow the new contact, unmodified; an original id answers the new contact.
+    assert theirs and all(hub_contacts_of(hub, c) == [merged] for c in theirs)
+    assert {c: hub.get("calls", c)["hs_lastmodifieddate"] for c in theirs} == modified
+    assert client.crm.contacts.basic_api.get_by_id(first).id == merged
+    # What HubSpot refuses, the portal refuses.
+    api = client.crm.contacts.basic_api
+    for primary, other, status in ((merged, merged, 400), (merged, "999999999", 404)):
+        with pytest.raises(ApiException) as refused:
+            api.merge(
+                public_merge_input=PublicMergeInput(
+                    primary_object_id=primary, object_id_to_merge=other
+                )
+            )
+        assert refused.value.status == status
+
+
+def hub_contacts_of(hub: HubSpotPortal, call: str) -> list[str]:
+    return [str(c) for c in hub._linked("calls", int(call), "contacts")]
