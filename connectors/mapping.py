@@ -54,6 +54,10 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [salesforce.values.call_disposition]
     "Reached - Demo Booked" = "connected"
 
+    [salesforce.values.deal_type]
+    "Upsell" = "existing"                 # a custom Opportunity Type
+    "Partner - New*" = "new"              # a trailing * matches every value starting so
+
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
 
@@ -86,11 +90,14 @@ HubSpot value maps and sets: ``call_disposition`` (disposition id → call outco
 ``call_status`` (hs_call_status → call outcome, used when there is no known disposition),
 ``meeting_outcome`` (hs_meeting_outcome → meeting outcome), ``company_size`` (numemployees
 range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
-sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound).
+sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound),
+``deal_type`` (dealtype → ``new`` or ``existing``; another value leaves it unknown).
 
 Salesforce value maps: ``call_disposition`` (CallDisposition label → call outcome),
 ``meeting_outcome`` (Meeting_Outcome__c label → meeting outcome), ``task_status`` (Task
-Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass unchanged).
+Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass unchanged),
+``deal_type`` (Opportunity Type → ``new`` or ``existing``; ``"Existing Customer*"`` matches
+every type starting so; another value leaves it unknown).
 Value sets: ``call_outbound`` (CallType values that are outbound), ``call_subtypes`` and
 ``call_types`` (a Task is a call when its TaskSubtype or its Type is listed; a call is never
 a follow-up), ``email_subtypes``, ``task_subtypes``, ``user_types`` (User.UserType values
@@ -108,7 +115,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connectors.base import FieldRef
-from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, MEETING_OUTCOMES
+from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, DEAL_TYPES, MEETING_OUTCOMES
 
 T = TypeVar("T")
 SOURCES: tuple[str, ...] = ("hubspot", "salesforce")
@@ -153,12 +160,23 @@ class SourceMapping:
         return sorted(set(self.fields.get(kind, {}).values()))
 
     def value(self, name: str, raw: str | None) -> str | None:
-        """Look a CRM value up in a value map (case-insensitively); None when absent."""
+        """Look a CRM value up in a value map (case-insensitively); None when absent.
+
+        A key ending in ``*`` matches the values that start with the rest of it, when no key
+        matches exactly (the longest such key wins).
+        """
         if raw is None:
             return None
         wanted = raw.strip().casefold()
+        prefixed: list[tuple[str, str]] = []
         for key, normalized in self.values[name].items():
-            if key.casefold() == wanted:
+            folded = key.casefold()
+            if folded == wanted:
+                return normalized
+            if folded.endswith("*"):
+                prefixed.append((folded[:-1], normalized))
+        for prefix, normalized in sorted(prefixed, key=lambda item: -len(item[0])):
+            if wanted.startswith(prefix):
                 return normalized
         return None
 
@@ -197,6 +215,8 @@ HUBSPOT_FIELDS: dict[str, dict[str, str]] = {
         "sql_at": "hs_lifecyclestage_salesqualifiedlead_date",
         "score": "hubspotscore",
         "rep_crm_id": "hubspot_owner_id",
+        # The ids merged into this contact (";"-separated): their activities follow it.
+        "merged_crm_ids": "hs_merged_object_ids",
         "modified_at": "lastmodifieddate",
     },
     "call": {
@@ -248,6 +268,7 @@ HUBSPOT_FIELDS: dict[str, dict[str, str]] = {
         "bant_timing": "bant_timing",
         "handoff_rating": "handoff_rating",
         "lead_source": "hs_analytics_source",
+        "deal_type": "dealtype",  # through the ``deal_type`` value map
         "modified_at": "hs_lastmodifieddate",
     },
 }
@@ -294,6 +315,11 @@ HUBSPOT_VALUES: dict[str, dict[str, str]] = {
         "500-1000": "250-999",
         "1000+": "1000+",
     },
+    # dealtype's default options; another value leaves the deal's type unknown.
+    "deal_type": {
+        "newbusiness": "new",
+        "existingbusiness": "existing",
+    },
 }
 
 HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
@@ -332,6 +358,7 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "manager_crm_id": "ManagerId",
         "active": "IsActive",
         "user_type": "UserType",  # only the user types in the ``user_types`` set are reps
+        "crm_created_at": "CreatedDate",
         "modified_at": "SystemModstamp",
     },
     "lead": {  # Lead
@@ -416,6 +443,7 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "handoff_rating": "Handoff_Rating__c",
         "lead_source": "LeadSource",
         "contact_crm_id": "ContactId",  # the primary contact, when no lead was converted into it
+        "deal_type": "Type",  # through the ``deal_type`` value map
         "modified_at": "SystemModstamp",
     },
 }
@@ -450,6 +478,12 @@ SALESFORCE_VALUES: dict[str, dict[str, str]] = {
         "Completed": "COMPLETED",
         "Waiting on someone else": "WAITING",
         "Deferred": "DEFERRED",
+    },
+    # Opportunity Type's default picklist: "New Customer", "Existing Customer - Upgrade", ...
+    # (a key ending in ``*`` matches every value that starts with the rest of it).
+    "deal_type": {
+        "New Customer": "new",
+        "Existing Customer*": "existing",
     },
 }
 
@@ -487,6 +521,7 @@ VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
     "call_status": CALL_OUTCOMES,
     "meeting_outcome": MEETING_OUTCOMES,
     "company_size": COMPANY_SIZES,
+    "deal_type": DEAL_TYPES,
 }
 
 

@@ -49,6 +49,10 @@ MEETING_OUTCOMES: tuple[str, ...] = ("scheduled", "completed", "rescheduled", "n
 
 Direction = Literal["outbound", "inbound"]
 
+# A deal wins a new customer or sells more to an existing one (by=deal_type).
+DealType = Literal["new", "existing"]
+DEAL_TYPES: tuple[str, ...] = ("new", "existing")
+
 COMPANY_SIZES: tuple[str, ...] = ("1-9", "10-49", "50-249", "250-999", "1000+")
 
 
@@ -86,6 +90,9 @@ class Rep(Record):
     active: bool = True
     # HubSpot: the owner's userId (the CRM users object's hs_internal_user_id), for write-back.
     user_id: str | None = None
+    # When the CRM created the user (HubSpot owner createdAt, Salesforce User.CreatedDate):
+    # the start of the rep's tenure when it is older than the first activity synced.
+    crm_created_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,6 +181,7 @@ class Deal(Record):
     handoff_rating: float | None = None
     lead_source: str | None = None
     contact_crm_id: str | None = None
+    deal_type: DealType | None = None  # None when the CRM does not say, or says something else
 
 
 RECORD_TYPES: tuple[type[Record], ...] = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)

@@ -17,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    case,
     delete,
     func,
     select,
@@ -172,6 +173,38 @@ def flag_deleted(
                 *narrower,
             )
             .values(deleted=True, synced_at=at)
+        )
+
+
+def referencing(
+    conn: Connection, model: type[CrmRecord], source: str, column: str, crm_ids: Sequence[str]
+) -> list[str]:
+    """The CRM ids of the rows whose reference ``column`` names one of ``crm_ids``."""
+    if not crm_ids:
+        return []
+    table = table_of(model)
+    found = conn.execute(
+        select(table.c.crm_id).where(table.c.source == source, table.c[column].in_(crm_ids))
+    )
+    return list(found.scalars())
+
+
+def repoint(
+    conn: Connection,
+    model: type[CrmRecord],
+    source: str,
+    column: str,
+    survivors: Mapping[str, str],
+    at: datetime,
+) -> None:
+    """Point a reference ``column`` from merged records at the ones they became (old → new id)."""
+    if survivors:
+        table = table_of(model)
+        reference = table.c[column]
+        conn.execute(
+            update(table)
+            .where(table.c.source == source, reference.in_(list(survivors)))
+            .values({column: case(dict(survivors), value=reference), "synced_at": at})
         )
 
 

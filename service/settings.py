@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=None, description="HubSpot private-app token; HubSpot is synced when it is set"
     )
     hubspot_base_url: str = Field(default="https://api.hubapi.com", description="HubSpot API host")
+    hubspot_archived_sweep_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="an incremental HubSpot sync lists the archived records (one request per 100 archived in the last 90 days, per stream) only if the last sweep is at least this many minutes old; 0 sweeps on every run",
+    )
 
     salesforce_instance_url: str | None = Field(
         default=None,

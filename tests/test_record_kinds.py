@@ -36,10 +36,7 @@ GAPS = {
         "call_list": "no record type: no connector emits call lists (HubSpot lists, Campaigns)",
         "call_list_member": "no record type: no connector emits call list memberships",
     },
-    "columns": {
-        "rep": "reps.crm_created_at has no Rep field: no connector maps the user's created date",
-        "deal": "deals.deal_type has no Deal field: no connector maps new/existing yet",
-    },
+    "columns": {},
 }
 
 

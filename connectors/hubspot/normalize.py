@@ -18,6 +18,7 @@ from connectors.records import (
     Call,
     CallOutcome,
     Deal,
+    DealType,
     Direction,
     Email,
     FollowUpTask,
@@ -253,6 +254,23 @@ def map_contact(payload: dict[str, Any], mapping: SourceMapping) -> Lead:
     )
 
 
+def merged_ids(payload: dict[str, Any], mapping: SourceMapping) -> list[str]:
+    """The ids of the contacts merged into this one (hs_merged_object_ids), itself left out.
+
+    HubSpot archives a merged contact and moves its activities to the contact it became, without
+    touching the activities' modified dates; a sync follows the merge from this list.
+    """
+    props = payload.get("properties")
+    crm_id = clean_text(payload.get("id"))
+    if not isinstance(props, dict) or crm_id is None or payload.get("archived") is True:
+        return []
+    raw = clean_text(props.get(mapping.crm_field("lead", "merged_crm_ids")))
+    if raw is None:
+        return []
+    ids = (part.strip() for part in raw.replace(",", ";").split(";"))
+    return sorted({i for i in ids if i.isdigit() and i != crm_id}, key=lambda i: (len(i), i))
+
+
 def map_call(payload: dict[str, Any], mapping: SourceMapping) -> Call:
     """A HubSpot call engagement as a Call."""
     p = _Props(payload, mapping, "call")
@@ -390,6 +408,9 @@ def map_deal(
     """A HubSpot deal as a Deal, its stage probability looked up in the pipelines."""
     p = _Props(payload, mapping, "deal")
     pipeline, stage = p.text("pipeline"), p.text("stage")
+    deal_type: DealType | None = mapping.value(  # type: ignore[assignment]  # checked by the loader
+        "deal_type", p.text("deal_type")
+    )
     return Deal(
         source="hubspot",
         crm_id=p.crm_id,
@@ -412,6 +433,7 @@ def map_deal(
         handoff_rating=p.number("handoff_rating"),
         lead_source=p.text("lead_source"),
         contact_crm_id=p.associated("contact_crm_id"),
+        deal_type=deal_type,
     )
 
 
@@ -448,6 +470,7 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
             team_crm_id=primary,
             active=not archived,
             user_id=clean_text(payload.get("userId")),
+            crm_created_at=parse_datetime(payload.get("createdAt"), "createdAt"),
         ),
         teams,
     )

@@ -40,6 +40,13 @@ previous sweep (``archivedAt``, with the lookback). HubSpot keeps archived recor
 days, so a sweep costs ceil(archived in the last 90 days / 100) requests per stream,
 at least one.
 
+Contact merges: HubSpot archives the merged contacts and moves their activities and deals to
+the contact they became, without changing those records (so no search would find them again).
+The survivor is modified, and its ``hs_merged_object_ids`` lists the ids merged into it; each
+contacts page reports them in ``Page.merged_crm_ids`` (merged id → survivor), and the store
+flags the merged leads deleted and points their activities' and deals' contact at the survivor,
+whether or not the archived sweep is due. It costs no request.
+
 Owners have no search: every run lists the active owners (a full pass also the
 archived ones, flagged deleted); owners that left the active list since the previous
 run are reported in ``Page.missing_crm_ids``.
@@ -82,6 +89,7 @@ from connectors.hubspot.normalize import (
     iso_millis,
     map_object,
     map_owner,
+    merged_ids,
     parse_datetime,
     stage_probabilities,
     to_millis,
@@ -285,7 +293,8 @@ class HubSpotSource:
         while True:
             calls_before = self.api_calls
             data = self._list_page(spec, after=after, archived=phase == "archived")
-            records, rejected = self._map_page(spec, data.get("results") or [])
+            listed: list[dict[str, Any]] = data.get("results") or []
+            records, rejected = self._map_page(spec, listed)
             next_after = after_token(data)
             new_state: dict[str, Any]
             if next_after is not None:
@@ -311,7 +320,12 @@ class HubSpotSource:
                     swept_at=started_at,
                 ).to_state()
             yield Page(
-                spec.name, records, rejected, new_state, api_calls=self.api_calls - calls_before
+                spec.name,
+                records,
+                rejected,
+                new_state,
+                api_calls=self.api_calls - calls_before,
+                merged_crm_ids=self._merges(spec, listed),
             )
             if next_after is not None:
                 after = next_after
@@ -438,6 +452,7 @@ class HubSpotSource:
                 state.to_state(),
                 api_calls=self.api_calls - calls_before,
                 total=total,
+                merged_crm_ids=self._merges(spec, fresh),
             )
             if not more:
                 return
@@ -616,6 +631,19 @@ class HubSpotSource:
                 reason = f"unexpected payload shape: {type(exc).__name__}: {exc}"
                 rejected.append(Rejected(clean_text(payload.get("id")), payload, reason))
         return records, rejected
+
+    def _merges(self, spec: _Stream, results: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """Merged contact id → the contact it became, from the survivors' hs_merged_object_ids."""
+        if spec.kind != "lead":
+            return {}
+        out: dict[str, str] = {}
+        for payload in results:
+            if not isinstance(payload, dict):
+                continue
+            survivor = clean_text(payload.get("id"))
+            if survivor is not None:
+                out.update(dict.fromkeys(merged_ids(payload, self._mapping), survivor))
+        return out
 
     def _modified_millis(self, spec: _Stream, result: dict[str, Any]) -> int | None:
         props = result.get("properties") or {}

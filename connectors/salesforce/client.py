@@ -7,8 +7,11 @@ The quota guard: every REST response carries ``Sforce-Limit-Info: api-usage=used
 (without it the client asks ``/limits`` once a run). On the first figure of a run the client
 fixes the run's budget, ``quota_share`` (default 25%) of the requests the org had left when
 the run started; before each request past the budget it raises QuotaExhausted with a message
-saying so. Salesforce's own 403 REQUEST_LIMIT_EXCEEDED raises QuotaExhausted too. A run is
-what the caller says it is: :meth:`SalesforceClient.begin_run` with the run's ``until``.
+saying so. Salesforce's own 403 REQUEST_LIMIT_EXCEEDED raises QuotaExhausted too, unless its
+message names a concurrency limit (``ConcurrentPerOrgLongTxn Limit exceeded.``: too many
+requests of the org running longer than 20 s at once; ``ConcurrentRequests``): that one is
+not the daily quota, and is retried with backoff like a 5xx. A run is what the caller says it
+is: :meth:`SalesforceClient.begin_run` with the run's ``until``.
 
 Auth: with an OAuth connected app (client id, secret, refresh token) a 401 INVALID_SESSION_ID
 gets one refresh (POST ``{login_url}/services/oauth2/token``, grant_type=refresh_token, with
@@ -185,6 +188,7 @@ class SalesforceClient:
             Rule(lambda f: f.kind == "tls", "fail", self._tls_error),
             Rule(transport, "retry", _gave_up_transport),
             Rule(status_in(401), "refresh", _auth_error),
+            Rule(concurrent_limit, "retry", _gave_up_concurrent),
             Rule(
                 lambda f: status_in(403)(f) and f.code == "REQUEST_LIMIT_EXCEEDED",
                 "fail",
@@ -447,6 +451,25 @@ def _describe_token_failure(exc: BaseException, url: str) -> Failure | None:
             return Failure(url, "tls", cause=type(exc).__name__)
         return Failure(url, "transport", cause=type(exc).__name__)
     return None
+
+
+def concurrent_limit(failure: Failure) -> bool:
+    """A rule's match: 403 REQUEST_LIMIT_EXCEEDED for a concurrency limit, not the daily quota."""
+    return (
+        status_in(403)(failure)
+        and failure.code == "REQUEST_LIMIT_EXCEEDED"
+        and "concurrent" in failure.message.lower()
+    )
+
+
+def _gave_up_concurrent(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    return TransientError(
+        f"Salesforce refused {failure.label} with REQUEST_LIMIT_EXCEEDED ({failure.message}) "
+        f"{attempts} times: the org runs too many long requests at once (other integrations, "
+        "reports, Apex); the next sync resumes from the saved position",
+        status=403,
+        code=failure.code,
+    )
 
 
 def _gave_up_transport(failure: Failure, attempts: int, delay: float) -> ConnectorError:

@@ -20,6 +20,7 @@ from connectors.records import (
     Call,
     CallOutcome,
     Deal,
+    DealType,
     Direction,
     Email,
     FollowUpTask,
@@ -260,6 +261,7 @@ def map_user(payload: dict[str, Any], mapping: SourceMapping) -> Rep:
         manager_crm_id=f.text("manager_crm_id"),
         active=active,
         user_id=f.crm_id,  # targets are written back to this User record
+        crm_created_at=f.moment("crm_created_at"),
     )
 
 
@@ -428,6 +430,9 @@ def map_opportunity(
         raise RecordRejected(f"{f.name('probability')}: not a percentage: {probability}")
     rating = f.number("handoff_rating")
     contact = links.deal_lead.get(f.crm_id) or links.lead_of(f.text("contact_crm_id"), mapping)
+    deal_type: DealType | None = mapping.value(  # type: ignore[assignment]  # checked by the loader
+        "deal_type", f.text("deal_type")
+    )
     return Deal(
         source="salesforce",
         crm_id=f.crm_id,
@@ -450,6 +455,7 @@ def map_opportunity(
         handoff_rating=rating,
         lead_source=f.text("lead_source"),
         contact_crm_id=contact,
+        deal_type=deal_type,
     )
 
 

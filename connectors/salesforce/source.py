@@ -88,6 +88,8 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any, Literal
 
+from simple_salesforce.util import exception_handler
+
 from connectors.base import Page, StreamSpec, StreamState
 from connectors.errors import ConnectorError, RecordRejected, TransientError
 from connectors.mapping import Mapping, default_mapping
@@ -867,9 +869,6 @@ class SalesforceSource:
 
     # -- Bulk API 2.0 ---------------------------------------------------------------------------
 
-    def _bulk(self, client: Any, sobject: str) -> Any:
-        return _bulk_client(client, sobject)
-
     def _pull_bulk(
         self,
         spec: _Stream,
@@ -889,10 +888,7 @@ class SalesforceSource:
         calls_before = self.api_calls - spent
         if job_id is not None:
             try:
-                info = self._client.call(
-                    f"GET bulk job {sobject}",
-                    lambda c: self._bulk(c, sobject).get_job(job_id, True),
-                )
+                info = self._client.call(f"GET bulk job {sobject}", partial(_bulk_job, job_id))
                 if info.get("state") in ("Failed", "Aborted"):
                     job_id = None
             except NotFound:
@@ -902,10 +898,7 @@ class SalesforceSource:
         if job_id is None:
             conditions = [*self._filters(spec), f"SystemModstamp <= {soql_datetime(job_until)}"]
             soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {' AND '.join(conditions)}"
-            job = self._client.call(
-                f"POST bulk query job {sobject}",
-                lambda c: self._bulk(c, sobject).create_job("queryAll", soql),
-            )
+            job = self._client.call(f"POST bulk query job {sobject}", partial(_create_job, soql))
             job_id = str(job["id"])
             locator, offset = None, 0
         self._wait_for_job(sobject, job_id)
@@ -913,7 +906,7 @@ class SalesforceSource:
         while True:
             result = self._client.call(
                 f"GET bulk results {sobject}",
-                partial(_bulk_results, sobject, job_id, locator or "", self._bulk_page_size),
+                partial(_bulk_results, job_id, locator, self._bulk_page_size),
             )
             next_locator = result.get("locator") or None
             rows = [
@@ -978,9 +971,7 @@ class SalesforceSource:
         waited = 0.0
         delay = self._bulk_poll_seconds
         while True:
-            info = self._client.call(
-                f"GET bulk job {sobject}", lambda c: self._bulk(c, sobject).get_job(job_id, True)
-            )
+            info = self._client.call(f"GET bulk job {sobject}", partial(_bulk_job, job_id))
             state = info.get("state")
             if state == "JobComplete":
                 return
@@ -1002,11 +993,37 @@ class SalesforceSource:
             delay = min(30.0, delay * 1.5)
 
 
-def _bulk_client(client: Any, sobject: str) -> Any:
-    # simple-salesforce's Bulk API 2.0 client (``sf.bulk2.<Object>``): its job calls are
-    # driven here, so that a job is polled through our sleep and resumed from a saved locator.
-    return getattr(client.bulk2, sobject)._client
+# Bulk API 2.0 query jobs through their documented REST endpoints, on the client's own session
+# and headers (``Salesforce.restful``, ``.session``, ``.headers``, ``.base_url`` are public).
+# simple-salesforce's ``bulk2.<Object>.query_all`` creates, waits for and reads a job in one
+# call, so it can neither poll through our sleep nor resume a job from a saved locator.
 
 
-def _bulk_results(sobject: str, job_id: str, locator: str, max_records: int, client: Any) -> Any:
-    return _bulk_client(client, sobject).get_query_results(job_id, locator, max_records)
+def _create_job(soql: str, client: Any) -> Any:
+    """POST /jobs/query: a ``queryAll`` job (deleted and archived rows too), CSV, comma, LF."""
+    body = {"operation": "queryAll", "query": soql, "columnDelimiter": "COMMA", "lineEnding": "LF"}
+    return client.restful("jobs/query", method="POST", json=body)
+
+
+def _bulk_job(job_id: str, client: Any) -> Any:
+    """GET /jobs/query/{id}: the job's state."""
+    return client.restful(f"jobs/query/{job_id}")
+
+
+def _bulk_results(job_id: str, locator: str | None, max_records: int, client: Any) -> Any:
+    """GET /jobs/query/{id}/results?locator=&maxRecords=: one CSV result set and the next locator."""
+    params: dict[str, Any] = {"maxRecords": max_records}
+    if locator:
+        params["locator"] = locator
+    url = f"{client.base_url}jobs/query/{job_id}/results"
+    response = client.session.get(
+        url, headers={**client.headers, "Accept": "text/csv"}, params=params
+    )
+    if response.status_code >= 300:
+        exception_handler(response, f"jobs/query/{job_id}/results")
+    next_locator = response.headers.get("Sforce-Locator") or ""
+    return {
+        "locator": "" if next_locator == "null" else next_locator,
+        # A NUL byte in a text field breaks the CSV reader; simple-salesforce drops them too.
+        "records": response.content.decode("utf-8").replace("\x00", ""),
+    }

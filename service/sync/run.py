@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
@@ -117,6 +117,8 @@ def _store_page(
             store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
             if rollups and token is not None:
                 rollups.after_upsert(conn, token)
+        if page.merged_crm_ids:
+            _follow_merges(conn, source, spec, page.merged_crm_ids, at, rollups)
         store.release_from_quarantine(conn, source, page.stream, kept)
         store.quarantine(
             conn,
@@ -145,6 +147,42 @@ def _store_page(
                 api_calls=report.api_calls,
             )
         )
+
+
+# The record kinds that reference a lead (their ``contact_crm_id``), re-pointed when leads merge.
+CONTACT_REFERENCES: tuple[str, ...] = ("call", "email", "meeting", "task", "deal")
+
+
+def _follow_merges(
+    conn: Connection,
+    source: str,
+    spec: StreamSpec,
+    survivors: dict[str, str],
+    at: datetime,
+    rollups: RollupMaintainer | None,
+) -> None:
+    """Merged records: flagged deleted, and whatever referenced them follows the survivor.
+
+    A CRM moves a merged contact's activities to the contact it became without changing
+    them, so an incremental sync would never re-read them; the survivor's list of merged ids
+    is what tells. Breakdowns and response times then follow the survivor at once.
+    """
+    kind = spec.record_type.kind
+    merged = sorted(survivors)
+    if kind == "lead":
+        for referrer in CONTACT_REFERENCES:
+            model = TABLE_BY_KIND[referrer]
+            ids = store.referencing(conn, model, source, "contact_crm_id", merged)
+            if not ids:
+                continue
+            token = rollups.before_upsert(conn, referrer, source, ids) if rollups else None
+            store.repoint(conn, model, source, "contact_crm_id", survivors, at)
+            if rollups and token is not None:
+                rollups.after_upsert(conn, token)
+    token = rollups.before_upsert(conn, kind, source, merged) if rollups else None
+    store.flag_deleted(conn, TABLE_BY_KIND[kind], source, merged, at)
+    if rollups and token is not None:
+        rollups.after_upsert(conn, token)
 
 
 def _own_states(pages: Iterator[Page]) -> Iterator[Page]:

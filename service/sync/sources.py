@@ -113,7 +113,12 @@ def build_connectors(settings: Settings, which: str = "all") -> list[SourceConne
     connectors: list[SourceConnector] = []
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
         connectors.append(
-            HubSpotSource(hubspot_client(settings), mapping=mapping, lookback=lookback)
+            HubSpotSource(
+                hubspot_client(settings),
+                mapping=mapping,
+                lookback=lookback,
+                archived_sweep_interval=timedelta(minutes=settings.hubspot_archived_sweep_minutes),
+            )
         )
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
         connectors.append(

@@ -13,6 +13,10 @@ What is served (shapes from HubSpot's documentation; the tests pin them):
 - ``GET  /crm/v3/objects/{objectType}`` (list, ordered by id, ``after`` = next id),
   ``/crm/v3/objects/{objectType}/{objectId}``, ``POST .../batch/read``
 - ``POST /crm/v3/objects/{objectType}/search``
+- ``POST /crm/v3/objects/contacts/merge`` (``primaryObjectId``, ``objectIdToMerge``): as HubSpot
+  merges contacts today, a new contact with a new id and ``hs_merged_object_ids`` listing both;
+  both originals archived, their associations moved to it, the associated records unchanged; a
+  GET of an original id answers the new contact
 - ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read``
 - ``GET  /crm/v3/pipelines/deals[/{pipelineId}[/stages]]``
 - ``POST /crm/v3/objects/{objectType}/batch/update`` (at most 100 inputs; a batch with any
@@ -74,6 +78,7 @@ from simulators.hubspot.wire import (
     BATCH_WRITE_MAX,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
+    MERGEABLE_TYPES,
     OBJECT_TYPES,
     OWNERS_LIMIT_DEFAULT,
     OWNERS_LIMIT_MAX,
@@ -390,10 +395,34 @@ class HubSpotPortal(PortalStore):
             obj = store.by_id.get(int(call.params["objectId"]))
         except ValueError:
             obj = None
+        if obj is not None and obj.archived_ms is not None and not archived:
+            # A merged record's id answers the record it became.
+            into = self.merged_into(store.spec.name, obj.id)
+            obj = store.live(into) if into is not None else obj
         if obj is None or (obj.archived_ms is not None) != archived:
             raise not_found()
         names = self._property_names(store, call.many("properties"))
         return 200, self._object_json(store, obj, names, self._association_types(call))
+
+    def _merge_objects(self, call: _Call) -> tuple[int, Any]:
+        store = self._http_store(call.params["objectType"])
+        self._require_records(store, "write")
+        body = call.body if isinstance(call.body, dict) else {}
+        primary, other = body.get("primaryObjectId"), body.get("objectIdToMerge")
+        if not isinstance(primary, str | int) or not isinstance(other, str | int):
+            raise ApiError(
+                400, "Invalid input JSON: primaryObjectId and objectIdToMerge are required"
+            )
+        if store.spec.name not in MERGEABLE_TYPES:
+            raise ApiError(400, f"Merging {store.spec.name} is not supported by this portal")
+        if str(primary) == str(other):
+            raise ApiError(400, "Cannot merge an object with itself")
+        for raw in (primary, other):
+            if not str(raw).isdigit() or store.live(int(str(raw))) is None:
+                raise not_found()
+        new_id = self.merge(store.spec.name, str(primary), str(other))
+        obj = store.by_id[int(new_id)]
+        return 200, self._object_json(store, obj, self._property_names(store, []))
 
     def _batch_read_objects(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
@@ -1163,6 +1192,11 @@ class HubSpotPortal(PortalStore):
                     Route(
                         "/crm/v3/objects/{objectType}/batch/update",
                         ep(self._batch_update, write="records"),
+                        methods=["POST"],
+                    ),
+                    Route(
+                        "/crm/v3/objects/{objectType}/merge",
+                        ep(self._merge_objects, write="records"),
                         methods=["POST"],
                     ),
                     Route(

@@ -304,6 +304,7 @@ def generate_dataset(
         builder.emails(calls_per_rep_day * 0.7)
         builder.meetings()
         builder.deals()
+        _deal_types(builder.tables["deals"], seed)
         builder.tasks()
         builder.finish_contacts()
         builder.archive_a_few()
@@ -315,6 +316,17 @@ def generate_dataset(
         objects=builder.tables,
         pipeline_stages=list(DEFAULT_DEAL_STAGES),
     )
+
+
+def _deal_types(table: ObjectTable, seed: int) -> None:
+    """Each deal's dealtype: mostly new business, some existing, a few unset.
+
+    Drawn from a random stream of its own, so adding the attribute left every other
+    generated value as it was.
+    """
+    rng = random.Random(f"dealtype-{seed}")
+    kinds = _Weighted((("newbusiness", 0.68), ("existingbusiness", 0.26), ("", 0.06)))
+    table.columns["dealtype"] = [kinds.pick(rng.random) or None for _ in table.ids]
 
 
 class _Builder:

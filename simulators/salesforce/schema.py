@@ -113,6 +113,13 @@ DEFAULT_STAGES: tuple[tuple[str, float, bool, bool], ...] = (
     ("Closed Lost", 0.0, True, False),
 )
 MEETING_OUTCOMES = ("Scheduled", "Completed", "Rescheduled", "No Show", "Canceled")
+# Opportunity Type's default picklist.
+EXISTING_CUSTOMER_TYPES = (
+    "Existing Customer - Upgrade",
+    "Existing Customer - Replacement",
+    "Existing Customer - Downgrade",
+)
+OPPORTUNITY_TYPES = ("New Customer", *EXISTING_CUSTOMER_TYPES)
 
 
 def standard_schema() -> dict[str, SObjectSpec]:
@@ -283,7 +290,7 @@ def standard_schema() -> dict[str, SObjectSpec]:
                 _f("Amount", "currency"),
                 _f("Probability", "percent"),
                 _f("CloseDate", "date", nillable=False),
-                _f("Type", "picklist"),
+                _f("Type", "picklist", picklist=OPPORTUNITY_TYPES),
                 _f("LeadSource", "picklist"),
                 _f("IsClosed", "boolean", nillable=False),
                 _f("IsWon", "boolean", nillable=False),

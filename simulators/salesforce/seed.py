@@ -18,7 +18,8 @@ module writes them as an org would hold them:
 - Event per meeting with Meeting_Outcome__c and WhatId = the opportunity it produced;
 - Task per follow-up (TaskSubtype Task, due on ActivityDate);
 - Opportunity per deal: StageName, Probability, Amount, CloseDate, OwnerId (field sales),
-  IS_Rep__c, BANT_*__c, Handoff_Rating__c, LeadSource, ContactId;
+  IS_Rep__c, BANT_*__c, Handoff_Rating__c, LeadSource, ContactId, Type (New Customer or
+  Existing Customer - …, from the deal's dealtype);
 - three deleted records of every object (IsDeleted, still returned by queryAll).
 
 Activity after a lead's conversion is logged on its Contact (WhoId), as in a real org; the
@@ -35,6 +36,7 @@ from typing import Any
 from simulators.hubspot.seed import CALL_DISPOSITIONS, generate_dataset
 from simulators.hubspot.store import PortalDataset, gc_paused
 from simulators.salesforce.ids import salesforce_id
+from simulators.salesforce.schema import EXISTING_CUSTOMER_TYPES
 from simulators.salesforce.store import OrgDataset, OrgRecord
 from simulators.salesforce.wire import EPOCH
 
@@ -145,6 +147,15 @@ def generate_org_dataset(
     )
     with gc_paused():
         return _Translator(portal, random.Random(seed * 7919 + 1)).run()
+
+
+def _opportunity_type(dealtype: object, deal_id: int) -> str | None:
+    """The Opportunity Type of a deal's dealtype (the kind of existing business by its id)."""
+    if dealtype == "newbusiness":
+        return "New Customer"
+    if dealtype == "existingbusiness":
+        return EXISTING_CUSTOMER_TYPES[deal_id % len(EXISTING_CUSTOMER_TYPES)]
+    return None
 
 
 class _Translator:
@@ -381,6 +392,9 @@ class _Translator:
                 "ContactId": self.contact[contact_id][0] if contact_id in self.contact else None,
                 "AccountId": self.accounts.get(contact_id),
                 "Handoff_Rating__c": float(str(rating)) if rating else None,
+                "Type": _opportunity_type(cols["dealtype"][i], deal_id)
+                if "dealtype" in cols
+                else None,
             }
             for name in ("bant_budget", "bant_authority", "bant_need", "bant_timing"):
                 value = cols[name][i]
