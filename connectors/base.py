@@ -50,6 +50,9 @@ class Page:
     # Records of this stream's type that the CRM no longer lists at all (e.g. a
     # deactivated owner); the store flags them deleted.
     missing_crm_ids: list[str] = field(default_factory=list)
+    # Narrows ``missing_crm_ids`` to the records with these values, for records keyed within a
+    # parent: {"list_crm_id": "123"} flags members of that one list.
+    missing_within: dict[str, str] = field(default_factory=dict)
 
 
 class SourceConnector(Protocol):

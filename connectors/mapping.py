@@ -56,6 +56,10 @@ by :func:`load_mapping`; any field name or value map can be overridden:
 
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
+    call_lists = ["Q4 Tokyo calling", "701A000000abcdEIAQ"]   # campaigns by Name or Id
+
+    [hubspot.values]
+    call_lists = ["123", "October calling"]   # contact lists by listId or name
 
     [salesforce.writeback.month]
     calls = "IS_Target_Calls__c"          # a field of User (the default object)
@@ -86,7 +90,10 @@ HubSpot value maps and sets: ``call_disposition`` (disposition id → call outco
 ``call_status`` (hs_call_status → call outcome, used when there is no known disposition),
 ``meeting_outcome`` (hs_meeting_outcome → meeting outcome), ``company_size`` (numemployees
 range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
-sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound).
+sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound),
+``list_processing_types`` (the contact lists synced as call lists, by ``processingType``:
+MANUAL and SNAPSHOT) and ``call_lists`` (list ids or names: when set, exactly these lists are
+synced, whatever their processing type).
 
 Salesforce value maps: ``call_disposition`` (CallDisposition label → call outcome),
 ``meeting_outcome`` (Meeting_Outcome__c label → meeting outcome), ``task_status`` (Task
@@ -94,8 +101,10 @@ Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass 
 Value sets: ``call_outbound`` (CallType values that are outbound), ``call_subtypes`` and
 ``call_types`` (a Task is a call when its TaskSubtype or its Type is listed; a call is never
 a follow-up), ``email_subtypes``, ``task_subtypes``, ``user_types`` (User.UserType values
-synced as reps), and the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
-``contact_id_prefixes``. A Salesforce field mapped to ``""`` is not read; the connector also
+synced as reps), the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
+``contact_id_prefixes``, ``campaign_types`` (the Campaign Types synced as call lists:
+Telemarketing) and ``call_lists`` (Campaign Ids or Names: when set, exactly these campaigns
+are synced, whatever their Type). A Salesforce field mapped to ``""`` is not read; the connector also
 leaves empty any mapped field the org does not have (it describes the objects first).
 """
 
@@ -300,6 +309,10 @@ HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "email_not_sent": ("BOUNCED", "FAILED", "SCHEDULED", "SENDING"),
     "call_outbound": ("OUTBOUND",),
     "email_outbound": ("EMAIL",),
+    # Contact lists synced as call lists: these processing types (DYNAMIC lists are segments,
+    # not lists to work), unless ``call_lists`` names the lists (by list id or name).
+    "list_processing_types": ("MANUAL", "SNAPSHOT"),
+    "call_lists": (),
 }
 
 # Write-back (SPEC §9): the rep's user record. HubSpot: the users object (0-115) behind the
@@ -418,6 +431,18 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "contact_crm_id": "ContactId",  # the primary contact, when no lead was converted into it
         "modified_at": "SystemModstamp",
     },
+    "call_list": {  # Campaign of a Type in ``campaign_types`` (or named in ``call_lists``)
+        "name": "Name",
+        "list_kind": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "call_list_member": {  # CampaignMember of such a campaign
+        "list_crm_id": "CampaignId",
+        "lead_crm_id": "LeadId",
+        "contact_crm_id": "ContactId",  # mapped to the Lead converted into it, like a WhoId
+        "added_at": "CreatedDate",
+        "modified_at": "SystemModstamp",
+    },
 }
 SALESFORCE_ASSOCIATIONS: dict[str, dict[str, str]] = {}
 
@@ -463,6 +488,10 @@ SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
     "deal_id_prefixes": ("006",),  # key prefix of Opportunity ids (for Event.WhatId)
     "lead_id_prefixes": ("00Q",),  # key prefix of Lead ids (WhoId)
     "contact_id_prefixes": ("003",),  # key prefix of Contact ids (WhoId, mapped to the lead)
+    # Campaigns synced as call lists: these Types, unless ``call_lists`` names the campaigns
+    # (by Id or Name).
+    "campaign_types": ("Telemarketing",),
+    "call_lists": (),
 }
 
 # Write-back: custom fields on User; ForecastingQuota (the standard quota object, one record

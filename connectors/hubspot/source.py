@@ -74,6 +74,7 @@ from typing import Any, Literal
 from connectors.base import Page, StreamSpec, StreamState
 from connectors.errors import ConnectorError, RecordRejected
 from connectors.hubspot.client import HubSpotClient, after_token
+from connectors.hubspot.lists import ListStreams
 from connectors.hubspot.normalize import (
     EPOCH,
     StageProbabilities,
@@ -89,6 +90,8 @@ from connectors.hubspot.normalize import (
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -135,7 +138,11 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "meetings", "meeting", Meeting),
     _Stream("tasks", "tasks", "task", FollowUpTask),
     _Stream("deals", "deals", "deal", Deal),
+    # Contact lists and their memberships (connectors/hubspot/lists.py), after the contacts.
+    _Stream("call_lists", "lists", "call_list", CallList, key="listId"),
+    _Stream("call_list_members", "lists", "call_list_member", CallListMember, key="recordId"),
 )
+_LIST_KINDS = ("call_list", "call_list_member")
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
 
@@ -231,6 +238,7 @@ class HubSpotSource:
         self._lookback = lookback
         self._sweep_interval = archived_sweep_interval
         self._probabilities: StageProbabilities | None = None
+        self._lists = ListStreams(client, self._mapping, lookback)
 
     @property
     def api_calls(self) -> int:
@@ -244,7 +252,7 @@ class HubSpotSource:
         for stream in STREAM_TABLE:
             cursor = (
                 "updatedAt"
-                if stream.kind == "rep"
+                if stream.kind in ("rep", *_LIST_KINDS)
                 else self._mapping.crm_field(stream.kind, "modified_at")
             )
             specs.append(
@@ -262,6 +270,12 @@ class HubSpotSource:
         self._probabilities = None  # read the deal pipelines once per run
         if spec.kind == "rep":
             yield from self._pull_owners(state)
+            return
+        if spec.kind == "call_list":
+            yield from self._lists.pull_lists(state, until)
+            return
+        if spec.kind == "call_list_member":
+            yield from self._lists.pull_members(state, until)
             return
         incremental: _Incremental | None = None
         if state is not None and state.get("mode") == "incremental":
