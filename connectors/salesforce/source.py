@@ -93,6 +93,8 @@ from connectors.errors import ConnectorError, RecordRejected, TransientError
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -102,6 +104,12 @@ from connectors.records import (
     Rejected,
     Rep,
     Team,
+)
+from connectors.salesforce.campaigns import (
+    campaign_condition,
+    map_campaign,
+    map_campaign_member,
+    member_filter,
 )
 from connectors.salesforce.client import LocatorExpired, NotFound, SalesforceClient
 from connectors.salesforce.normalize import (
@@ -128,7 +136,17 @@ from connectors.salesforce.normalize import (
 log = logging.getLogger(__name__)
 
 LOOKUP_IDS = 500  # Ids in one look-up query's IN list
-DESCRIBED = ("UserRole", "User", "Lead", "Task", "Event", "Opportunity", "EmailMessage")
+DESCRIBED = (
+    "UserRole",
+    "User",
+    "Lead",
+    "Task",
+    "Event",
+    "Opportunity",
+    "EmailMessage",
+    "Campaign",
+    "CampaignMember",
+)
 
 # Which pass of an email stream comes next: the email Tasks, or the EmailMessages changed.
 EmailPhase = Literal["tasks", "messages"]
@@ -156,6 +174,9 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "Event", "meeting", Meeting),
     _Stream("tasks", "Task", "task", FollowUpTask),
     _Stream("opportunities", "Opportunity", "deal", Deal),
+    # Call lists: Telemarketing campaigns (connectors/salesforce/campaigns.py) and their members.
+    _Stream("campaigns", "Campaign", "call_list", CallList),
+    _Stream("campaign_members", "CampaignMember", "call_list_member", CallListMember),
 )
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
@@ -400,6 +421,14 @@ class SalesforceSource:
             name = m.fields["rep"].get("user_type", "")
             if self._has_field("User", name) and m.sets["user_types"]:
                 return [self._in_list("User", name, m.sets["user_types"])]
+        if spec.kind == "call_list_member":
+            campaign = m.fields["call_list_member"].get("list_crm_id", "")
+            condition = campaign_condition(
+                m,
+                self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+                self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+            )
+            return [member_filter(m, self._canonical("CampaignMember", campaign), condition)]
         return []
 
     def _read_pass(
@@ -628,6 +657,10 @@ class SalesforceSource:
                     record = map_event(payload, m, links)
                 elif spec.kind == "task":
                     record = map_task(payload, m, links, tz)
+                elif spec.kind == "call_list":
+                    record = map_campaign(payload, m)
+                elif spec.kind == "call_list_member":
+                    record = map_campaign_member(payload, m, links)
                 else:
                     record = map_opportunity(payload, m, links, tz)
             except RecordRejected as exc:
@@ -739,7 +772,7 @@ class SalesforceSource:
             yield from self._pull_bulk(spec, None, until, total=switch.total, spent=switch.cost)
 
     def _resolve_links(self, spec: _Stream, rows: list[dict[str, Any]]) -> None:
-        if spec.kind in ("call", "email", "meeting", "task", "deal") and rows:
+        if spec.kind in ("call", "email", "meeting", "task", "deal", "call_list_member") and rows:
             queries = self._link_queries(rows, spec.kind)
             found = self._client.lookup(queries) if queries else {}
             self._apply_links(found, rows, spec.kind)

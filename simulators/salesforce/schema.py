@@ -113,6 +113,21 @@ DEFAULT_STAGES: tuple[tuple[str, float, bool, bool], ...] = (
     ("Closed Lost", 0.0, True, False),
 )
 MEETING_OUTCOMES = ("Scheduled", "Completed", "Rescheduled", "No Show", "Canceled")
+# The default Campaign Type picklist.
+CAMPAIGN_TYPES = (
+    "Advertisement",
+    "Banner Ads",
+    "Conference",
+    "Direct Mail",
+    "Email",
+    "Partners",
+    "Public Relations",
+    "Referral Program",
+    "Telemarketing",
+    "Trade Show",
+    "Webinar",
+    "Other",
+)
 
 
 def standard_schema() -> dict[str, SObjectSpec]:
@@ -318,6 +333,42 @@ def standard_schema() -> dict[str, SObjectSpec]:
                 _f("LastOpenedDate", "datetime"),
                 _f("FirstLinkClickedDate", "datetime"),
                 _f("HasReply", "boolean"),
+            ],
+        ),
+        # Campaigns (telemarketing campaigns are the org's call lists) and their members.
+        SObjectSpec(
+            "Campaign",
+            "Campaign",
+            "701",
+            [
+                *_system(),
+                _f("Name", "string", nillable=False),
+                _f("Type", "picklist", picklist=CAMPAIGN_TYPES),
+                _f(
+                    "Status",
+                    "picklist",
+                    picklist=("Planned", "In Progress", "Completed", "Aborted"),
+                ),
+                _f("IsActive", "boolean", nillable=False),
+                _f("StartDate", "date"),
+                _f("EndDate", "date"),
+                _f("ParentId", "reference", ref=("Campaign",)),
+                _f("OwnerId", "reference", ref=("User",), nillable=False),
+            ],
+        ),
+        SObjectSpec(
+            "CampaignMember",
+            "Campaign Member",
+            "00v",
+            [
+                *_system(),
+                _f("CampaignId", "reference", ref=("Campaign",), nillable=False),
+                _f("LeadId", "reference", ref=("Lead",)),
+                _f("ContactId", "reference", ref=("Contact",)),
+                _f("LeadOrContactId", "reference", ref=("Lead", "Contact")),
+                _f("Status", "picklist", picklist=("Planned", "Sent", "Responded")),
+                _f("HasResponded", "boolean", nillable=False),
+                _f("FirstRespondedDate", "date"),
             ],
         ),
         # Collaborative Forecasts: a forecast type, and a quota per owner, type and period.
