@@ -43,6 +43,7 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [hubspot.values]
     email_not_sent = ["BOUNCED", "FAILED"]  # a value set replaces the default list
     call_outbound = ["OUTBOUND", "OUTBOUND_DIALER"]
+    call_lists = ["123", "October calling"]   # contact lists by listId or name
 
     [salesforce.fields.deal]
     rep_crm_id = "Inside_Sales_Rep__c"    # the Opportunity lookup holding the IS rep
@@ -57,9 +58,6 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
     call_lists = ["Q4 Tokyo calling", "701A000000abcdEIAQ"]   # campaigns by Name or Id
-
-    [hubspot.values]
-    call_lists = ["123", "October calling"]   # contact lists by listId or name
 
     [salesforce.writeback.month]
     calls = "IS_Target_Calls__c"          # a field of User (the default object)
