@@ -2,9 +2,11 @@
 
 Streams, in sync order: ``owners`` (→ Rep and Team: teams come from the owners'
 ``teams``, the primary one is the rep's team), ``contacts`` (→ Lead), ``calls``,
-``emails``, ``meetings``, ``tasks`` (→ FollowUpTask) and ``deals`` (→ Deal, with the
+``emails``, ``meetings``, ``tasks`` (→ FollowUpTask), ``deals`` (→ Deal, with the
 stage probability from the deal pipelines' stage metadata, read once per run and only
-when deals arrive).
+when deals arrive), then ``call_lists`` and ``call_list_members`` (static contact lists and
+their memberships, → CallList and CallListMember: connectors/hubspot/lists.py, which says how
+they are read and what they cost).
 
 How a stream is read
 --------------------
@@ -55,7 +57,7 @@ Cost in requests (P = page size, 100)
   plus the archived sweep; owners ceil(owners/P).
 - no change: exactly one search per object stream and one owners page (7 requests),
   plus the archived sweep (6 requests while each type has at most 100 archived records)
-  when it is due.
+  when it is due, plus one list search per call-list stream (2).
 
 Requests go through :class:`connectors.hubspot.client.HubSpotClient` (pacing, rate limits,
 retries, errors); records are mapped by connectors/hubspot/normalize.py. A page's own cost in

@@ -4,12 +4,13 @@ Streams, in sync order: ``roles`` (UserRole → Team), ``users`` (User → Rep; 
 ``user_types`` of the mapping, Standard by default), ``leads`` (Lead), ``calls`` (Task with
 TaskSubtype Call or Type Call → Call), ``emails`` (Task with TaskSubtype Email/ListEmail,
 joined by ActivityId to EmailMessage → Email), ``meetings`` (Event → Meeting), ``tasks``
-(the other Tasks with TaskSubtype Task → FollowUpTask) and ``opportunities`` (Opportunity →
-Deal). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
+(the other Tasks with TaskSubtype Task → FollowUpTask), ``opportunities`` (Opportunity →
+Deal), ``campaigns`` (Campaign → CallList, the Telemarketing ones) and ``campaign_members``
+(CampaignMember → CallListMember, of those campaigns only: connectors/salesforce/campaigns.py). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
 ``salesforce:<Id>``).
 
 Before the first query of a connector, one composite request describes every object it reads
-(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage). Queries select only the fields
+(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage, Campaign, CampaignMember). Queries select only the fields
 the mapping needs that the org has: a mapped field the org lacks (a custom field such as
 ``BANT_Budget__c`` not created yet, EmailMessage's ``FirstLinkClickedDate`` in an org without
 link tracking) is left empty instead of failing the query; an org without EmailMessage syncs
@@ -54,7 +55,8 @@ Cost in API requests (P = 2,000, the page size)
 -----------------------------------------------
 - every run: 1 (a composite request describing the seven objects);
 - roles, users: ceil(n / P) each, 1 for most orgs;
-- leads, calls, meetings, tasks, opportunities: ceil(changed rows / P), at least 1. The tasks
+- leads, calls, meetings, tasks, opportunities, campaigns, campaign members:
+  ceil(changed rows / P), at least 1. The tasks
   query also returns the CTI calls (TaskSubtype Task, Type Call), which it skips;
 - emails: ceil(changed email Tasks / P) + ceil(changed EmailMessages / P), at least 1 + 1, plus
   one composite request per stored page of email Tasks (their EmailMessages, 500 Ids a query)
@@ -65,10 +67,10 @@ Cost in API requests (P = 2,000, the page size)
 - a first sync by Bulk API 2.0 instead: 1 REST page (which told the size), 1 job, the polls (the
   first after ``bulk_poll_seconds``, then 1.5 times longer each, at most 30 s apart) and
   ceil(rows / ``bulk_page_size``) result requests.
-So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 11
-(the demo org, 170,000 records of which 60,000 emails: 158 requests); an incremental run about
-changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
-+ 10; a run with no change (none in the lookback window before the last run either) exactly 10.
+So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 13
+(the demo org, 170,000 records of which 60,000 emails: 158 requests before the call lists); an
+incremental run about changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
++ 12; a run with no change (none in the lookback window before the last run either) exactly 12.
 
 Requests go through :class:`connectors.salesforce.client.SalesforceClient` (auth, the quota
 guard, retries, errors); records are mapped by connectors/salesforce/normalize.py. A record that
