@@ -294,14 +294,9 @@ class ListStreams:
                     try:
                         member = map_membership(list_id, payload)
                     except RecordRejected as exc:
-                        crm_id = (
-                            clean_text(payload.get("recordId"))
-                            if isinstance(payload, dict)
-                            else None
-                        )
-                        rejected.append(
-                            Rejected(crm_id, {"listId": list_id, **dict(payload)}, str(exc))
-                        )
+                        shown = payload if isinstance(payload, dict) else {"value": payload}
+                        crm_id = clean_text(shown.get("recordId"))
+                        rejected.append(Rejected(crm_id, {"listId": list_id, **shown}, str(exc)))
                         if crm_id is not None:
                             seen.append(crm_id)  # still a member: not to be flagged deleted
                         continue
