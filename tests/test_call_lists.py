@@ -451,6 +451,24 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
         created_at=added,
         modified_at=added,
     )
+    # A call logged on the converted lead's Contact after it joined: it works that member.
+    called = at("2026-10-02T01:00")
+    sf.create(
+        "Task",
+        {
+            "Subject": "Call",
+            "Status": "Completed",
+            "Priority": "Normal",
+            "TaskSubtype": "Call",
+            "CallType": "Outbound",
+            "CallDisposition": "Connected",
+            "CompletedDateTime": called,
+            "WhoId": contact,
+            "OwnerId": user,
+        },
+        created_at=called,
+        modified_at=called,
+    )
 
     def connector() -> SalesforceConnector:
         return SalesforceConnector(
@@ -471,6 +489,8 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
         (calling, by_lead): (lead, added, False),
         (calling, by_contact): (converted, added, False),  # the Contact's lead
     }
+    # By hand: two members joined in October; the Contact's lead was called after joining.
+    assert consumption(engine) == (1, 2, 0.5)
     member_queries = [q for q in sf.soql_log if "FROM CampaignMember" in q]
     assert member_queries and all(
         "CampaignId IN (SELECT Id FROM Campaign WHERE Type IN ('Telemarketing'))" in q
@@ -490,6 +510,9 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
     assert stored[(calling, by_lead)][2] is True
     assert stored[(calling, newcomer)] == (converted, at("2026-11-01T03:00"), False)
     assert lists_of(engine, "salesforce")[webinar] == ("Webinar", "Telemarketing", False)
+    # The removed member leaves October's count. (The webinar's older member is not read by an
+    # incremental run: its SystemModstamp is before the cursor; `iskpi sync --full` reads it.)
+    assert consumption(engine) == (1, 1, 1.0)
 
     # A campaign whose Type changes away from Telemarketing stops being a call list.
     clock.now = at("2026-11-02T03:00")
