@@ -325,13 +325,22 @@ LISTS_PER_TEAM = 3
 FIRST_LIST_ID = 501
 
 
+def _touched_in_month(times: Sequence[int], moment: int) -> bool:
+    """Whether a sorted list of touch times has one from ``moment`` to its month's end (UTC)."""
+    day = EPOCH + timedelta(milliseconds=moment)
+    month_end = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
+    at = bisect.bisect_left(times, moment)
+    return at < len(times) and times[at] < to_ms(month_end)
+
+
 def _call_lists(builder: _Builder, rng: random.Random) -> list[GeneratedList]:
     """Static call lists per team over the period: the team's leads, most called after joining.
 
     Each team gets ``LISTS_PER_TEAM`` lists, one every few weeks. A list takes about a third of
-    the leads its team's reps own that exist by its start. About seven in ten members are
-    added shortly before an outbound call or email they then get; the others are added after
-    their last touch (never worked from the list), so リスト消化率 lands around 0.6–0.85.
+    the leads its team's reps own that exist by its end. Most members are added
+    shortly before an outbound call or email they then get; the others at a moment no touch
+    follows within the month (never worked from the list), so リスト消化率 lands around
+    0.6–0.85.
     """
     contacts = builder.tables["contacts"]
     touches: dict[int, list[int]] = {}
@@ -369,16 +378,21 @@ def _call_lists(builder: _Builder, rng: random.Random) -> list[GeneratedList]:
                 if created >= closes or rng.random() > 0.34:
                     continue
                 earliest = max(created, opens)
-                later = [t for t in touches.get(contact_id, []) if t > earliest]
-                if later and rng.random() < 0.7:
+                times = touches.get(contact_id, [])
+                later = times[bisect.bisect_right(times, earliest) :]
+                if later and rng.random() < 0.6:
                     # Added a little before the touch that then works it.
                     added = max(earliest, later[0] - int(rng.uniform(0.05, 2.0) * DAY))
                 else:
-                    last = touches.get(contact_id, [0])[-1]
-                    low = max(earliest, last + 1)
-                    if low >= closes:
+                    # Added at a moment no touch follows within its month: never worked.
+                    tries = (earliest + int(rng.random() * (closes - earliest)) for _ in range(8))
+                    found = next((t for t in tries if not _touched_in_month(times, t)), None)
+                    # The running month's last days have few touches left to make: fewer
+                    # never-worked joiners there, as a list being worked would have.
+                    recent = found is not None and found > builder.end_ms - 7 * DAY
+                    if found is None or (recent and rng.random() < 0.7):
                         continue
-                    added = low + int(rng.random() * (closes - low))
+                    added = found
                 members[contact_id] = added
             out.append(
                 GeneratedList(
