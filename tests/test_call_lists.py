@@ -445,7 +445,7 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
         created_at=added,
         modified_at=added,
     )
-    sf.create(
+    webinar_member = sf.create(
         "CampaignMember",
         {"CampaignId": webinar, "LeadId": lead},
         created_at=added,
@@ -505,14 +505,17 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
     sf.update("Campaign", webinar, {"Type": "Telemarketing"})
     second = sync(at("2026-11-02T00:00"))
     assert second.status == "ok", second.error
-    assert second.records["campaign_members"] == 2 and second.records["campaigns"] == 1
+    # The removal, the newcomer, and the older member of the campaign new to the call lists.
+    assert second.records["campaign_members"] == 3 and second.records["campaigns"] == 1
     stored = members(engine, "salesforce")
     assert stored[(calling, by_lead)][2] is True
     assert stored[(calling, newcomer)] == (converted, at("2026-11-01T03:00"), False)
     assert lists_of(engine, "salesforce")[webinar] == ("Webinar", "Telemarketing", False)
-    # The removed member leaves October's count. (The webinar's older member is not read by an
-    # incremental run: its SystemModstamp is before the cursor; `iskpi sync --full` reads it.)
-    assert consumption(engine) == (1, 1, 1.0)
+    assert stored[(webinar, webinar_member)] == (lead, added, False)
+    backfill = [q for q in sf.soql_log if f"CampaignId IN ('{webinar}')" in q]
+    assert len(backfill) == 1 and "SystemModstamp >=" not in backfill[0]
+    # The removed member leaves October's count; the webinar's member (never called) joins it.
+    assert consumption(engine) == (1, 2, 0.5)
 
     # A campaign whose Type changes away from Telemarketing stops being a call list.
     clock.now = at("2026-11-02T03:00")
@@ -520,3 +523,4 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
     third = sync(at("2026-11-03T00:00"))
     assert third.status == "ok"
     assert lists_of(engine, "salesforce")[webinar][2] is True
+    assert consumption(engine) == (1, 1, 1.0)

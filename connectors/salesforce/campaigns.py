@@ -5,7 +5,8 @@ or, when the mapping's ``call_lists`` names campaigns, when its Id or Name is na
 ``campaigns`` stream reads every changed Campaign (campaigns are few) and maps the others to
 None, so a campaign whose Type changes away from Telemarketing is flagged deleted; the
 ``campaign_members`` stream reads only the members of call-list campaigns, through a semi-join
-(:func:`member_filter`). A member names its lead the way activities do: ``LeadId``, else the
+(:func:`member_filter`), and reads a campaign's older members whole when it becomes a call list
+(connectors/salesforce/source.py). A member names its lead the way activities do: ``LeadId``, else the
 Lead converted into its ``ContactId`` (``Lead.ConvertedContactId``), else the Contact itself.
 """
 

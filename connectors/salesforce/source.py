@@ -56,7 +56,8 @@ Cost in API requests (P = 2,000, the page size)
 - every run: 1 (a composite request describing the seven objects);
 - roles, users: ceil(n / P) each, 1 for most orgs;
 - leads, calls, meetings, tasks, opportunities, campaigns, campaign members:
-  ceil(changed rows / P), at least 1. The tasks
+  ceil(changed rows / P), at least 1; campaign members also 1 query listing the call-list
+  campaigns, and the members of campaigns new among them (read whole, once). The tasks
   query also returns the CTI calls (TaskSubtype Task, Type Call), which it skips;
 - emails: ceil(changed email Tasks / P) + ceil(changed EmailMessages / P), at least 1 + 1, plus
   one composite request per stored page of email Tasks (their EmailMessages, 500 Ids a query)
@@ -67,10 +68,10 @@ Cost in API requests (P = 2,000, the page size)
 - a first sync by Bulk API 2.0 instead: 1 REST page (which told the size), 1 job, the polls (the
   first after ``bulk_poll_seconds``, then 1.5 times longer each, at most 30 s apart) and
   ceil(rows / ``bulk_page_size``) result requests.
-So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 13
+So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 14
 (the demo org, 170,000 records of which 60,000 emails: 158 requests before the call lists); an
 incremental run about changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
-+ 12; a run with no change (none in the lookback window before the last run either) exactly 12.
++ 13; a run with no change (none in the lookback window before the last run either) exactly 13.
 
 Requests go through :class:`connectors.salesforce.client.SalesforceClient` (auth, the quota
 guard, retries, errors); records are mapped by connectors/salesforce/normalize.py. A record that
@@ -320,6 +321,8 @@ class SalesforceSource:
             pages = self._pull_listing(spec, state)
         elif spec.kind == "email":
             pages = self._pull_emails(spec, dict(state) if state else None, until)
+        elif spec.kind == "call_list_member":
+            pages = self._pull_members(spec, dict(state) if state else None, until)
         else:
             pages = self._pull_object(spec, dict(state) if state else None, until)
         spent = self.api_calls - calls_before  # the describe, charged to the first page
@@ -772,6 +775,96 @@ class SalesforceSource:
                 f"{switch.total:,}",
             )
             yield from self._pull_bulk(spec, None, until, total=switch.total, spent=switch.cost)
+
+    # -- campaign members: the keyset pass, and a backfill for campaigns new to the stream ------
+
+    def _call_list_campaigns(self) -> list[str]:
+        """The Ids of the campaigns that are call lists now (one query for most orgs)."""
+        m = self._mapping
+        condition = campaign_condition(
+            m,
+            self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+            self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+        )
+        data = self._client.query(
+            f"SELECT Id FROM Campaign WHERE {condition} ORDER BY Id ASC",
+            "query Campaign (call lists)",
+            include_deleted=False,
+        )
+        ids: list[str] = []
+        while True:
+            ids += [str(r["Id"]) for r in data.get("records") or [] if r.get("Id")]
+            if data.get("done", True) or not data.get("nextRecordsUrl"):
+                return ids
+            data = self._client.query_more(
+                str(data["nextRecordsUrl"]), "query more Campaign (call lists)"
+            )
+
+    def _pull_members(
+        self, spec: _Stream, state: dict[str, Any] | None, until: datetime
+    ) -> Iterator[Page]:
+        """CampaignMembers by the keyset pass; first, the older members of new call lists.
+
+        A campaign that becomes a call list (its Type changed to Telemarketing, or the mapping
+        file names it) has members older than the cursor. The stream keeps the call-list
+        campaigns it has read; each run lists them (one query) and reads the members of the
+        new ones whole (``CampaignId IN (...)``, no lower bound) before the usual pass.
+        """
+        if state is not None and state.get("mode") == "bulk":
+            yield from self._pull_bulk(spec, state, until)
+            return
+        incremental = state is not None and state.get("mode") == "incremental"
+        spent = self.api_calls
+        current = self._call_list_campaigns()
+        known = set((state or {}).get("campaigns") or []) if incremental else set(current)
+        if incremental and state is not None and "campaigns" not in state:
+            known = set(current)  # a state from before the backfill existed (or a bulk pass)
+        pending = sorted(
+            set((state or {}).get("backfill") or []) | (set(current) - known)
+            if incremental
+            else set()
+        )
+        refill = _Cursor.from_state((state or {}).get("refill")) if pending else _Cursor()
+        cursor = _Cursor.from_state(state) if incremental else _Cursor()
+        fields = self._select(spec.sobject, spec.kind)
+        campaign = self._canonical(
+            "CampaignMember", self._mapping.fields["call_list_member"].get("list_crm_id", "")
+        )
+
+        def current_state() -> dict[str, Any]:
+            return {
+                "mode": "incremental",
+                **cursor.to_state(),
+                "campaigns": sorted(current),
+                "backfill": pending,
+                "refill": refill.to_state(),
+            }
+
+        spent = self.api_calls - spent
+        if pending:
+            ids = pending[:LOOKUP_IDS]
+            for batch in self._read_pass(
+                spec.sobject,
+                fields,
+                [self._in_list("CampaignMember", campaign, ids)],
+                refill,
+                until,
+            ):
+                cost = self.api_calls
+                self._resolve_links(spec, batch.rows)
+                if batch.done:
+                    pending, refill = pending[len(ids) :], _Cursor()
+                yield self._page(
+                    spec, batch, current_state(), extra_cost=self.api_calls - cost + spent
+                )
+                spent = 0
+        for batch in self._read_pass(
+            spec.sobject, fields, self._filters(spec), cursor, until, bulk_allowed=False
+        ):
+            cost = self.api_calls
+            self._resolve_links(spec, batch.rows)
+            yield self._page(spec, batch, current_state(), extra_cost=self.api_calls - cost + spent)
+            spent = 0
 
     def _resolve_links(self, spec: _Stream, rows: list[dict[str, Any]]) -> None:
         if spec.kind in ("call", "email", "meeting", "task", "deal", "call_list_member") and rows:
