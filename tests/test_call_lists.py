@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import trustme
 from sqlalchemy import Engine, select
@@ -524,3 +525,23 @@ def test_salesforce_campaigns_sync_first_then_incrementally(
     assert third.status == "ok"
     assert lists_of(engine, "salesforce")[webinar][2] is True
     assert consumption(engine) == (1, 1, 1.0)
+
+
+def test_the_portal_refuses_what_hubspot_refuses(portal: Portal) -> None:
+    """Limits over the maximum, unknown lists and processing types answer as HubSpot does."""
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    base = portal.running.url
+    with httpx.Client(base_url=base, headers=headers) as http:
+        join = f"/crm/v3/lists/{portal.october}/memberships/join-order"
+        assert http.get(join, params={"limit": 251}).status_code == 400
+        assert http.get("/crm/v3/lists/999/memberships/join-order").status_code == 404
+        assert http.post("/crm/v3/lists/search", json={"count": 501}).status_code == 400
+        refused = http.post("/crm/v3/lists/search", json={"processingTypes": ["STATIC"]})
+        assert refused.status_code == 400
+        page = http.get(join, params={"limit": 2}).json()
+        assert [r["recordId"] for r in page["results"]] == [portal.leads[3], portal.leads[0]]
+        rest = http.get(join, params={"limit": 2, "after": page["paging"]["next"]["after"]})
+        assert [r["recordId"] for r in rest.json()["results"]] == portal.leads[1:3]
+        assert "paging" not in rest.json()
+        got = http.get(f"/crm/v3/lists/{portal.october}").json()["list"]
+        assert (got["name"], got["size"], got["processingType"]) == ("October calling", 4, "MANUAL")

@@ -8,7 +8,7 @@ name, whatever their processing type). Both streams find them with ``POST /crm/v
 and ``hs_last_record_added_at``.
 
 ``call_lists`` (→ CallList): every run lists the lists (they are few) and stores those whose
-``updatedAt`` is at or after the cursor minus the lookback (all of them on a first sync); lists
+``updatedAt`` (or last addition) is at or after the cursor minus the lookback (all of them on a first sync); lists
 no longer listed (deleted, or no longer named or of a synced type) are reported in
 ``Page.missing_crm_ids`` and flagged deleted. The cursor moves to the run's start.
 
@@ -208,6 +208,7 @@ class ListStreams:
             offset = int(data.get("offset") or offset + len(page))
 
     def pull_lists(self, state: StreamState | None, until: datetime) -> Iterator[Page]:
+        """One page: the lists changed since the cursor, and the lists no longer found."""
         calls_before = self._client.api_calls
         cursor = _MemberState.from_state(state).cursor_at
         floor = cursor - self._lookback if cursor is not None else None
@@ -241,6 +242,7 @@ class ListStreams:
         )
 
     def pull_members(self, state: StreamState | None, until: datetime) -> Iterator[Page]:
+        """The memberships of every list changed since the cursor, a page per API page."""
         saved = _MemberState.from_state(state)
         calls_before = self._client.api_calls
         floor = saved.cursor_at - self._lookback if saved.cursor_at is not None else None
