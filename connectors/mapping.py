@@ -43,6 +43,7 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [hubspot.values]
     email_not_sent = ["BOUNCED", "FAILED"]  # a value set replaces the default list
     call_outbound = ["OUTBOUND", "OUTBOUND_DIALER"]
+    call_lists = ["123", "October calling"]   # contact lists by listId or name
 
     [salesforce.fields.deal]
     rep_crm_id = "Inside_Sales_Rep__c"    # the Opportunity lookup holding the IS rep
@@ -60,6 +61,7 @@ by :func:`load_mapping`; any field name or value map can be overridden:
 
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
+    call_lists = ["Q4 Tokyo calling", "701A000000abcdEIAQ"]   # campaigns by Name or Id
 
     [salesforce.writeback.month]
     calls = "IS_Target_Calls__c"          # a field of User (the default object)
@@ -92,6 +94,9 @@ HubSpot value maps and sets: ``call_disposition`` (disposition id → call outco
 range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
 sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound),
 ``deal_type`` (dealtype → ``new`` or ``existing``; another value leaves it unknown).
+``list_processing_types`` (the contact lists synced as call lists, by ``processingType``:
+MANUAL and SNAPSHOT) and ``call_lists`` (list ids or names: when set, exactly these lists are
+synced, whatever their processing type).
 
 Salesforce value maps: ``call_disposition`` (CallDisposition label → call outcome),
 ``meeting_outcome`` (Meeting_Outcome__c label → meeting outcome), ``task_status`` (Task
@@ -101,8 +106,10 @@ every type starting so; another value leaves it unknown).
 Value sets: ``call_outbound`` (CallType values that are outbound), ``call_subtypes`` and
 ``call_types`` (a Task is a call when its TaskSubtype or its Type is listed; a call is never
 a follow-up), ``email_subtypes``, ``task_subtypes``, ``user_types`` (User.UserType values
-synced as reps), and the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
-``contact_id_prefixes``. A Salesforce field mapped to ``""`` is not read; the connector also
+synced as reps), the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
+``contact_id_prefixes``, ``campaign_types`` (the Campaign Types synced as call lists:
+Telemarketing) and ``call_lists`` (Campaign Ids or Names: when set, exactly these campaigns
+are synced, whatever their Type). A Salesforce field mapped to ``""`` is not read; the connector also
 leaves empty any mapped field the org does not have (it describes the objects first).
 """
 
@@ -326,6 +333,10 @@ HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "email_not_sent": ("BOUNCED", "FAILED", "SCHEDULED", "SENDING"),
     "call_outbound": ("OUTBOUND",),
     "email_outbound": ("EMAIL",),
+    # Contact lists synced as call lists: these processing types (DYNAMIC lists are segments,
+    # not lists to work), unless ``call_lists`` names the lists (by list id or name).
+    "list_processing_types": ("MANUAL", "SNAPSHOT"),
+    "call_lists": (),
 }
 
 # Write-back (SPEC §9): the rep's user record. HubSpot: the users object (0-115) behind the
@@ -446,6 +457,18 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "deal_type": "Type",  # through the ``deal_type`` value map
         "modified_at": "SystemModstamp",
     },
+    "call_list": {  # Campaign of a Type in ``campaign_types`` (or named in ``call_lists``)
+        "name": "Name",
+        "list_kind": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "call_list_member": {  # CampaignMember of such a campaign
+        "list_crm_id": "CampaignId",
+        "lead_crm_id": "LeadId",
+        "contact_crm_id": "ContactId",  # mapped to the Lead converted into it, like a WhoId
+        "added_at": "CreatedDate",
+        "modified_at": "SystemModstamp",
+    },
 }
 SALESFORCE_ASSOCIATIONS: dict[str, dict[str, str]] = {}
 
@@ -497,6 +520,10 @@ SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
     "deal_id_prefixes": ("006",),  # key prefix of Opportunity ids (for Event.WhatId)
     "lead_id_prefixes": ("00Q",),  # key prefix of Lead ids (WhoId)
     "contact_id_prefixes": ("003",),  # key prefix of Contact ids (WhoId, mapped to the lead)
+    # Campaigns synced as call lists: these Types, unless ``call_lists`` names the campaigns
+    # (by Id or Name).
+    "campaign_types": ("Telemarketing",),
+    "call_lists": (),
 }
 
 # Write-back: custom fields on User; ForecastingQuota (the standard quota object, one record

@@ -184,7 +184,51 @@ class Deal(Record):
     deal_type: DealType | None = None  # None when the CRM does not say, or says something else
 
 
-RECORD_TYPES: tuple[type[Record], ...] = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)
+@dataclass(frozen=True, kw_only=True)
+class CallList(Record):
+    """A list of leads to work: a HubSpot static contact list, a Salesforce Campaign."""
+
+    kind: ClassVar[str] = "call_list"
+
+    name: str
+    # What the CRM calls it: HubSpot processingType (MANUAL, SNAPSHOT), Salesforce Campaign Type.
+    list_kind: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The record as a column → value mapping (``list_kind`` is the ``kind`` column)."""
+        row = super().as_row()
+        row["kind"] = row.pop("list_kind")
+        return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallListMember(Record):
+    """A lead's membership of a call list, from the time it was added.
+
+    ``crm_id`` is the membership's id within its list (the CampaignMember Id; for HubSpot the
+    member contact's id), so a member is keyed by (source, list_crm_id, crm_id).
+    ``contact_crm_id`` names the lead the way activities do (their contact).
+    """
+
+    kind: ClassVar[str] = "call_list_member"
+
+    list_crm_id: str
+    added_at: datetime
+    contact_crm_id: str | None = None
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    Team,
+    Rep,
+    Lead,
+    Call,
+    Email,
+    Meeting,
+    FollowUpTask,
+    Deal,
+    CallList,
+    CallListMember,
+)
 
 
 @dataclass(frozen=True)

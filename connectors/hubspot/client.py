@@ -27,6 +27,7 @@ from typing import Any
 import urllib3
 from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiError
+from hubspot.crm.lists.exceptions import ApiException as ListsApiError
 from hubspot.crm.objects.exceptions import ApiException as ObjectsApiError
 from hubspot.crm.owners.exceptions import ApiException as OwnersApiError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiError
@@ -59,6 +60,7 @@ API_ERRORS: tuple[type[Exception], ...] = (
     PipelinesApiError,
     AssociationsApiError,
     PropertiesApiError,
+    ListsApiError,
 )
 
 
@@ -109,6 +111,8 @@ class HubSpotClient:
         self.properties = client.crm.properties.core_api
         self.property_groups = client.crm.properties.groups_api
         self.property_batch = client.crm.properties.batch_api
+        self.lists = client.crm.lists.lists_api
+        self.memberships = client.crm.lists.memberships_api
 
     def request(
         self,

@@ -2,9 +2,11 @@
 
 Streams, in sync order: ``owners`` (→ Rep and Team: teams come from the owners'
 ``teams``, the primary one is the rep's team), ``contacts`` (→ Lead), ``calls``,
-``emails``, ``meetings``, ``tasks`` (→ FollowUpTask) and ``deals`` (→ Deal, with the
+``emails``, ``meetings``, ``tasks`` (→ FollowUpTask), ``deals`` (→ Deal, with the
 stage probability from the deal pipelines' stage metadata, read once per run and only
-when deals arrive).
+when deals arrive), then ``call_lists`` and ``call_list_members`` (static contact lists and
+their memberships, → CallList and CallListMember: connectors/hubspot/lists.py, which says how
+they are read and what they cost).
 
 How a stream is read
 --------------------
@@ -62,7 +64,7 @@ Cost in requests (P = page size, 100)
   plus the archived sweep; owners ceil(owners/P).
 - no change: exactly one search per object stream and one owners page (7 requests),
   plus the archived sweep (6 requests while each type has at most 100 archived records)
-  when it is due.
+  when it is due, plus one list search per call-list stream (2).
 
 Requests go through :class:`connectors.hubspot.client.HubSpotClient` (pacing, rate limits,
 retries, errors); records are mapped by connectors/hubspot/normalize.py. A page's own cost in
@@ -81,6 +83,7 @@ from typing import Any, Literal
 from connectors.base import Page, StreamSpec, StreamState
 from connectors.errors import ConnectorError, RecordRejected
 from connectors.hubspot.client import HubSpotClient, after_token
+from connectors.hubspot.lists import ListStreams
 from connectors.hubspot.normalize import (
     EPOCH,
     StageProbabilities,
@@ -97,6 +100,8 @@ from connectors.hubspot.normalize import (
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -143,7 +148,11 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "meetings", "meeting", Meeting),
     _Stream("tasks", "tasks", "task", FollowUpTask),
     _Stream("deals", "deals", "deal", Deal),
+    # Contact lists and their memberships (connectors/hubspot/lists.py), after the contacts.
+    _Stream("call_lists", "lists", "call_list", CallList, key="listId"),
+    _Stream("call_list_members", "lists", "call_list_member", CallListMember, key="recordId"),
 )
+_LIST_KINDS = ("call_list", "call_list_member")
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
 
@@ -239,6 +248,7 @@ class HubSpotSource:
         self._lookback = lookback
         self._sweep_interval = archived_sweep_interval
         self._probabilities: StageProbabilities | None = None
+        self._lists = ListStreams(client, self._mapping, lookback)
 
     @property
     def api_calls(self) -> int:
@@ -252,7 +262,7 @@ class HubSpotSource:
         for stream in STREAM_TABLE:
             cursor = (
                 "updatedAt"
-                if stream.kind == "rep"
+                if stream.kind in ("rep", *_LIST_KINDS)
                 else self._mapping.crm_field(stream.kind, "modified_at")
             )
             specs.append(
@@ -270,6 +280,12 @@ class HubSpotSource:
         self._probabilities = None  # read the deal pipelines once per run
         if spec.kind == "rep":
             yield from self._pull_owners(state)
+            return
+        if spec.kind == "call_list":
+            yield from self._lists.pull_lists(state, until)
+            return
+        if spec.kind == "call_list_member":
+            yield from self._lists.pull_members(state, until)
             return
         incremental: _Incremental | None = None
         if state is not None and state.get("mode") == "incremental":

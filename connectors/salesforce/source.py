@@ -4,12 +4,13 @@ Streams, in sync order: ``roles`` (UserRole → Team), ``users`` (User → Rep; 
 ``user_types`` of the mapping, Standard by default), ``leads`` (Lead), ``calls`` (Task with
 TaskSubtype Call or Type Call → Call), ``emails`` (Task with TaskSubtype Email/ListEmail,
 joined by ActivityId to EmailMessage → Email), ``meetings`` (Event → Meeting), ``tasks``
-(the other Tasks with TaskSubtype Task → FollowUpTask) and ``opportunities`` (Opportunity →
-Deal). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
+(the other Tasks with TaskSubtype Task → FollowUpTask), ``opportunities`` (Opportunity →
+Deal), ``campaigns`` (Campaign → CallList, the Telemarketing ones) and ``campaign_members``
+(CampaignMember → CallListMember, of those campaigns only: connectors/salesforce/campaigns.py). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
 ``salesforce:<Id>``).
 
 Before the first query of a connector, one composite request describes every object it reads
-(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage). Queries select only the fields
+(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage, Campaign, CampaignMember). Queries select only the fields
 the mapping needs that the org has: a mapped field the org lacks (a custom field such as
 ``BANT_Budget__c`` not created yet, EmailMessage's ``FirstLinkClickedDate`` in an org without
 link tracking) is left empty instead of failing the query; an org without EmailMessage syncs
@@ -54,7 +55,9 @@ Cost in API requests (P = 2,000, the page size)
 -----------------------------------------------
 - every run: 1 (a composite request describing the seven objects);
 - roles, users: ceil(n / P) each, 1 for most orgs;
-- leads, calls, meetings, tasks, opportunities: ceil(changed rows / P), at least 1. The tasks
+- leads, calls, meetings, tasks, opportunities, campaigns, campaign members:
+  ceil(changed rows / P), at least 1; campaign members also 1 query listing the call-list
+  campaigns, and the members of campaigns new among them (read whole, once). The tasks
   query also returns the CTI calls (TaskSubtype Task, Type Call), which it skips;
 - emails: ceil(changed email Tasks / P) + ceil(changed EmailMessages / P), at least 1 + 1, plus
   one composite request per stored page of email Tasks (their EmailMessages, 500 Ids a query)
@@ -65,10 +68,10 @@ Cost in API requests (P = 2,000, the page size)
 - a first sync by Bulk API 2.0 instead: 1 REST page (which told the size), 1 job, the polls (the
   first after ``bulk_poll_seconds``, then 1.5 times longer each, at most 30 s apart) and
   ceil(rows / ``bulk_page_size``) result requests.
-So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 11
-(the demo org, 170,000 records of which 60,000 emails: 158 requests); an incremental run about
-changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
-+ 10; a run with no change (none in the lookback window before the last run either) exactly 10.
+So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 14
+(the demo org, 170,000 records of which 60,000 emails: 158 requests before the call lists); an
+incremental run about changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
++ 13; a run with no change (none in the lookback window before the last run either) exactly 13.
 
 Requests go through :class:`connectors.salesforce.client.SalesforceClient` (auth, the quota
 guard, retries, errors); records are mapped by connectors/salesforce/normalize.py. A record that
@@ -95,6 +98,8 @@ from connectors.errors import ConnectorError, RecordRejected, TransientError
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -104,6 +109,12 @@ from connectors.records import (
     Rejected,
     Rep,
     Team,
+)
+from connectors.salesforce.campaigns import (
+    campaign_condition,
+    map_campaign,
+    map_campaign_member,
+    member_filter,
 )
 from connectors.salesforce.client import LocatorExpired, NotFound, SalesforceClient
 from connectors.salesforce.normalize import (
@@ -130,7 +141,17 @@ from connectors.salesforce.normalize import (
 log = logging.getLogger(__name__)
 
 LOOKUP_IDS = 500  # Ids in one look-up query's IN list
-DESCRIBED = ("UserRole", "User", "Lead", "Task", "Event", "Opportunity", "EmailMessage")
+DESCRIBED = (
+    "UserRole",
+    "User",
+    "Lead",
+    "Task",
+    "Event",
+    "Opportunity",
+    "EmailMessage",
+    "Campaign",
+    "CampaignMember",
+)
 
 # Which pass of an email stream comes next: the email Tasks, or the EmailMessages changed.
 EmailPhase = Literal["tasks", "messages"]
@@ -158,6 +179,9 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "Event", "meeting", Meeting),
     _Stream("tasks", "Task", "task", FollowUpTask),
     _Stream("opportunities", "Opportunity", "deal", Deal),
+    # Call lists: Telemarketing campaigns (connectors/salesforce/campaigns.py) and their members.
+    _Stream("campaigns", "Campaign", "call_list", CallList),
+    _Stream("campaign_members", "CampaignMember", "call_list_member", CallListMember),
 )
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
@@ -299,6 +323,8 @@ class SalesforceSource:
             pages = self._pull_listing(spec, state)
         elif spec.kind == "email":
             pages = self._pull_emails(spec, dict(state) if state else None, until)
+        elif spec.kind == "call_list_member":
+            pages = self._pull_members(spec, dict(state) if state else None, until)
         else:
             pages = self._pull_object(spec, dict(state) if state else None, until)
         spent = self.api_calls - calls_before  # the describe, charged to the first page
@@ -402,6 +428,14 @@ class SalesforceSource:
             name = m.fields["rep"].get("user_type", "")
             if self._has_field("User", name) and m.sets["user_types"]:
                 return [self._in_list("User", name, m.sets["user_types"])]
+        if spec.kind == "call_list_member":
+            campaign = m.fields["call_list_member"].get("list_crm_id", "")
+            condition = campaign_condition(
+                m,
+                self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+                self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+            )
+            return [member_filter(m, self._canonical("CampaignMember", campaign), condition)]
         return []
 
     def _read_pass(
@@ -630,6 +664,10 @@ class SalesforceSource:
                     record = map_event(payload, m, links)
                 elif spec.kind == "task":
                     record = map_task(payload, m, links, tz)
+                elif spec.kind == "call_list":
+                    record = map_campaign(payload, m)
+                elif spec.kind == "call_list_member":
+                    record = map_campaign_member(payload, m, links)
                 else:
                     record = map_opportunity(payload, m, links, tz)
             except RecordRejected as exc:
@@ -740,8 +778,98 @@ class SalesforceSource:
             )
             yield from self._pull_bulk(spec, None, until, total=switch.total, spent=switch.cost)
 
+    # -- campaign members: the keyset pass, and a backfill for campaigns new to the stream ------
+
+    def _call_list_campaigns(self) -> list[str]:
+        """The Ids of the campaigns that are call lists now (one query for most orgs)."""
+        m = self._mapping
+        condition = campaign_condition(
+            m,
+            self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+            self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+        )
+        data = self._client.query(
+            f"SELECT Id FROM Campaign WHERE {condition} ORDER BY Id ASC",
+            "query Campaign (call lists)",
+            include_deleted=False,
+        )
+        ids: list[str] = []
+        while True:
+            ids += [str(r["Id"]) for r in data.get("records") or [] if r.get("Id")]
+            if data.get("done", True) or not data.get("nextRecordsUrl"):
+                return ids
+            data = self._client.query_more(
+                str(data["nextRecordsUrl"]), "query more Campaign (call lists)"
+            )
+
+    def _pull_members(
+        self, spec: _Stream, state: dict[str, Any] | None, until: datetime
+    ) -> Iterator[Page]:
+        """CampaignMembers by the keyset pass; first, the older members of new call lists.
+
+        A campaign that becomes a call list (its Type changed to Telemarketing, or the mapping
+        file names it) has members older than the cursor. The stream keeps the call-list
+        campaigns it has read; each run lists them (one query) and reads the members of the
+        new ones whole (``CampaignId IN (...)``, no lower bound) before the usual pass.
+        """
+        if state is not None and state.get("mode") == "bulk":
+            yield from self._pull_bulk(spec, state, until)
+            return
+        incremental = state is not None and state.get("mode") == "incremental"
+        spent = self.api_calls
+        current = self._call_list_campaigns()
+        known = set((state or {}).get("campaigns") or []) if incremental else set(current)
+        if incremental and state is not None and "campaigns" not in state:
+            known = set(current)  # a state from before the backfill existed (or a bulk pass)
+        pending = sorted(
+            set((state or {}).get("backfill") or []) | (set(current) - known)
+            if incremental
+            else set()
+        )
+        refill = _Cursor.from_state((state or {}).get("refill")) if pending else _Cursor()
+        cursor = _Cursor.from_state(state) if incremental else _Cursor()
+        fields = self._select(spec.sobject, spec.kind)
+        campaign = self._canonical(
+            "CampaignMember", self._mapping.fields["call_list_member"].get("list_crm_id", "")
+        )
+
+        def current_state() -> dict[str, Any]:
+            return {
+                "mode": "incremental",
+                **cursor.to_state(),
+                "campaigns": sorted(current),
+                "backfill": pending,
+                "refill": refill.to_state(),
+            }
+
+        spent = self.api_calls - spent
+        if pending:
+            ids = pending[:LOOKUP_IDS]
+            for batch in self._read_pass(
+                spec.sobject,
+                fields,
+                [self._in_list("CampaignMember", campaign, ids)],
+                refill,
+                until,
+            ):
+                cost = self.api_calls
+                self._resolve_links(spec, batch.rows)
+                if batch.done:
+                    pending, refill = pending[len(ids) :], _Cursor()
+                yield self._page(
+                    spec, batch, current_state(), extra_cost=self.api_calls - cost + spent
+                )
+                spent = 0
+        for batch in self._read_pass(
+            spec.sobject, fields, self._filters(spec), cursor, until, bulk_allowed=False
+        ):
+            cost = self.api_calls
+            self._resolve_links(spec, batch.rows)
+            yield self._page(spec, batch, current_state(), extra_cost=self.api_calls - cost + spent)
+            spent = 0
+
     def _resolve_links(self, spec: _Stream, rows: list[dict[str, Any]]) -> None:
-        if spec.kind in ("call", "email", "meeting", "task", "deal") and rows:
+        if spec.kind in ("call", "email", "meeting", "task", "deal", "call_list_member") and rows:
             queries = self._link_queries(rows, spec.kind)
             found = self._client.lookup(queries) if queries else {}
             self._apply_links(found, rows, spec.kind)

@@ -114,7 +114,14 @@ def _store_page(
             token = (
                 rollups.before_upsert(conn, kind, source, page.missing_crm_ids) if rollups else None
             )
-            store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
+            store.flag_deleted(
+                conn,
+                TABLE_BY_KIND[kind],
+                source,
+                page.missing_crm_ids,
+                at,
+                within=page.missing_within or None,
+            )
             if rollups and token is not None:
                 rollups.after_upsert(conn, token)
         if page.merged_crm_ids:

@@ -19,6 +19,9 @@ What is served (shapes from HubSpot's documentation; the tests pin them):
   GET of an original id answers the new contact
 - ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read``
 - ``GET  /crm/v3/pipelines/deals[/{pipelineId}[/stages]]``
+- ``POST /crm/v3/lists/search``, ``GET /crm/v3/lists/{listId}``, ``GET
+  /crm/v3/lists/{listId}/memberships/join-order`` (simulators/hubspot/lists.py; scope
+  ``crm.lists.read``)
 - ``POST /crm/v3/objects/{objectType}/batch/update`` (at most 100 inputs; a batch with any
   invalid property value is refused whole with 400 VALIDATION_ERROR "Property values were not
   valid", missing or refused records come back as 207 multi-status ``errors``)
@@ -949,6 +952,24 @@ class HubSpotPortal(PortalStore):
             return 200, {"results": pipeline["stages"]}
         return 200, pipeline
 
+    # -- Lists API v3 ---------------------------------------------------------------------
+
+    def _search_lists(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        return 200, self.search_lists(call.body)
+
+    def _get_list(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        return 200, self.get_list(call.params["listId"])
+
+    def _list_join_order(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        body = self.join_order(call.params["listId"], call.first("after"), call.first("limit"))
+        nxt = (body.get("paging") or {}).get("next")
+        if nxt:
+            nxt["link"] = self._next_link(call, nxt["after"])
+        return 200, body
+
     def _unknown_route(self, call: _Call) -> tuple[int, Any]:
         raise not_found()
 
@@ -1256,6 +1277,13 @@ class HubSpotPortal(PortalStore):
                         ep(self._pipelines),
                         methods=["GET"],
                     ),
+                    Route("/crm/v3/lists/search", ep(self._search_lists), methods=["POST"]),
+                    Route(
+                        "/crm/v3/lists/{listId}/memberships/join-order",
+                        ep(self._list_join_order),
+                        methods=["GET"],
+                    ),
+                    Route("/crm/v3/lists/{listId}", ep(self._get_list), methods=["GET"]),
                     Route("/{path:path}", ep(self._unknown_route), methods=all_methods),
                 ]
             )

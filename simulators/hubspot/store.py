@@ -13,6 +13,7 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+from simulators.hubspot.lists import GeneratedList, ListStore
 from simulators.hubspot.wire import (
     DEFAULT_DEAL_STAGES,
     EPOCH,
@@ -183,6 +184,7 @@ class PortalDataset:
     owners: list[GeneratedOwner]
     objects: dict[str, ObjectTable]
     pipeline_stages: list[tuple[str, str, float, bool, bool]]
+    lists: list[GeneratedList] = field(default_factory=list)  # call lists (static contact lists)
 
     def count(self, object_type: str, *, archived: bool | None = None) -> int:
         """Records of a type: all (None), only archived (True) or only live (False)."""
@@ -232,12 +234,13 @@ class PortalDataset:
 # ---------------------------------------------------------------------------------------
 
 
-class PortalStore:
+class PortalStore(ListStore):
     """The portal's state and its Python API: records, associations, owners, pipeline, properties."""
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
+        self._init_lists()
         self._stores: dict[str, ObjectStore] = {
             name: ObjectStore(spec) for name, spec in OBJECT_TYPES.items()
         }
@@ -273,6 +276,9 @@ class PortalStore:
 
     def _now_ms(self) -> int:
         return to_ms(self._clock())
+
+    def _lists_now_ms(self) -> int:
+        return self._now_ms()
 
     def _store(self, object_type: str) -> ObjectStore:
         name = canonical_object_type(object_type)
@@ -616,6 +622,7 @@ class PortalStore:
             for table in dataset.objects.values():
                 for to_type, targets in table.associations.items():
                     self._load_links(table.object_type, table.ids, to_type, targets)
+            self.load_lists(dataset.lists)
 
     def _load_rows(
         self,

@@ -199,6 +199,7 @@ class _Translator:
         self.emails()
         self.meetings()
         self.follow_ups()
+        self.campaigns()
         # Load order: parents first; within an object, Id order.
         order = [
             "UserRole",
@@ -210,6 +211,8 @@ class _Translator:
             "Task",
             "Event",
             "EmailMessage",
+            "Campaign",
+            "CampaignMember",
         ]
         self.out.records.sort(key=lambda r: (order.index(r.sobject), r.id[:15]))
         return self.out
@@ -354,6 +357,62 @@ class _Translator:
                 table.modified_ms[i],
                 archived,
                 record_id=lead_id,
+            )
+
+    def campaigns(self) -> None:
+        """The portal's call lists as Telemarketing campaigns, and one webinar that is not one.
+
+        A member added after its lead was converted is the Contact (ContactId only), as a
+        campaign member added from a contact is; before that, the Lead.
+        """
+        owner = next(iter(self.user.values()), None)
+        for generated in self.portal.lists:
+            campaign = self.add(
+                "Campaign",
+                "701",
+                {
+                    "Name": generated.name,
+                    "Type": "Telemarketing",
+                    "Status": "In Progress",
+                    "IsActive": True,
+                    "StartDate": _day(generated.created_ms),
+                    "OwnerId": owner,
+                },
+                generated.created_ms,
+                generated.created_ms,
+            )
+            for contact_id, added in sorted(generated.members.items(), key=lambda m: (m[1], m[0])):
+                who = self.who(contact_id, added)
+                if who is None:
+                    continue
+                field = "ContactId" if who.startswith("003") else "LeadId"
+                self.add(
+                    "CampaignMember",
+                    "00v",
+                    {
+                        "CampaignId": campaign,
+                        field: who,
+                        "LeadOrContactId": who,
+                        "Status": "Sent",
+                        "HasResponded": False,
+                    },
+                    added,
+                    added,
+                )
+        webinar = self.add(
+            "Campaign",
+            "701",
+            {"Name": "Product webinar", "Type": "Webinar", "IsActive": True, "OwnerId": owner},
+            self.end_ms - 30 * 86_400_000,
+            self.end_ms - 30 * 86_400_000,
+        )
+        for lead_id in list(self.lead.values())[:5]:
+            self.add(
+                "CampaignMember",
+                "00v",
+                {"CampaignId": webinar, "LeadId": lead_id, "LeadOrContactId": lead_id},
+                self.end_ms - 29 * 86_400_000,
+                self.end_ms - 29 * 86_400_000,
             )
 
     def who(self, contact_id: int, at: int) -> str | None:
