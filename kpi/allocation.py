@@ -236,7 +236,7 @@ def allocate(
             raise KpiRequestError(
                 "value", f"{total:g} is split into whole units: give a whole number"
             )
-        members = is_reps(conn, scope, scope_id, field_sales_team_ids=field_sales_team_ids)
+        members = is_reps(conn, scope, scope_id, ctx=ctx, field_sales_team_ids=field_sales_team_ids)
         if not members:
             raise KpiRequestError("id", f"no active inside-sales reps in {parent_id}")
         levels = {

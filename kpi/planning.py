@@ -309,7 +309,6 @@ class Suggestion:
             "method": self.method,
             "per_business_day": self.per_business_day,
             "base": self.base,
-            "mean": self.base,  # the field's earlier name: the router's model still reads it
             "factors": list(self.factors),
             "minimum": self.minimum,
             "achievement": self.achievement,
