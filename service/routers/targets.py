@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Path, Query
 from pydantic import BaseModel, ConfigDict, Field
@@ -36,7 +36,13 @@ from kpi import (
 from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep, KpiContextDep
 from service.errors import NotFound, Unprocessable
-from service.routers.common import ADMIN_RESPONSES, MONTH_PATTERN, READ_RESPONSES, parse_month
+from service.routers.common import (
+    ADMIN_RESPONSES,
+    MONTH_PATTERN,
+    READ_RESPONSES,
+    ErrorOut,
+    parse_month,
+)
 
 router = APIRouter(tags=["targets"], responses=READ_RESPONSES)
 
@@ -334,24 +340,29 @@ def post_allocate(
 
     Written as drafts (confirmed with ``confirm``), all or nothing, unless ``dry_run``.
     """
-    result = allocate(
-        engine,
-        ctx,
-        kpi=body.kpi,
-        grain=body.grain,
-        period_start=body.period_start,
-        scope=body.scope,
-        scope_id=body.id,
-        level=body.level,
-        value=body.value,
-        method=body.method,
-        weights=body.weights,
-        dry_run=body.dry_run,
-        confirm=body.confirm,
-        reason=body.reason,
-        who=caller.name,
-        as_of=as_of,
-    )
+    try:
+        result = allocate(
+            engine,
+            ctx,
+            kpi=body.kpi,
+            grain=body.grain,
+            period_start=body.period_start,
+            scope=body.scope,
+            scope_id=body.id,
+            level=body.level,
+            value=body.value,
+            method=body.method,
+            weights=body.weights,
+            dry_run=body.dry_run,
+            confirm=body.confirm,
+            reason=body.reason,
+            who=caller.name,
+            as_of=as_of,
+        )
+    except KpiRequestError as exc:
+        # A rep target's refusal (a confirmed one changing without a reason) is indexed by
+        # rep; the field to fix is the allocation body's own.
+        raise Unprocessable("body", exc.param, message=exc.message) from None
     return AllocationOut.model_validate(result.as_dict())
 
 
@@ -378,7 +389,13 @@ class RepOut(BaseModel):
     since: date | None = Field(description="tenure start: first activity or CRM created date")
 
 
-@router.put("/v1/reps/{id}", response_model=RepOut, responses=ADMIN_RESPONSES, tags=["reps"])
+REP_RESPONSES: dict[int | str, dict[str, Any]] = {
+    **ADMIN_RESPONSES,
+    404: {"model": ErrorOut, "description": "no rep with that id"},
+}
+
+
+@router.put("/v1/reps/{id}", response_model=RepOut, responses=REP_RESPONSES, tags=["reps"])
 def put_rep(
     _: AdminAccess,
     engine: EngineDep,
