@@ -831,12 +831,19 @@ def test_cli_push_prints_the_plan_and_exits_1_on_failure(
     dry = iskpi("--source", "hubspot")  # a dry run unless --apply
     assert dry.returncode == 0, dry.stderr
     assert "hubspot dry run #1 of 2026-11 targets: planned" in dry.stdout
+    assert "hubspot dry run #1, achievement targets" in dry.stdout
     assert "iskpi_target_calls" in dry.stdout and "1,500" in dry.stdout
     assert "--apply writes these changes" in dry.stdout
+    stretch = iskpi("--level", "stretch")  # no stretch targets: nothing to plan
+    assert stretch.returncode == 0, stretch.stderr
+    assert "hubspot dry run #2, stretch targets" in stretch.stdout
+    assert "iskpi_target_calls" not in stretch.stdout
+    assert iskpi("--level", "best").returncode == 2
+    assert iskpi("--apply", "--dry-run").returncode == 2
     assert crm.portal.write_log == []
     done = iskpi("--apply")
     assert done.returncode == 0, done.stderr
-    assert "push #2" in done.stdout and "written" in done.stdout
+    assert "push #3" in done.stdout and "written" in done.stdout
     assert crm.record_writes() == [2]
     crm.portal.missing_scopes = {"crm.objects.users.write"}
     set_engine = make_engine(f"sqlite:///{database}")

@@ -84,7 +84,10 @@ def print_push(report: PushReport) -> None:
             f"… and {len(report.rows) - len(shown):,} more rows "
             f"(GET /v1/targets/pushes lists them all)"
         )
-    summary = Table(title=f"{report.source} {what} #{report.push_id}", show_header=False)
+    summary = Table(
+        title=f"{report.source} {what} #{report.push_id}, {report.level} targets",
+        show_header=False,
+    )
     summary.add_column("figure")
     summary.add_column("value", justify="right")
     figures: list[tuple[str, str]] = [
