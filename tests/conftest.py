@@ -17,17 +17,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 
-from models import Base
 from service.db import make_engine, migrate
-
-POSTGRES_URL = os.environ.get(
-    "ISKPI_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
-ENGINES = ("sqlite", "postgresql")
-
-
-def postgres_engine(schema: str) -> Engine:
-    return make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+from tests.support.db import ENGINES, POSTGRES_URL, postgres_engine, truncate
 
 
 @pytest.fixture(scope="session")
@@ -56,12 +47,6 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
-def _truncate(engine: Engine) -> None:
-    names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
-    with engine.begin() as conn:
-        conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
-
-
 @pytest.fixture(params=ENGINES)
 def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """A migrated, empty store on each engine."""
@@ -76,5 +61,5 @@ def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
         try:
             yield pg
         finally:
-            _truncate(pg)
+            truncate(pg)
             pg.dispose()

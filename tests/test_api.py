@@ -1,6 +1,6 @@
 """The REST API (SPEC §7) through HTTP, on SQLite and PostgreSQL.
 
-The store is the KPI engine's hand-worked October 2026 fixture (tests/test_kpi_engine.py:
+The store is the KPI engine's hand-worked October 2026 fixture (tests/support/kpi_records.py:
 Asia/Tokyo, JP holidays, 21 business days). Values below are worked out from it:
 rep r1 (Aiko) made 5 outbound calls in October JST (c1–c5; c6 falls in November,
 c7 is inbound, c8 has no direction, c9 is deleted), 3 of them connected (c1, c2,
@@ -18,7 +18,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from connectors.hubspot import HubSpotConnector
@@ -26,27 +25,12 @@ from connectors.records import Call
 from kpi import CATALOG, put_targets
 from models import TABLE_BY_KIND, store
 from service.app import create_app
-from service.settings import Settings
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
-from tests.test_kpi_engine import FIXTURE, put
-from tests.test_kpi_planning import HISTORY, PEOPLE, SEED_MONTH, seed_targets
-from tests.test_kpi_planning import NOW as PLANNING_NOW
-from tests.test_sync import TOKEN, small_dataset
-
-READ, ADMIN = "read-token-1", "admin-token-1"
-NOW = datetime(2026, 11, 15, 3, 0, tzinfo=UTC)
-
-
-def settings_for(**kw: Any) -> Settings:
-    return Settings(
-        database_url="sqlite://",
-        timezone="Asia/Tokyo",
-        holidays="JP",
-        read_tokens=[SecretStr(READ)],
-        admin_tokens=[SecretStr(ADMIN)],
-        now=NOW,
-        **kw,
-    )
+from tests.support.api import ADMIN, READ, auth, settings_for
+from tests.support.hubspot import TOKEN, small_dataset
+from tests.support.kpi_records import FIXTURE, put
+from tests.support.planning import HISTORY, PEOPLE, SEED_MONTH, seed_targets
+from tests.support.planning import NOW as PLANNING_NOW
 
 
 @pytest.fixture
@@ -54,10 +38,6 @@ def client(engine: Engine) -> Iterator[TestClient]:
     put(engine, FIXTURE)
     with TestClient(create_app(settings_for(), engine)) as test_client:
         yield test_client
-
-
-def auth(token: str = READ) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token}"}
 
 
 def get(client: TestClient, path: str, token: str = READ, **params: Any) -> Any:
@@ -451,7 +431,7 @@ def test_day_grain_year_answers_in_one_request(client: TestClient) -> None:
     assert date.fromisoformat(body["data"][-1]["period_start"]) == date(2026, 12, 31)
 
 
-# --- plan, funnel, suggestion (SPEC §6; fixtures of tests/test_kpi_planning.py) ----------------
+# --- plan, funnel, suggestion (SPEC §6; stores of tests/support/planning.py) --------------------
 
 
 def planning_client(engine: Engine, records: list[Any], now: datetime) -> TestClient:

@@ -29,9 +29,9 @@ from service.demo import start_salesforce_demo
 from service.limits import MAX_BODY_BYTES
 from service.sync.run import run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
-from tests.test_api import ADMIN, READ, auth, settings_for
-from tests.test_kpi_engine import FIXTURE, put
-from tests.test_sync import TOKEN, small_dataset
+from tests.support.api import ADMIN, READ, auth, settings_for
+from tests.support.hubspot import TOKEN, small_dataset
+from tests.support.kpi_records import FIXTURE, put
 
 INJECTIONS = (
     "1' OR '1'='1",

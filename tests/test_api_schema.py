@@ -22,8 +22,8 @@ from schemathesis.checks import (
 from sqlalchemy import Engine
 
 from service.app import create_app
-from tests.test_api import ADMIN, settings_for
-from tests.test_kpi_engine import FIXTURE, put
+from tests.support.api import ADMIN, settings_for
+from tests.support.kpi_records import FIXTURE, put
 
 EXAMPLES = 30  # per operation
 CHECKS = [

@@ -46,7 +46,7 @@ from service.settings import Settings, kpi_context
 from service.sync.run import run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
-from tests.conftest import ENGINES, postgres_engine
+from tests.support.db import ENGINES, postgres_engine
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Page

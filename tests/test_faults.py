@@ -68,8 +68,8 @@ from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from simulators.salesforce.org import SalesforceOrg, serve_org
 from simulators.salesforce.seed import generate_org_dataset
-from tests.conftest import POSTGRES_URL, _truncate
-from tests.test_salesforce_support import Clock, Org, ca
+from tests.support.db import POSTGRES_URL, truncate
+from tests.support.salesforce import Clock, Org, ca
 
 __all__ = ["ca"]
 
@@ -372,7 +372,7 @@ def baseline(engine: Engine, side: Side) -> Baseline:
 def empty(engine: Engine) -> None:
     """Empty the store (every table), as before any sync."""
     if engine.dialect.name == "postgresql":
-        _truncate(engine)
+        truncate(engine)
         return
     from models import Base
 
@@ -484,7 +484,10 @@ def test_a_rate_limit_storm_loses_nothing(engine: Engine, side: Side) -> None:
         assert report.status == "ok", report.error
         injected = hub.faults.injected
         # The connector waited as the portal said (its window, plus up to 10% jitter), once per 429.
-        assert len(waits) == injected >= report.api_calls // 3 - 1 > 5
+        # At most every third request was refused; how many were depends on how much of the
+        # sync fell inside the storm (wall time), so only the bound is exact.
+        assert len(waits) == injected > 5
+        assert injected <= report.api_calls // 3 + 1
         assert all(WINDOW_MS / 1000 <= w <= 1.1 * WINDOW_MS / 1000 for w in waits), waits
     else:
         assert isinstance(side, SalesforceSide)

@@ -31,7 +31,7 @@ from models import Call, Deal, Lead, QuarantinedRecord
 from service.sync.run import SyncReport, run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
-from tests.test_salesforce_support import Clock, Org, ca
+from tests.support.salesforce import Clock, Org, ca
 
 __all__ = ["ca"]
 

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from service.cli import kpis as kpi_cli
 from service.settings import get_settings
-from tests.conftest import POSTGRES_URL
-from tests.test_kpi_engine import FIXTURE, put
+from tests.support.db import POSTGRES_URL
+from tests.support.kpi_records import FIXTURE, put
 
 
 @pytest.fixture

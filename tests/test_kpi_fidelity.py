@@ -41,7 +41,7 @@ from kpi.compiler import Request, compile_rows
 from kpi.periods import next_period, period_start, period_starts
 from models import TABLE_BY_KIND, CallList, CallListMember, store
 from service.db import downgrade, make_engine, migrate
-from tests.conftest import POSTGRES_URL, postgres_engine
+from tests.support.db import POSTGRES_URL, postgres_engine
 
 H: Source = "hubspot"
 FS_TEAMS = ("Field Sales",)

@@ -21,7 +21,7 @@ from kpi import (
     store_forecast_snapshot,
 )
 from models import ForecastSnapshot
-from tests.test_kpi_engine import at, call, put
+from tests.support.kpi_records import at, call, put
 
 H = "hubspot"
 # "Now" is 15 Oct 2026 12:00 JST. October 2026 has 21 business days (JP: Sports Day on the

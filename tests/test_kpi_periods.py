@@ -19,7 +19,7 @@ from kpi.periods import (
     period_starts,
 )
 from models import Call as CallRow
-from tests.test_kpi_engine import put
+from tests.support.kpi_records import put
 
 NY = ZoneInfo("America/New_York")
 TOKYO = ZoneInfo("Asia/Tokyo")

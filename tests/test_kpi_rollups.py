@@ -44,7 +44,7 @@ from models import (
     RollupDirtyDay,
     store,
 )
-from tests.test_kpi_engine import at, call, email
+from tests.support.kpi_records import at, call, email
 
 H = "hubspot"
 TOKYO = KpiContext(timezone="Asia/Tokyo")

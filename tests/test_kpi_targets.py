@@ -41,7 +41,7 @@ from models.crm import TABLE_BY_KIND
 from models.crm import Rep as RepRow
 from models.store import table_of
 from service.db import downgrade, make_engine, migrate
-from tests.conftest import POSTGRES_URL, postgres_engine
+from tests.support.db import POSTGRES_URL, postgres_engine
 
 H: Final = "hubspot"
 NOW = datetime(2026, 12, 10, 3, 0, tzinfo=UTC)

@@ -19,7 +19,7 @@ from connectors.mapping import load_mapping
 from connectors.records import Call, Deal, Email, FollowUpTask, Lead, Meeting, Rep, Team
 from connectors.salesforce import SalesforceConnector
 from simulators.salesforce.schema import FieldSpec
-from tests.test_salesforce_support import (
+from tests.support.salesforce import (
     CLIENT_SECRET,
     OLD,
     REFRESH_TOKEN,

@@ -28,7 +28,7 @@ from simple_salesforce.exceptions import (
 )
 
 from simulators.salesforce.ids import id_checksum, salesforce_id
-from tests.test_salesforce_support import (
+from tests.support.salesforce import (
     CLIENT_ID,
     CLIENT_SECRET,
     OLD,

@@ -13,7 +13,7 @@ from service.demo import start_salesforce_demo
 from service.errors import SourceNotConfigured
 from service.settings import Settings
 from service.sync.sources import build_connectors
-from tests.test_salesforce_support import (
+from tests.support.salesforce import (
     CLIENT_ID,
     CLIENT_SECRET,
     REFRESH_TOKEN,

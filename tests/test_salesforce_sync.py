@@ -46,7 +46,7 @@ from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
 from simulators.salesforce.seed import generate_org_dataset
 from simulators.salesforce.store import OrgDataset
-from tests.test_salesforce_support import Clock, Org, ca
+from tests.support.salesforce import Clock, Org, ca
 
 __all__ = ["ca"]
 

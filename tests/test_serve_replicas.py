@@ -25,8 +25,8 @@ from sqlalchemy import select, text
 from models import SyncRun
 from service.db import make_engine, migrate
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
-from tests.conftest import POSTGRES_URL
-from tests.test_sync import TOKEN, small_dataset
+from tests.support.db import POSTGRES_URL
+from tests.support.hubspot import TOKEN, small_dataset
 
 
 def free_port() -> int:

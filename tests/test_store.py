@@ -21,7 +21,7 @@ from models import Rep as RepRow
 from service.db import downgrade, make_engine, migrate
 from service.errors import SyncLocked
 from service.sync.locks import SourceLock, source_lock
-from tests.conftest import POSTGRES_URL, postgres_engine
+from tests.support.db import POSTGRES_URL, postgres_engine
 
 T0 = datetime(2026, 10, 1, 9, 30, tzinfo=UTC)
 APP_TABLES = {

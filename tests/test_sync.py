@@ -44,10 +44,8 @@ from service.sync.locks import source_lock
 from service.sync.run import run_sync
 from service.sync.scheduler import scheduled_sync
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
-from simulators.hubspot.seed import generate_dataset
+from tests.support.hubspot import END, TOKEN, small_dataset
 
-TOKEN = "test-token"
-END = datetime(2026, 10, 31, 12, tzinfo=UTC)
 TABLES = {
     "contacts": Lead,
     "calls": Call,
@@ -57,12 +55,6 @@ TABLES = {
     "deals": Deal,
 }
 CONTENT_TABLES = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)
-
-
-def small_dataset() -> Any:
-    return generate_dataset(
-        seed=11, teams=2, reps_per_team=2, months=1, end=END, calls_per_rep_day=12
-    )
 
 
 @pytest.fixture

@@ -57,7 +57,7 @@ from service.writeback.push import (
 )
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.salesforce.org import RunningOrg, SalesforceOrg, serve_org
-from tests.conftest import POSTGRES_URL, postgres_engine
+from tests.support.db import POSTGRES_URL, postgres_engine
 
 TOKEN = "pat-na1-writeback-test-token"
 READ, ADMIN = "read-token-wb", "admin-token-wb"

@@ -1,7 +1,8 @@
 """Shared pieces of the Salesforce tests: a test CA, the simulated org over HTTPS, a small org.
 
-Imported by the other test_salesforce_* modules (it holds no tests of its own). The org's
-clock is fixed by each test, so SystemModstamps and ``until`` are exact.
+Imported by the Salesforce, fault and hostile-payload tests; a test module that needs the
+fixtures ``ca`` or ``org`` imports them by name. The org's clock is fixed by each test, so
+SystemModstamps and ``until`` are exact.
 """
 
 from __future__ import annotations
