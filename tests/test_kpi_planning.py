@@ -11,11 +11,13 @@ bridging national holiday (22nd) and the Autumnal Equinox (23rd) = 19. The store
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
 
+from connectors.records import Deal, Record, Rep, Team
 from kpi import (
     Funnel,
     KpiContext,
@@ -26,8 +28,17 @@ from kpi import (
     put_targets,
     suggest_targets,
 )
-from tests.support.kpi_records import put
-from tests.support.planning import CTX, HISTORY, OCT_1, PEOPLE, SEED_MONTH, seed_targets
+from tests.support.kpi_records import H, at, call, put
+from tests.support.planning import (
+    CTX,
+    HISTORY,
+    NOW,
+    OCT_1,
+    PEOPLE,
+    SEED_MONTH,
+    meeting,
+    seed_targets,
+)
 
 JUL_1, AUG_1, SEP_1 = date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)
 
