@@ -229,7 +229,10 @@ def test_targets_round_trip_and_give_rows_their_achievement(client: TestClient) 
             "period_start": "2026-10-01",
             "scope": "rep",
             "id": "hubspot:r1",
+            "level": "achievement",
             "value": 10.0,
+            "status": "draft",
+            "reason": None,
         },
         {
             "kpi": "connect_rate",
@@ -237,7 +240,10 @@ def test_targets_round_trip_and_give_rows_their_achievement(client: TestClient) 
             "period_start": "2026-10-01",
             "scope": "org",
             "id": "org",
+            "level": "achievement",
             "value": 0.3,
+            "status": "draft",
+            "reason": None,
         },
     ]
     assert get(client, "/v1/targets", scope="org")["data"] == listed[1:]
@@ -364,6 +370,8 @@ def test_sync_trigger_runs_and_is_listed(engine: Engine) -> None:
 
 ADMIN_ROUTES = {
     ("PUT", "/v1/targets"),
+    ("POST", "/v1/targets/allocate"),
+    ("PUT", "/v1/reps/{id}"),
     ("PUT", "/v1/costs"),
     ("POST", "/v1/sync"),
     ("POST", "/v1/targets/push"),

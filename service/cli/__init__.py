@@ -3,7 +3,7 @@
 - sync.py: `sync`, `serve`, `migrate`;
 - demo.py: `demo`;
 - kpis.py: `kpis`;
-- targets.py: `targets push`.
+- targets.py: `targets push`, `targets allocate`.
 
 Only typer and rich load before a command runs, so `iskpi --help` answers at once.
 """

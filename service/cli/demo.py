@@ -160,10 +160,10 @@ def demo_command(
                 ]
             console.print(
                 "write-back to the simulated CRM while the demo runs, from another terminal "
-                "(then without --dry-run):"
+                "(the plan; then with --apply):"
             )
             # One line however narrow the terminal, so it can be copied as it is.
-            console.print(f"  {' '.join(env)} iskpi targets push --dry-run", soft_wrap=True)
+            console.print(f"  {' '.join(env)} iskpi targets push", soft_wrap=True)
             console.print(f"dashboard at http://127.0.0.1:{port}/  (API docs at /docs)")
             serve(settings, engine, connectors, "127.0.0.1", port)
     finally:

@@ -51,7 +51,7 @@ from connectors.errors import ConnectorError, DestinationMissing, PermissionDeni
 from connectors.hubspot import HubSpotWriter
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
 from connectors.salesforce import SalesforceWriter
-from kpi import KPIS, KpiContext, list_targets
+from kpi import KPIS, KpiContext, Level, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
@@ -117,6 +117,7 @@ class PushReport:
     finished_at: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    level: Level = "achievement"  # the target level pushed (drafts and confirmed alike)
 
     @property
     def planned(self) -> int:
@@ -239,6 +240,7 @@ def report_out(report: PushReport) -> PushOut:
         batch_size=report.batch_size,
         created_fields=report.created_fields,
         error=report.error,
+        level=report.level,
         rows=[row_out(r) for r in report.rows],
     )
 
@@ -553,9 +555,12 @@ def run_push(
     trigger: str = "cli",
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PushReport:
-    """Plan and (unless ``dry_run``) apply one CRM's due targets; the audited report.
+    """Plan and (unless ``dry_run``) apply one CRM's due targets at ``level``; the audited report.
+
+    Every target of the level is pushed, draft or confirmed.
 
     Raises PushFailed (with the recorded report) when the CRM stops the push, PushLocked when
     another push to the CRM runs, MappingError for a destination naming an unknown KPI.
@@ -573,6 +578,7 @@ def run_push(
             trigger=trigger,
             dry_run=True,
             force=force,
+            level=level,
             clock=clock,
         )
     try:
@@ -586,6 +592,7 @@ def run_push(
                 trigger=trigger,
                 dry_run=False,
                 force=force,
+                level=level,
                 clock=clock,
             )
     except SyncLocked:
@@ -602,6 +609,7 @@ def _run(
     trigger: str,
     dry_run: bool,
     force: bool,
+    level: Level,
     clock: Callable[[], datetime],
 ) -> PushReport:
     source = writer.source
@@ -644,6 +652,7 @@ def _run(
         period,
         started,
         batch_size=writer.batch_size,
+        level=level,
     )
     try:
         _plan(engine, writer, dests, report)
@@ -674,7 +683,9 @@ def _plan(
     refs = list(dict.fromkeys(ref for refs in dests.values() for ref in refs))
     targets = [
         (t.scope_id, t.kpi, t.value)
-        for t in list_targets(engine, grain="month", scope="rep", start=period, end=period)
+        for t in list_targets(
+            engine, grain="month", scope="rep", start=period, end=period, level=report.level
+        )
         if t.kpi in dests and t.scope_id.startswith(f"{source}:")
     ]
     with engine.connect() as conn:
@@ -860,6 +871,7 @@ def push_each(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
 ) -> Iterator[PushReport | PushStopped]:
     """Push (or plan) each configured CRM in turn: the one write-back loop, API and CLI.
 
@@ -893,6 +905,7 @@ def push_each(
                 trigger=trigger,
                 dry_run=dry_run,
                 force=force,
+                level=level,
             )
         except PushFailed as exc:
             yield stopped(exc, writer.source, exc.report)
@@ -914,6 +927,7 @@ def push_targets(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
 ) -> list[PushReport]:
     """Every configured CRM's push (or plan); the first that stops raises its PushStopped."""
     reports: list[PushReport] = []
@@ -926,6 +940,7 @@ def push_targets(
         trigger=trigger,
         dry_run=dry_run,
         force=force,
+        level=level,
     ):
         if isinstance(outcome, PushStopped):
             raise outcome from outcome.cause
