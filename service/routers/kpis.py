@@ -10,6 +10,7 @@ from pydantic import BaseModel, Field
 
 from kpi import PHASE_GAPS, By, Grain, Scope, catalog
 from service.auth import ReadAccess
+from service.dates import BoundedDate
 from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
 from service.kpi_answers import KpiQuery, answer_kpis
 from service.routers.common import READ_RESPONSES, Freshness
@@ -94,10 +95,12 @@ async def get_kpis(
     ] = None,
     grain: Annotated[Grain, Query(description="day, week (ISO, Monday first) or month")] = "month",
     from_: Annotated[
-        date | None,
+        BoundedDate | None,
         Query(alias="from", description="first day (inclusive); default: the month ending on `to`"),
     ] = None,
-    to: Annotated[date | None, Query(description="last day (inclusive); default today")] = None,
+    to: Annotated[
+        BoundedDate | None, Query(description="last day (inclusive); default today")
+    ] = None,
     scope: Annotated[Scope, Query(description="org, team or rep")] = "org",
     id: Annotated[
         str | None,

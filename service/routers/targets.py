@@ -20,8 +20,9 @@ from kpi import (
     suggest_targets,
 )
 from service.auth import AdminAccess, ReadAccess
+from service.dates import BoundedDate, BoundedMonth
 from service.deps import EngineDep, KpiContextDep
-from service.routers.common import ADMIN_RESPONSES, MONTH_PATTERN, READ_RESPONSES, parse_month
+from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES, parse_month
 
 router = APIRouter(tags=["targets"], responses=READ_RESPONSES)
 
@@ -33,7 +34,7 @@ class TargetIn(BaseModel):
 
     kpi: str = Field(examples=["meetings_set"])
     grain: Grain = Field(examples=["month"])
-    period_start: date = Field(
+    period_start: BoundedDate = Field(
         description="the first day of the period (a Monday for weeks, the 1st for months)",
         examples=["2026-11-01"],
     )
@@ -61,9 +62,9 @@ def get_targets(
     scope: Annotated[Scope | None, Query()] = None,
     id: Annotated[str | None, Query(description="one scope id")] = None,
     from_: Annotated[
-        date | None, Query(alias="from", description="periods starting on or after")
+        BoundedDate | None, Query(alias="from", description="periods starting on or after")
     ] = None,
-    to: Annotated[date | None, Query(description="periods starting on or before")] = None,
+    to: Annotated[BoundedDate | None, Query(description="periods starting on or before")] = None,
 ) -> TargetsOut:
     """Targets, ordered by kpi, grain, period_start, scope, id."""
     targets = list_targets(
@@ -150,7 +151,7 @@ def suggest(
     id: Annotated[
         str | None, Query(description="one team or rep; without it, one suggestion per member")
     ] = None,
-    as_of: Annotated[date | None, Query(description="replay as of this day")] = None,
+    as_of: Annotated[BoundedDate | None, Query(description="replay as of this day")] = None,
     minimum: Annotated[float, Query(gt=0, le=100, description="factor of the minimum")] = 0.90,
     achievement: Annotated[float, Query(gt=0, le=100, description="factor of the target")] = 1.00,
     stretch: Annotated[float, Query(gt=0, le=100, description="factor of the stretch")] = 1.10,
@@ -171,7 +172,7 @@ def suggest(
 class CostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    month: str = Field(pattern=MONTH_PATTERN, examples=["2026-11"], description="YYYY-MM")
+    month: BoundedMonth = Field(examples=["2026-11"], description="YYYY-MM")
     amount: Decimal = Field(
         ge=0, allow_inf_nan=False, max_digits=18, decimal_places=2, examples=[1_200_000]
     )
