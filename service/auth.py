@@ -15,13 +15,17 @@ from typing import Annotated, Literal
 from fastapi import Depends
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
+from starlette.responses import JSONResponse
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service.deps import SettingsDep
 from service.errors import Forbidden, Unauthorized
+from service.settings import Settings
 
 Access = Literal["read", "admin"]
 
 _bearer = HTTPBearer(auto_error=False)
+UNAUTHORIZED = "a valid bearer token is required"
 
 
 @dataclass(frozen=True)
@@ -46,17 +50,64 @@ def _caller(access: Access, position: int, token: str) -> Caller:
     return Caller(access=access, name=f"{access}#{position} (sha256:{fingerprint})")
 
 
+def token_access(settings: Settings, presented: str) -> tuple[Access, int] | None:
+    """The access a presented token grants and its 1-based position in its list, or None."""
+    admin = _match(presented, settings.admin_tokens)
+    read = _match(presented, settings.read_tokens)
+    if admin is not None:
+        return "admin", admin
+    if read is not None:
+        return "read", read
+    return None
+
+
 def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None) -> Caller:
     """The caller a bearer token identifies, or 401."""
     if credentials is not None:
-        presented = credentials.credentials
-        admin = _match(presented, settings.admin_tokens)
-        read = _match(presented, settings.read_tokens)
-        if admin is not None:
-            return _caller("admin", admin, presented)
-        if read is not None:
-            return _caller("read", read, presented)
-    raise Unauthorized("a valid bearer token is required")
+        found = token_access(settings, credentials.credentials)
+        if found is not None:
+            return _caller(found[0], found[1], credentials.credentials)
+    raise Unauthorized(UNAUTHORIZED)
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _carries_body(scope: Scope) -> bool:
+    for name, value in scope["headers"]:
+        if name == b"transfer-encoding" or (name == b"content-length" and value.strip() != b"0"):
+            return True
+    return False
+
+
+class AuthBeforeBody:
+    """ASGI middleware: a /v1 request with a body and no known token is a 401, body unread.
+
+    FastAPI reads and parses a body before it runs the route's dependencies, the token
+    check among them; a 20 MB body without a token would cost its reading and parsing.
+    """
+
+    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+        self.app = app
+        self.settings = settings
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v1/") and _carries_body(scope):
+            token = _bearer_token(scope)
+            if token is None or token_access(self.settings, token) is None:
+                response = JSONResponse(
+                    {"detail": UNAUTHORIZED},
+                    status_code=401,
+                    headers={"WWW-Authenticate": "Bearer", "Connection": "close"},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 async def require_read(

@@ -11,6 +11,7 @@ import gc
 import io
 import time
 from collections.abc import Hashable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -20,8 +21,9 @@ from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import Engine
 
-from kpi import By, Grain, KpiContext, KpiRow, Scope, compute
+from kpi import By, Grain, KpiContext, KpiRow, Scope, catalog, compute
 from service.cache import DataVersionClock, ResponseCache, data_version
+from service.limits import BIG_ANSWER_ROWS, BuildGate, estimated_rows
 from service.routers.common import freshness
 
 # CSV columns: the JSON row's keys, with the band flattened the way pandas.json_normalize names it.
@@ -121,6 +123,7 @@ async def answer_kpis(
     query: KpiQuery,
     *,
     gzip_ok: bool,
+    builds: BuildGate | None = None,
 ) -> Response:
     """The rows for ``query``, from the cache when the store has not moved since."""
     end = query.to or ctx.today()
@@ -183,7 +186,17 @@ async def answer_kpis(
     key = (request_key, version)
     entry = cache.lookup(key)
     if entry is None:
-        entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
+        size = estimated_rows(
+            len(keys) if keys else len(catalog()),
+            query.grain,
+            (end - start).days,
+            query.scope,
+            query.id is not None,
+            query.by,
+        )
+        big = builds is not None and size > BIG_ANSWER_ROWS
+        async with builds.turn(big) if builds is not None else nullcontext():
+            entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
     headers = {"Vary": "Accept-Encoding"}
     if query.format == "csv":
         media_type = "text/csv; charset=utf-8"

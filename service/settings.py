@@ -109,6 +109,17 @@ class Settings(BaseSettings):
         description="how often the store's data version is re-read, in seconds (writes through the API re-read it at once)",
     )
 
+    api_kpi_builds: int = Field(
+        default=2,
+        ge=1,
+        description="how many large uncached `/v1/kpis` answers (over 20,000 rows) are computed at once; more wait",
+    )
+    api_kpi_build_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long a large `/v1/kpis` answer waits for its turn before a 503 with Retry-After",
+    )
+
     effective_call_seconds: int = Field(
         default=60,
         ge=0,

@@ -8,17 +8,26 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
 from sqlalchemy import Engine
 
 from service.app import create_app
+from service.errors import Busy
+from service.limits import DEFAULT_BODY_BYTES, MAX_TARGETS, BuildGate
 from service.settings import Settings
 
 READ = "read-token-for-limits"
@@ -123,3 +132,137 @@ def test_the_bounds_themselves_are_answered(
     response = client.get(path, params=query, headers=bearer(READ))
     assert response.status_code == 200, response.text
     assert time.perf_counter() - began < 10
+
+
+# --- requests -------------------------------------------------------------------------------
+
+
+def test_a_big_body_without_a_token_is_a_401_before_it_is_read(client: TestClient) -> None:
+    read: list[int] = []
+
+    def body() -> Iterator[bytes]:  # streamed: counts what the server pulled
+        for _ in range(20):
+            read.append(1)
+            yield b" " * 2**20
+
+    began = time.perf_counter()
+    response = client.put(
+        "/v1/targets", content=body(), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"] == "Bearer"
+    assert time.perf_counter() - began < 1.0
+    # With a wrong token too; and announced, not streamed.
+    response = client.put(
+        "/v1/targets",
+        content=b"[" + b" " * 20 * 2**20 + b"]",
+        headers={**bearer("not-a-token"), "Content-Type": "application/json"},
+    )
+    assert response.status_code == 401
+
+
+def test_bodies_have_small_limits_per_route(client: TestClient) -> None:
+    big_plan = {"won_target": 10, "id": "x" * (DEFAULT_BODY_BYTES + 1)}
+    response = client.post("/v1/plan", json=big_plan, headers=bearer(READ))
+    assert response.status_code == 413
+    response = client.put("/v1/costs", content=b" " * 70_000, headers=bearer(ADMIN))
+    assert response.status_code == 413
+    # PUT /v1/targets takes more, up to MAX_TARGETS targets.
+    target = {**TARGET, "period_start": "2026-11-01"}
+    response = client.put("/v1/targets", json=[target] * 1_000, headers=bearer(ADMIN))
+    assert response.status_code == 200, response.text
+    response = client.put("/v1/targets", json=[target] * (MAX_TARGETS + 1), headers=bearer(ADMIN))
+    assert response.status_code == 422
+    assert response.json()["detail"][0]["loc"] == ["body"]
+
+
+def test_big_kpi_answers_wait_their_turn_then_get_503(engine: Engine) -> None:
+    app = create_app(limits_settings(api_kpi_builds=1, api_kpi_build_wait_seconds=0.2), engine)
+    gate = app.state.kpi_builds
+    assert isinstance(gate, BuildGate)
+    gate._semaphore = asyncio.Semaphore(0)  # every slot taken by builds still running
+    with TestClient(app) as test_client:
+        big = {"grain": "day", "scope": "rep", "from": "2026-01-01", "to": "2026-11-30"}
+        response = test_client.get("/v1/kpis", params=big, headers=bearer(READ))
+        assert response.status_code == 503
+        assert response.headers["retry-after"] == "5"
+        # A small answer does not queue behind the big ones.
+        small = {"kpi": "calls", "from": "2026-11-01", "to": "2026-11-30"}
+        response = test_client.get("/v1/kpis", params=small, headers=bearer(READ))
+        assert response.status_code == 200
+        gate._semaphore.release()
+        response = test_client.get("/v1/kpis", params=big, headers=bearer(READ))
+        assert response.status_code == 200
+
+
+def test_the_build_gate_lets_slots_through_and_times_out_the_rest() -> None:
+    async def scenario() -> list[str]:
+        gate = BuildGate(2, 0.05)
+        release = asyncio.Event()
+        events: list[str] = []
+
+        async def build(name: str) -> None:
+            try:
+                async with gate.turn(big=True):
+                    events.append(f"{name} built")
+                    await release.wait()
+            except Busy:
+                events.append(f"{name} busy")
+
+        tasks = [asyncio.create_task(build(n)) for n in ("a", "b", "c")]
+        await asyncio.sleep(0.2)
+        release.set()
+        await asyncio.gather(*tasks)
+        async with gate.turn(big=True):
+            events.append("d built")
+        return events
+
+    assert sorted(asyncio.run(scenario())) == ["a built", "b built", "c busy", "d built"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_iskpi_serve_bounds_headers_and_redacts_tokens_in_the_access_log(tmp_path: Path) -> None:
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISKPI_")}
+    env["ISKPI_DATABASE_URL"] = f"sqlite:///{tmp_path / 'serve.db'}"
+    env["ISKPI_READ_TOKENS"] = READ
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=out,
+        )
+    try:
+        base = f"http://127.0.0.1:{port}"
+        for _ in range(300):
+            assert process.poll() is None, log.read_text()
+            try:
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        response = httpx.get(f"{base}/healthz", headers={"X-Big": "x" * 100_000}, timeout=10)
+        assert response.status_code in (400, 431)
+        secret = "tok-in-the-url-0123456789"
+        response = httpx.get(f"{base}/healthz", params={"token": secret, "x": "1"}, timeout=10)
+        assert response.status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    text = log.read_text()
+    assert "/healthz?token=***&x=1" in text, text
+    assert secret not in text
+
+
+def test_a_huge_header_is_a_431(client: TestClient) -> None:
+    response = client.get("/healthz", headers={"X-Big": "x" * 100_000})
+    assert response.status_code == 431
+    response = client.get("/v1/kpis", params={"kpi": "x" * 20_000}, headers=bearer(READ))
+    assert response.status_code == 431

@@ -167,10 +167,22 @@ def serve(
     """Serve the API (and the scheduled sync, with ``connectors``) until interrupted."""
     import uvicorn
 
+    from service import access_log
     from service.app import create_app
+    from service.limits import MAX_HEADER_BYTES
 
     api = create_app(settings, engine, connectors=connectors)
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    # h11, not httptools: h11 bounds the request line and headers (a larger head is a 400).
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        log_level="info",
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+    access_log.install()  # uvicorn.Config has configured logging by now
+    uvicorn.Server(config).run()
 
 
 def serve_command(

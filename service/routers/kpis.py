@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from kpi import PHASE_GAPS, By, Grain, Scope, catalog
 from service.auth import ReadAccess
 from service.dates import BoundedDate
-from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
+from service.deps import DataVersionDep, EngineDep, KpiBuildsDep, KpiCacheDep, KpiContextDep
 from service.kpi_answers import KpiQuery, answer_kpis
 from service.routers.common import READ_RESPONSES, Freshness
 
@@ -87,6 +87,7 @@ async def get_kpis(
     ctx: KpiContextDep,
     cache: KpiCacheDep,
     clock: DataVersionDep,
+    builds: KpiBuildsDep,
     kpi: Annotated[
         str | None,
         Query(
@@ -125,6 +126,7 @@ async def get_kpis(
         clock,
         KpiQuery(kpi, grain, from_, to, scope, id, by, tier, format),
         gzip_ok="gzip" in request.headers.get("accept-encoding", ""),
+        builds=builds,
     )
 
 

@@ -22,6 +22,7 @@ from kpi import (
 from service.auth import AdminAccess, ReadAccess
 from service.dates import BoundedDate, BoundedMonth
 from service.deps import EngineDep, KpiContextDep
+from service.limits import MAX_TARGETS
 from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES, parse_month
 
 router = APIRouter(tags=["targets"], responses=READ_RESPONSES)
@@ -92,7 +93,7 @@ def put_targets_route(
     targets: Annotated[
         list[TargetIn],
         Body(
-            max_length=100_000,
+            max_length=MAX_TARGETS,
             examples=[
                 [
                     {
