@@ -10,9 +10,12 @@ Only typer and rich load before a command runs, so `iskpi --help` answers at onc
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from service.cli import demo, kpis, sync, targets
+from service.cli.common import err_console
 
 app = typer.Typer(help="iskpi: inside-sales KPIs from HubSpot and Salesforce", no_args_is_help=True)
 app.command("migrate")(sync.migrate_command)
@@ -24,5 +27,17 @@ targets.register(app)
 
 
 def main() -> None:
-    """Run the command line."""
-    app()
+    """Run the command line; a configuration mistake is one line and exit 2."""
+    from service.cli.common import ConfigError, config_error_line
+
+    try:
+        app()
+    except ConfigError as exc:
+        err_console.print(f"error: {exc.variable}: {exc.message}", markup=False, highlight=False)
+        sys.exit(2)
+    except Exception as exc:
+        line = config_error_line(exc)
+        if line is None:
+            raise
+        err_console.print(line, markup=False, highlight=False)
+        sys.exit(2)
