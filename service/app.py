@@ -50,6 +50,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # served from the installed package, below: no CDN
+        redoc_url=None,  # ReDoc would load from a CDN, and no Python package ships its bundle
     )
     app.state.settings = settings
     app.state.engine = engine

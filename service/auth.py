@@ -1,8 +1,11 @@
 """Bearer-token access: read tokens read, admin tokens read and write (SPEC §7).
 
 A caller is named for audit records by the token's role and 1-based position in
-its list plus a short SHA-256 fingerprint (``admin#2 (sha256:1f2e3d4c)``), so a
-push or a target change can be traced to a token without ever storing it.
+its list plus an HMAC-SHA256 of the token keyed with the server's audit secret
+(``admin#2 (hmac:1f2e3d4c5b6a7988)``), so a push or a target change can be traced to a
+token without storing it, and the name cannot be checked against a guessed token
+without the secret. The secret is ISKPI_AUDIT_SECRET, or one generated on first use and
+kept in the store (service.store_meta), so names stay the same across restarts.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import SecretStr
 from starlette.responses import JSONResponse
@@ -45,9 +48,27 @@ def _match(presented: str, tokens: list[SecretStr]) -> int | None:
     return found
 
 
-def _caller(access: Access, position: int, token: str) -> Caller:
-    fingerprint = hashlib.sha256(token.encode()).hexdigest()[:8]
-    return Caller(access=access, name=f"{access}#{position} (sha256:{fingerprint})")
+def audit_name(access: Access, position: int, token: str, key: bytes) -> str:
+    """The caller's name in audit records: role, position and the token's HMAC under ``key``."""
+    fingerprint = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:16]
+    return f"{access}#{position} (hmac:{fingerprint})"
+
+
+def audit_key(request: Request) -> bytes:
+    """The app's audit key: ISKPI_AUDIT_SECRET, else the store's generated secret (cached)."""
+    key = getattr(request.app.state, "audit_key", None)
+    if isinstance(key, bytes):
+        return key
+    settings = request.app.state.settings
+    assert isinstance(settings, Settings)
+    if settings.audit_secret is not None:
+        key = settings.audit_secret.get_secret_value().encode()
+    else:
+        from service import store_meta
+
+        key = store_meta.audit_secret(request.app.state.engine).encode()
+    request.app.state.audit_key = key
+    return key
 
 
 def token_access(settings: Settings, presented: str) -> tuple[Access, int] | None:
@@ -61,12 +82,16 @@ def token_access(settings: Settings, presented: str) -> tuple[Access, int] | Non
     return None
 
 
-def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None) -> Caller:
+def caller_of(
+    settings: SettingsDep, credentials: HTTPAuthorizationCredentials | None, request: Request
+) -> Caller:
     """The caller a bearer token identifies, or 401."""
     if credentials is not None:
         found = token_access(settings, credentials.credentials)
         if found is not None:
-            return _caller(found[0], found[1], credentials.credentials)
+            access, position = found
+            name = audit_name(access, position, credentials.credentials, audit_key(request))
+            return Caller(access=access, name=name)
     raise Unauthorized(UNAUTHORIZED)
 
 
@@ -111,17 +136,19 @@ class AuthBeforeBody:
 
 
 async def require_read(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    return caller_of(settings, credentials)
+    return caller_of(settings, credentials, request)
 
 
 async def require_admin(
+    request: Request,
     settings: SettingsDep,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
-    caller = caller_of(settings, credentials)
+    caller = caller_of(settings, credentials, request)
     if caller.access != "admin":
         raise Forbidden("this route needs an admin token")
     return caller

@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         description="comma-separated bearer tokens that may read and write (targets, costs, sync, push)",
     )
 
+    audit_secret: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC that names API callers in audit records; unset: one is generated and kept in the store",
+    )
+
     api_cache_mb: int = Field(
         default=256,
         ge=0,

@@ -9,6 +9,8 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
+import hashlib
 import os
 import socket
 import subprocess
@@ -266,3 +268,45 @@ def test_a_huge_header_is_a_431(client: TestClient) -> None:
     assert response.status_code == 431
     response = client.get("/v1/kpis", params={"kpi": "x" * 20_000}, headers=bearer(READ))
     assert response.status_code == 431
+
+
+# --- audit names ------------------------------------------------------------------------------
+
+
+def caller_name(app: Any) -> str:
+    with TestClient(app) as test_client:
+        response = test_client.post(
+            "/v1/targets/push", params={"dry_run": "true"}, headers=bearer(ADMIN)
+        )
+    # No CRM is configured: the push is refused, but the name is what the app computes.
+    assert response.status_code in (200, 409), response.text
+    from service.auth import audit_key, audit_name
+
+    class Req:
+        def __init__(self, a: Any) -> None:
+            self.app = a
+
+    return audit_name("admin", 1, ADMIN, audit_key(Req(app)))  # type: ignore[arg-type]
+
+
+def test_audit_names_are_hmacs_stable_across_restarts(engine: Engine) -> None:
+    first = caller_name(create_app(limits_settings(), engine))
+    second = caller_name(create_app(limits_settings(), engine))
+    assert first == second
+    assert first.startswith("admin#1 (hmac:")
+    assert ADMIN not in first
+    plain = hashlib.sha256(ADMIN.encode()).hexdigest()
+    for length in range(6, 17):
+        assert plain[:length] not in first
+    # A configured secret names callers by it instead.
+    configured = caller_name(
+        create_app(limits_settings(audit_secret=SecretStr("s3cret-for-audit")), engine)
+    )
+    assert configured != first and configured.startswith("admin#1 (hmac:")
+
+
+def test_cli_pushes_are_audited_as_user_at_host() -> None:
+    from service.cli.targets import cli_user
+
+    name = cli_user()
+    assert name == f"{getpass.getuser()}@{socket.gethostname()}"

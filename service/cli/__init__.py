@@ -15,7 +15,6 @@ import sys
 import typer
 
 from service.cli import demo, kpis, sync, targets
-from service.cli.common import err_console
 
 app = typer.Typer(help="iskpi: inside-sales KPIs from HubSpot and Salesforce", no_args_is_help=True)
 app.command("migrate")(sync.migrate_command)
@@ -33,11 +32,11 @@ def main() -> None:
     try:
         app()
     except ConfigError as exc:
-        err_console.print(f"error: {exc.variable}: {exc.message}", markup=False, highlight=False)
+        print(f"error: {exc.variable}: {exc.message}", file=sys.stderr)
         sys.exit(2)
     except Exception as exc:
         line = config_error_line(exc)
         if line is None:
             raise
-        err_console.print(line, markup=False, highlight=False)
+        print(line, file=sys.stderr)
         sys.exit(2)

@@ -49,6 +49,8 @@ def setup_logging() -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Alembic announces its plugins at INFO on every start: noise before a one-line error.
+    logging.getLogger("alembic.runtime.plugins").setLevel(logging.WARNING)
 
 
 def open_store(settings: Settings) -> Engine:
