@@ -11,6 +11,10 @@ becomes of the request:
     refresh   renew the credentials once and send again (Salesforce INVALID_SESSION_ID); a
               second refusal, or a client that cannot refresh, raises the error
 
+A failure to connect at all (the host's name does not resolve, the connection is refused) is
+kind ``unreachable``: a ``retry`` rule gets one retry after UNREACHABLE_WAIT_SECONDS, then its
+error, which names the host; backing off for minutes would not bring a missing host back.
+
 Every wait goes through the injected ``sleep``, so tests and the bench run without waiting.
 The errors are the operator's messages (connectors/errors.py); none carries a token.
 """
