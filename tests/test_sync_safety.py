@@ -60,7 +60,7 @@ def test_a_store_error_keeps_its_class_but_no_record_value(
     report = run_sync(engine, OnePageConnector())  # type: ignore[arg-type]
     assert report.status == "failed"
     assert report.error is not None
-    assert report.error.startswith("DataError: the store refused a page")
+    assert report.error.startswith("DataError: a store statement failed")
     assert "PgDataError" in report.error and "SQLSTATE 22P02" in report.error
     with engine.connect() as conn:
         stored = conn.execute(select(SyncRun.error)).scalar_one()

@@ -75,7 +75,7 @@ def safe_error(exc: BaseException) -> str:
         code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
         if code:
             parts.append(f"SQLSTATE {code}")
-        return f"{parts[0]}: the store refused a page ({', '.join(parts[1:]) or 'no detail'})"
+        return f"{parts[0]}: a store statement failed ({', '.join(parts[1:]) or 'no detail'})"
     return f"{type(exc).__name__}: {exc}"
 
 
