@@ -310,3 +310,33 @@ def test_cli_pushes_are_audited_as_user_at_host() -> None:
 
     name = cli_user()
     assert name == f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+def test_every_date_parameter_of_the_openapi_document_is_bounded(client: TestClient) -> None:
+    """A guard for routes to come: any query date or month far out is a quick 422 naming it."""
+    spec = client.get("/openapi.json").json()
+    checked = 0
+    for path, methods in spec["paths"].items():
+        for method, operation in methods.items():
+            for parameter in operation.get("parameters", []):
+                schema = str(parameter.get("schema"))
+                if "'format': 'date'" in schema:
+                    far = "9990-06-15"
+                elif "(0[1-9]|1[0-2])" in schema:
+                    far = "9990-06"
+                else:
+                    continue
+                params = {parameter["name"]: far}
+                if path == "/v1/targets/suggest":
+                    params["kpi"] = "calls"
+                body = {"won_target": 1} if path == "/v1/plan" else None
+                began = time.perf_counter()
+                response = client.request(
+                    method.upper(), path, params=params, json=body, headers=bearer(ADMIN)
+                )
+                assert response.status_code == 422, (method, path, parameter["name"])
+                locs = [item["loc"] for item in response.json()["detail"]]
+                assert ["query", parameter["name"]] in locs, (path, locs)
+                assert time.perf_counter() - began < 0.5
+                checked += 1
+    assert checked >= 9
