@@ -165,7 +165,7 @@ def sync_command(
     # A --full sync re-reads everything in the configured zone: it may change the store's.
     check_timezone(engine, settings.timezone, full=full)
     ok = sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings))
-    if full and ok:
+    if full and ok and source == "all":  # every configured CRM re-read in this zone
         from service import store_meta
 
         store_meta.write(engine, store_meta.SYNC_TIMEZONE, settings.timezone)
