@@ -98,3 +98,20 @@ def test_day_of_week_steps_mean_what_crontab_means(field: str, days: list[str]) 
         seen.append(f"{fire:%a}")
         at = fire + timedelta(seconds=1)
     assert sorted(seen) == sorted(days)
+
+
+def test_a_full_sync_in_the_new_zone_moves_the_store_to_it(tmp_path: Path) -> None:
+    from simulators.hubspot.portal import HubSpotPortal, serve_portal
+
+    running = serve_portal(HubSpotPortal("pat-zone"))  # an empty portal: syncs are quick
+    try:
+        crm = {"ISKPI_HUBSPOT_ACCESS_TOKEN": "pat-zone", "ISKPI_HUBSPOT_BASE_URL": running.url}
+        assert run(tmp_path, "sync", ISKPI_TIMEZONE="Asia/Tokyo", **crm).returncode == 0
+        one_line(run(tmp_path, "sync", ISKPI_TIMEZONE="UTC", **crm), "ISKPI_TIMEZONE")
+        full = run(tmp_path, "sync", "--full", ISKPI_TIMEZONE="UTC", **crm)
+        assert full.returncode == 0, full.stderr
+        again = run(tmp_path, "sync", ISKPI_TIMEZONE="UTC", **crm)
+        assert again.returncode == 0, again.stderr
+        one_line(run(tmp_path, "sync", ISKPI_TIMEZONE="Asia/Tokyo", **crm), "ISKPI_TIMEZONE")
+    finally:
+        running.stop()
