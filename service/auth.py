@@ -6,12 +6,18 @@ its list plus an HMAC-SHA256 of the token keyed with the server's audit secret
 token without storing it, and the name cannot be checked against a guessed token
 without the secret. The secret is ISKPI_AUDIT_SECRET, or one generated on first use and
 kept in the store (service.store_meta), so names stay the same across restarts.
+
+A token may be given a label in its list, ``label:token`` (``ISKPI_ADMIN_TOKENS=ops:…,
+looker:…``); the caller is then named by the label (``looker (hmac:…)``). A label is a
+letter then up to 31 letters, digits, ``_``, ``.`` or ``-``; the whole entry is accepted
+as the token too, so a plain token that happens to contain a colon keeps working.
 """
 
 from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Annotated, Literal
 
@@ -39,19 +45,38 @@ class Caller:
     name: str
 
 
-def _match(presented: str, tokens: list[SecretStr]) -> int | None:
-    """1-based position of the presented token; every token compared in constant time."""
-    found: int | None = None
-    for position, token in enumerate(tokens, start=1):
-        if hmac.compare_digest(presented.encode(), token.get_secret_value().encode()):
-            found = position
+_LABEL = re.compile(r"([A-Za-z][A-Za-z0-9_.-]{0,31}):(.+)", re.DOTALL)
+
+
+def split_label(entry: str) -> tuple[str | None, str]:
+    """A token list entry as (label, token); (None, entry) without a ``label:`` prefix."""
+    labelled = _LABEL.fullmatch(entry)
+    if labelled is None:
+        return None, entry
+    return labelled.group(1), labelled.group(2)
+
+
+def _match(presented: str, tokens: list[SecretStr]) -> tuple[int, str | None] | None:
+    """The presented token's 1-based position and label; every entry compared in constant time."""
+    found: tuple[int, str | None] | None = None
+    given = presented.encode()
+    for position, entry in enumerate(tokens, start=1):
+        value = entry.get_secret_value()
+        label, token = split_label(value)
+        # Both comparisons always run: the time taken says nothing about which matched.
+        whole = hmac.compare_digest(given, value.encode())
+        bare = hmac.compare_digest(given, token.encode())
+        if whole or bare:
+            found = (position, label)
     return found
 
 
-def audit_name(access: Access, position: int, token: str, key: bytes) -> str:
-    """The caller's name in audit records: role, position and the token's HMAC under ``key``."""
+def audit_name(
+    access: Access, position: int, token: str, key: bytes, label: str | None = None
+) -> str:
+    """The caller's name in audit records: label, or role and position, and the token's HMAC."""
     fingerprint = hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:16]
-    return f"{access}#{position} (hmac:{fingerprint})"
+    return f"{label or f'{access}#{position}'} (hmac:{fingerprint})"
 
 
 def audit_key(request: Request) -> bytes:
@@ -71,14 +96,14 @@ def audit_key(request: Request) -> bytes:
     return key
 
 
-def token_access(settings: Settings, presented: str) -> tuple[Access, int] | None:
-    """The access a presented token grants and its 1-based position in its list, or None."""
+def token_access(settings: Settings, presented: str) -> tuple[Access, int, str | None] | None:
+    """The access a presented token grants, its 1-based position and its label, or None."""
     admin = _match(presented, settings.admin_tokens)
     read = _match(presented, settings.read_tokens)
     if admin is not None:
-        return "admin", admin
+        return "admin", *admin
     if read is not None:
-        return "read", read
+        return "read", *read
     return None
 
 
@@ -89,8 +114,9 @@ def caller_of(
     if credentials is not None:
         found = token_access(settings, credentials.credentials)
         if found is not None:
-            access, position = found
-            name = audit_name(access, position, credentials.credentials, audit_key(request))
+            access, position, label = found
+            key = audit_key(request)
+            name = audit_name(access, position, credentials.credentials, key, label)
             return Caller(access=access, name=name)
     raise Unauthorized(UNAUTHORIZED)
 

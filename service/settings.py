@@ -91,11 +91,12 @@ class Settings(BaseSettings):
     )
 
     read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="comma-separated bearer tokens that may read the API"
+        default_factory=list,
+        description="comma-separated bearer tokens that may read the API; `label:token` names the caller `label` in audit records",
     )
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated bearer tokens that may read and write (targets, costs, sync, push)",
+        description="comma-separated bearer tokens that may read and write (targets, costs, sync, push); `label:token` names the caller `label` in audit records",
     )
 
     audit_secret: SecretStr | None = Field(

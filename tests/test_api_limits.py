@@ -38,14 +38,14 @@ NOW = datetime.fromisoformat("2026-11-15T12:00:00+09:00")
 
 
 def limits_settings(**kw: Any) -> Settings:
-    return Settings(
-        database_url="sqlite://",
-        timezone="Asia/Tokyo",
-        read_tokens=[SecretStr(READ)],
-        admin_tokens=[SecretStr(ADMIN)],
-        now=NOW,
-        **kw,
-    )
+    values: dict[str, Any] = {
+        "database_url": "sqlite://",
+        "timezone": "Asia/Tokyo",
+        "read_tokens": [SecretStr(READ)],
+        "admin_tokens": [SecretStr(ADMIN)],
+        "now": NOW,
+    }
+    return Settings(**{**values, **kw})
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -340,3 +340,21 @@ def test_every_date_parameter_of_the_openapi_document_is_bounded(client: TestCli
                 assert time.perf_counter() - began < 0.5
                 checked += 1
     assert checked >= 9
+
+
+def test_labelled_tokens_are_named_by_their_label(engine: Engine) -> None:
+    from service.auth import split_label, token_access
+
+    settings = limits_settings(
+        admin_tokens=[SecretStr("looker:tok-looker-0123456789"), SecretStr("plain:with:colons")]
+    )
+    assert split_label("looker:tok") == ("looker", "tok")
+    assert split_label("no label here") == (None, "no label here")
+    assert token_access(settings, "tok-looker-0123456789") == ("admin", 1, "looker")
+    assert token_access(settings, "looker:tok-looker-0123456789") == ("admin", 1, "looker")
+    # A plain token containing colons still works, whole.
+    assert token_access(settings, "plain:with:colons") == ("admin", 2, "plain")
+    assert token_access(settings, "nope") is None
+    with TestClient(create_app(settings, engine)) as test_client:
+        response = test_client.get("/v1/targets", headers=bearer("tok-looker-0123456789"))
+        assert response.status_code == 200
