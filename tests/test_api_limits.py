@@ -34,6 +34,8 @@ from service.settings import Settings
 
 READ = "read-token-for-limits"
 ADMIN = "admin-token-for-limits"
+# "Quick": a refused request takes about 10 ms; the bad dates took 10 s to 2 minutes.
+QUICK = 2.0
 NOW = datetime.fromisoformat("2026-11-15T12:00:00+09:00")
 
 
@@ -114,7 +116,7 @@ def test_a_date_outside_the_bounds_is_a_quick_422_naming_it(
     items = response.json()["detail"]
     assert [item["loc"] for item in items] == [loc]
     assert "2000-01" in items[0]["msg"] and "2100-12" in items[0]["msg"]
-    assert elapsed < 0.5, elapsed
+    assert elapsed < QUICK, elapsed  # ~10 ms; generous for a shared, busy machine
 
 
 @pytest.mark.parametrize(
@@ -153,7 +155,7 @@ def test_a_big_body_without_a_token_is_a_401_before_it_is_read(client: TestClien
     )
     assert response.status_code == 401
     assert response.headers["www-authenticate"] == "Bearer"
-    assert time.perf_counter() - began < 1.0
+    assert time.perf_counter() - began < QUICK
     # With a wrong token too; and announced, not streamed.
     response = client.put(
         "/v1/targets",
@@ -337,7 +339,7 @@ def test_every_date_parameter_of_the_openapi_document_is_bounded(client: TestCli
                 assert response.status_code == 422, (method, path, parameter["name"])
                 locs = [item["loc"] for item in response.json()["detail"]]
                 assert ["query", parameter["name"]] in locs, (path, locs)
-                assert time.perf_counter() - began < 0.5
+                assert time.perf_counter() - began < QUICK
                 checked += 1
     assert checked >= 9
 
