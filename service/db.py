@@ -13,7 +13,12 @@ MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
-    """An engine for the store; SQLite gets WAL and a busy timeout so a reader never blocks a sync."""
+    """An engine for the store; SQLite gets WAL and a busy timeout so a reader never blocks a sync.
+
+    Statement parameters are left out of error messages (``hide_parameters``): they hold
+    CRM values, and an error's message reaches logs and sync runs.
+    """
+    kwargs.setdefault("hide_parameters", True)
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)

@@ -703,7 +703,7 @@ def test_api_push_needs_an_admin_token_and_dry_run_writes_nothing(
             "planned",
             9,
         )
-        assert plan["requested_by"].startswith("admin#1 (sha256:") and ADMIN not in planned.text
+        assert plan["requested_by"].startswith("admin#1 (hmac:") and ADMIN not in planned.text
         row = plan["rows"][0]
         assert {
             k: row[k]

@@ -50,6 +50,7 @@ from connectors.retry import (
     server_error,
     status_in,
     transport,
+    unreachable_cause,
 )
 
 SEARCH_PER_SECOND = 5  # HubSpot's search limit per portal
@@ -213,11 +214,19 @@ def describe_failure(exc: BaseException, label: str) -> Failure | None:
             label, "http", status, code.upper() if status == 429 else code, message, headers, body
         )
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        cause = unreachable_cause(exc)
+        if cause is not None:
+            return Failure(label, "unreachable", cause=cause[1], host=cause[0])
         return Failure(label, "transport", cause=type(exc).__name__)
     return None
 
 
 def _gave_up_transport(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    if failure.kind == "unreachable":
+        return TransientError(
+            f"HubSpot cannot be reached at {failure.host or 'its host'}: {failure.cause} "
+            f"({failure.label}, {attempts} attempts); check ISKPI_HUBSPOT_BASE_URL and the network"
+        )
     return TransientError(
         f"HubSpot {failure.label} failed after {attempts} attempts: {failure.cause}"
     )

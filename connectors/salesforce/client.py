@@ -58,6 +58,7 @@ from connectors.retry import (
     server_error,
     status_in,
     transport,
+    unreachable_cause,
 )
 
 log = logging.getLogger(__name__)
@@ -432,6 +433,9 @@ def describe_failure(exc: BaseException, label: str) -> Failure | None:
     if isinstance(exc, requests.exceptions.SSLError):
         return Failure(label, "tls", cause=type(exc).__name__)
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
+        cause = None if isinstance(exc, requests.exceptions.Timeout) else unreachable_cause(exc)
+        if cause is not None:
+            return Failure(label, "unreachable", cause=cause[1], host=cause[0])
         return Failure(label, "transport", cause=type(exc).__name__)
     return None
 
@@ -449,6 +453,9 @@ def _describe_token_failure(exc: BaseException, url: str) -> Failure | None:
     if isinstance(exc, httpx.TransportError):
         if isinstance(exc, httpx.ConnectError) and "CERTIFICATE" in str(exc).upper():
             return Failure(url, "tls", cause=type(exc).__name__)
+        cause = unreachable_cause(exc) if isinstance(exc, httpx.ConnectError) else None
+        if cause is not None:
+            return Failure(url, "unreachable", cause=cause[1], host=cause[0])
         return Failure(url, "transport", cause=type(exc).__name__)
     return None
 
@@ -473,6 +480,12 @@ def _gave_up_concurrent(failure: Failure, attempts: int, delay: float) -> Connec
 
 
 def _gave_up_transport(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    if failure.kind == "unreachable":
+        return TransientError(
+            f"Salesforce cannot be reached at {failure.host or 'its host'}: {failure.cause} "
+            f"({failure.label}, {attempts} attempts); check ISKPI_SALESFORCE_INSTANCE_URL, "
+            "ISKPI_SALESFORCE_LOGIN_URL and the network"
+        )
     return TransientError(
         f"Salesforce {failure.label} failed after {attempts} attempts: {failure.cause}"
     )

@@ -36,6 +36,18 @@ RESULT_STYLE = {
 }
 
 
+def cli_user() -> str:
+    """Who runs the command, for the push's audit record: ``user@host``."""
+    import getpass
+    import socket
+
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):  # no name for this uid (a container's arbitrary user)
+        user = "uid-unknown"
+    return f"{user}@{socket.gethostname()}"[:128]
+
+
 def _number(value: float | None) -> str:
     if value is None:
         return "—"
@@ -167,7 +179,7 @@ def push_command(
         settings,
         kpi_context(settings),
         which=source,
-        requested_by="cli",
+        requested_by=cli_user(),
         trigger="cli",
         dry_run=not apply,
         force=force,

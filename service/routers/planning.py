@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kpi import Scope, funnel, landing_forecast, plan
 from service.auth import ReadAccess
+from service.dates import BoundedDate, BoundedMonth
 from service.deps import EngineDep, KpiContextDep
 from service.routers.common import (
-    MONTH_PATTERN,
     READ_RESPONSES,
     Freshness,
     freshness,
@@ -22,15 +22,14 @@ from service.routers.common import (
 router = APIRouter(tags=["planning"], responses=READ_RESPONSES)
 
 MonthQuery = Annotated[
-    str | None,
+    BoundedMonth | None,
     Query(
-        pattern=MONTH_PATTERN,
         description="YYYY-MM; default the month of as_of",
         examples=["2026-11"],
     ),
 ]
 AsOfQuery = Annotated[
-    date | None,
+    BoundedDate | None,
     Query(description="replay as of this day (default today, or ISKPI_NOW)"),
 ]
 ScopeQuery = Annotated[Scope, Query(description="org, team or rep")]
@@ -145,7 +144,7 @@ class PlanIn(BaseModel):
     meeting_conversion_rate: Rate = None
     effective_contact_rate: Rate = None
     win_rate: Rate = Field(default=None, description="the old name of meeting_win_rate")
-    month: str | None = Field(default=None, pattern=MONTH_PATTERN, description="YYYY-MM")
+    month: BoundedMonth | None = Field(default=None, description="YYYY-MM")
     scope: Scope = "org"
     id: str | None = Field(default=None, description="a team or rep: <source>:<crm id>")
 

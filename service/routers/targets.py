@@ -34,11 +34,12 @@ from kpi import (
     suggest_targets,
 )
 from service.auth import AdminAccess, ReadAccess
+from service.dates import BoundedDate, BoundedMonth
 from service.deps import EngineDep, KpiContextDep
 from service.errors import NotFound, Unprocessable
+from service.limits import MAX_TARGETS
 from service.routers.common import (
     ADMIN_RESPONSES,
-    MONTH_PATTERN,
     READ_RESPONSES,
     ErrorOut,
     parse_month,
@@ -62,7 +63,7 @@ class TargetIn(BaseModel):
 
     kpi: str = Field(examples=["meetings_set"])
     grain: Grain = Field(examples=["month"])
-    period_start: date = PeriodStartField
+    period_start: BoundedDate = PeriodStartField
     scope: Scope = Field(examples=["rep"])
     id: str = ScopeIdField
     level: Level = Field(
@@ -112,9 +113,9 @@ def get_targets(
     scope: Annotated[Scope | None, Query()] = None,
     id: Annotated[str | None, Query(description="one scope id")] = None,
     from_: Annotated[
-        date | None, Query(alias="from", description="periods starting on or after")
+        BoundedDate | None, Query(alias="from", description="periods starting on or after")
     ] = None,
-    to: Annotated[date | None, Query(description="periods starting on or before")] = None,
+    to: Annotated[BoundedDate | None, Query(description="periods starting on or before")] = None,
     level: Annotated[Level | None, Query(description="one level; default all three")] = None,
     status: Annotated[Status | None, Query(description="draft or confirmed; default both")] = None,
 ) -> TargetsOut:
@@ -157,7 +158,7 @@ def put_targets_route(
     targets: Annotated[
         list[TargetIn],
         Body(
-            max_length=100_000,
+            max_length=MAX_TARGETS,
             examples=[
                 [
                     {
@@ -464,10 +465,10 @@ def suggest(
     id: Annotated[
         str | None, Query(description="one team or rep; without it, one suggestion per member")
     ] = None,
-    as_of: Annotated[date | None, Query(description="replay as of this day")] = None,
+    as_of: Annotated[BoundedDate | None, Query(description="replay as of this day")] = None,
     grain: Annotated[Grain, Query(description="the target period's grain")] = "month",
     period_start: Annotated[
-        date | None, Query(description="the target period's first day; default as_of's")
+        BoundedDate | None, Query(description="the target period's first day; default as_of's")
     ] = None,
     minimum: Annotated[float, Query(gt=0, le=100, description="factor of the minimum")] = 0.90,
     achievement: Annotated[float, Query(gt=0, le=100, description="factor of the target")] = 1.00,
@@ -491,7 +492,7 @@ def suggest(
 class CostIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    month: str = Field(pattern=MONTH_PATTERN, examples=["2026-11"], description="YYYY-MM")
+    month: BoundedMonth = Field(examples=["2026-11"], description="YYYY-MM")
     amount: Decimal = Field(
         ge=0, allow_inf_nan=False, max_digits=18, decimal_places=2, examples=[1_200_000]
     )

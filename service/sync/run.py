@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
@@ -19,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
@@ -56,6 +58,31 @@ class SyncReport:
     api_calls: int = 0
     seconds: float = 0.0
     error: str | None = None
+
+
+def safe_error(exc: BaseException) -> str:
+    """What a failed run keeps and logs: the error's class and a message without record values.
+
+    A database error's message holds the statement's parameters and often the offending
+    value (``invalid input syntax ...: "<a CRM value>"``): it is named by its classes and
+    SQLSTATE only. Other errors keep their message (they come from code, not from records).
+    """
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        parts = [type(exc).__name__]
+        if orig is not None:
+            parts.append(f"{type(orig).__module__}.{type(orig).__name__}")
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if code:
+            parts.append(f"SQLSTATE {code}")
+        return f"{parts[0]}: a store statement failed ({', '.join(parts[1:]) or 'no detail'})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def log_failure(what: str, exc: BaseException) -> None:
+    """Log a failure by its safe message and its traceback's frames (no exception text)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s: %s\nTraceback (frames only):\n%s", what, safe_error(exc), frames.rstrip())
 
 
 def _payload_key(payload: dict[str, object]) -> str:
@@ -221,10 +248,10 @@ def _finish_kpis(engine: Engine, kpi: KpiContext, source: str) -> None:
             flush_rollups(conn, kpi, source)
         with engine.begin() as conn:
             store_forecast_snapshot(conn, kpi)
-    except Exception:
+    except Exception as exc:
         # KPIs stay exact without the flush (unflushed days are read from raw rows);
         # the next run flushes them.
-        log.exception("KPI rollups of %s not flushed", source)
+        log_failure(f"KPI rollups of {source} not flushed", exc)
 
 
 def run_sync(
@@ -324,8 +351,8 @@ def run_sync(
         except AuthError as exc:
             report.status, report.error = "failed", str(exc)
         except Exception as exc:
-            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("sync of %s failed", source)
+            report.status, report.error = "failed", safe_error(exc)
+            log_failure(f"sync of {source} failed", exc)
         if kpi is not None:
             _finish_kpis(engine, kpi, source)
         report.api_calls = connector.api_calls - calls_before
