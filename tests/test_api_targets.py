@@ -229,7 +229,7 @@ def test_targets_round_trip_with_levels_status_reasons_and_history(client: TestC
     ]
     # Who: the admin token's audit name, never the token.
     assert {r["who"] for r in history["data"]} == {history["data"][0]["who"]}
-    assert history["data"][0]["who"].startswith("admin#1 (sha256:")
+    assert history["data"][0]["who"].startswith("admin#1 (hmac:")
     assert ADMIN not in str(history)
     first_row = history["data"][0]
     assert set(first_row) == {

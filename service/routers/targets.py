@@ -228,7 +228,7 @@ def get_target_history(
     engine: EngineDep,
     kpi: Annotated[str | None, Query(description="one KPI key")] = None,
     grain: Annotated[Grain | None, Query()] = None,
-    period_start: Annotated[date | None, Query(description="one period")] = None,
+    period_start: Annotated[BoundedDate | None, Query(description="one period")] = None,
     scope: Annotated[Scope | None, Query()] = None,
     id: Annotated[str | None, Query(description="one scope id")] = None,
     level: Annotated[Level | None, Query(description="one level; default all three")] = None,
