@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
-from models import Call, Deal, Lead, QuarantinedRecord
+from models import Call, Deal, Lead, QuarantinedRecord, Rep
 from service.sync.run import SyncReport, run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
@@ -179,7 +179,7 @@ class HubSpotMonth:
         ]
         self.email({"hs_email_open_count": "1", "hs_email_click_count": "0"})
         self.email({})
-        deal = self.deal()
+        deal = self.deal_id = self.deal()
         hub.create(
             "meetings",
             {
@@ -378,6 +378,53 @@ def test_hostile_hubspot_payloads_are_quarantined_or_handled(
     assert_kpis(engine, f"hubspot:{month.a}", EXPECTED_A)
 
 
+def with_nul_id(plan: Any, object_type: str, crm_id: str, id_key: str) -> None:
+    """Serve one record with a NUL byte in its id (on top of the plan's other rewrites)."""
+    earlier = plan.rewrite
+
+    def rewrite(kind: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        out = earlier(kind, record) if earlier is not None else [record]
+        if kind == object_type and str(record.get(id_key)) == crm_id:
+            return [{**r, id_key: f"{crm_id}\x00"} for r in out]
+        return out
+
+    plan.rewrite = rewrite
+
+
+def stored_text(engine: Engine, column: Any, crm_id: str) -> Any:
+    with engine.connect() as conn:
+        model = column.class_
+        return conn.execute(select(column).where(model.crm_id == crm_id)).scalar_one()
+
+
+def test_nul_bytes_in_hubspot_text_are_stripped(
+    engine: Engine, hubspot: tuple[HubSpotMonth, str]
+) -> None:
+    """U+0000 in free text (PostgreSQL refuses it) is stripped; a NUL in an id is quarantined."""
+    month, url = hubspot
+    plan = month.hub.faults
+    plan.malformed[("contacts", month.lead)] = {"firstname": "Ta\x00ro", "industry": "Soft\x00ware"}
+    plan.malformed[("calls", month.calls[0])] = {
+        "hs_call_body": "Hello\x00, is this\x00 a good time?",
+        "hs_call_direction": "OUT\x00BOUND",
+    }
+    plan.malformed[("deals", month.deal_id)] = {"dealname": "Big\x00 deal", "bant_need": "ne\x00ed"}
+    nul_id = month.call(at(9), "OUTBOUND", CONNECTED, "120000")
+    with_nul_id(plan, "calls", nul_id, "id")
+    for run in range(2):  # the first run, and an incremental one over the same records
+        report = sync_hubspot(engine, url)
+        assert report.status == "ok", (run, report.error)
+        held = quarantined(engine, "hubspot")
+        assert set(month.expect_quarantined) <= set(held)
+        assert "NUL" in held[nul_id]
+        assert stored(engine, Call, nul_id) == 0
+        assert stored_text(engine, Lead.industry, month.lead) == "Software"
+        assert stored_text(engine, Call.direction, month.calls[0]) == "outbound"
+        assert stored_text(engine, Deal.bant_need, month.deal_id) == "need"
+        assert_kpis(engine, f"hubspot:{month.a}", EXPECTED_A)
+        assert_kpis(engine, f"hubspot:{month.b}", EXPECTED_B)
+
+
 # --- Salesforce -------------------------------------------------------------------------------
 
 RUN = datetime(2026, 11, 1, tzinfo=UTC)
@@ -452,7 +499,7 @@ class SalesforceMonth:
                 created_at=at(4, 11),
                 modified_at=at(4, 11),
             )
-        deal = self.deal()
+        deal = self.deal_id = self.deal()
         sf.create(
             "Event",
             {
@@ -621,3 +668,34 @@ def test_hostile_salesforce_payloads_are_quarantined_or_handled(
     again = sync_salesforce(engine, served, RUN + timedelta(hours=1))
     assert again.status == "ok", again.error
     assert set(quarantined(engine, "salesforce")) == set(held)
+
+
+def test_nul_bytes_in_salesforce_text_are_stripped(
+    engine: Engine, salesforce: tuple[SalesforceMonth, Org]
+) -> None:
+    """The same in an org: names, call fields, deal fields with U+0000; an Id with one."""
+    month, served = salesforce
+    plan = month.org.faults
+    plan.malformed[("User", month.a)] = {"Name": "A\x00 Rep"}
+    plan.malformed[("Lead", month.lead)] = {"Industry": "Soft\x00ware", "Status": "Op\x00en"}
+    plan.malformed[("Task", month.calls[0])] = {"CallType": "Out\x00bound"}
+    plan.malformed[("Opportunity", month.deal_id)] = {
+        "Name": "Big\x00 deal",
+        "BANT_Need__c": "ne\x00ed",
+    }
+    nul_id = month.call(at(9), "Outbound", "Connected", 120)
+    with_nul_id(plan, "Task", nul_id, "Id")
+    for run, when in enumerate((RUN, RUN + timedelta(hours=1))):
+        report = sync_salesforce(engine, served, when)
+        assert report.status == "ok", (run, report.error)
+        held = quarantined(engine, "salesforce")
+        assert set(month.expect_quarantined) <= set(held)
+        assert "NUL" in held[nul_id]
+        assert stored(engine, Call, nul_id) == 0
+        assert stored_text(engine, Rep.name, month.a) == "A Rep"
+        assert stored_text(engine, Lead.industry, month.lead) == "Software"
+        assert stored_text(engine, Call.direction, month.calls[0]) == "outbound"
+        assert stored_text(engine, Deal.bant_need, month.deal_id) == "need"
+        expected = {**EXPECTED_A, "avg_talk_seconds": (120 + 59) / 2}
+        assert_kpis(engine, f"salesforce:{month.a}", expected)
+        assert_kpis(engine, f"salesforce:{month.b}", EXPECTED_B)

@@ -27,6 +27,8 @@ from connectors.records import (
     Record,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -77,11 +79,8 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text; None when it is missing or blank."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes; None when it is missing or blank."""
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -140,6 +139,9 @@ class _Props:
         crm_id = clean_text(payload.get("id"))
         if crm_id is None:
             raise RecordRejected("the record has no id")
+        bad_id = nul_in_id(payload.get("id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
@@ -420,6 +422,9 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
     crm_id = clean_text(payload.get("id"))
     if crm_id is None:
         raise RecordRejected("the owner has no id")
+    bad_id = nul_in_id(payload.get("id"))
+    if bad_id is not None:
+        raise RecordRejected(bad_id)
     teams: list[Team] = []
     primary: str | None = None
     for team in payload.get("teams") or []:

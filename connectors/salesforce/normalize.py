@@ -28,6 +28,8 @@ from connectors.records import (
     MeetingOutcome,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 # --- value parsing (REST JSON values, or Bulk CSV strings) ----------------------------------
@@ -91,11 +93,11 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text (a boolean as ``true`` or ``false``); None when missing or blank."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else str(value).lower()
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes (a boolean as ``true`` or ``false``); None when
+    missing or blank."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -166,6 +168,9 @@ class _Fields:
         crm_id = clean_text(payload.get("Id"))
         if crm_id is None:
             raise RecordRejected("the record has no Id")
+        bad_id = nul_in_id(payload.get("Id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
