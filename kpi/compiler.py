@@ -1517,8 +1517,14 @@ def target_scope(req: Request) -> str | None:
 def _status(
     value: ColumnElement[Any], low: ColumnElement[Any] | None, high: ColumnElement[Any] | None
 ) -> ColumnElement[Any]:
-    """below / within / above the band (an open side never fails); NULL without a value."""
+    """below / within / above the band (an open side never fails); NULL without a value.
+
+    NULL too when the band is empty: a per-day band scaled by no business day (or no rep)
+    is 0–0, which measures nothing, so a 0 in it is not "within".
+    """
     whens: list[tuple[ColumnElement[bool], Any]] = [(value.is_(None), null())]
+    if low is not None and high is not None:
+        whens.append((and_(func.coalesce(low, 0) == 0, func.coalesce(high, 0) == 0), null()))
     if low is not None:
         whens.append((value < low, "below"))
     if high is not None:

@@ -213,6 +213,7 @@ class HubSpotMonth:
         hostile_call({"hs_call_duration": True}, "hs_call_duration")
         hostile_call({"hs_call_duration": "12.5"}, "hs_call_duration")
         hostile_call({"hs_call_duration": "99999999999999"}, "duration_ms")  # 3,000 years
+        hostile_call({"hs_call_duration": "-60000"}, "hs_call_duration: negative duration")
         # missing required fields
         hostile_call({"hs_timestamp": None}, "hs_timestamp")
         hostile_call({"hs_timestamp": ""}, "hs_timestamp")
@@ -260,6 +261,7 @@ class HubSpotMonth:
         hostile("deals", deal_props, {"amount": "lots"}, "amount")
         hostile("deals", deal_props, {"amount": "1e30"}, "amount")
         hostile("deals", deal_props, {"amount": "NaN"}, "amount")
+        hostile("deals", deal_props, {"amount": "-1000"}, "amount: negative amount")
         hostile("deals", deal_props, {"handoff_rating": "1e400"}, "handoff_rating")
         hostile("deals", deal_props, {"bant_budget": "y" * MEGABYTE}, "bant_budget")
         hostile("deals", deal_props, {"hs_is_closed_won": "maybe"}, "hs_is_closed_won")
@@ -529,6 +531,7 @@ class SalesforceMonth:
         hostile("Task", call(), {"CallDurationInSeconds": "abc"}, "CallDurationInSeconds")
         hostile("Task", call(), {"CallDurationInSeconds": {"s": 5}}, "CallDurationInSeconds")
         hostile("Task", call(), {"CallDurationInSeconds": 10**12}, "duration_ms")
+        hostile("Task", call(), {"CallDurationInSeconds": -60}, "negative duration")
         hostile("Task", call(), {"CompletedDateTime": 12345, "CreatedDate": 12345}, "Date")
         hostile("Task", call(), {"CompletedDateTime": None, "CreatedDate": None}, "CreatedDate")
         hostile("Task", call(), {"OwnerId": "0" * MEGABYTE}, "rep_crm_id")
@@ -571,6 +574,7 @@ class SalesforceMonth:
         hostile("Lead", lead(), {"NumberOfEmployees": "lots"}, "NumberOfEmployees")
         hostile("Opportunity", self.deal(), {"Amount": "lots"}, "Amount")
         hostile("Opportunity", self.deal(), {"Amount": 1e30}, "amount")
+        hostile("Opportunity", self.deal(), {"Amount": -1000.0}, "Amount: negative amount")
         hostile("Opportunity", self.deal(), {"Handoff_Rating__c": 1e400}, "Handoff_Rating__c")
         hostile("Opportunity", self.deal(), {"BANT_Budget__c": "y" * MEGABYTE}, "bant_budget")
         hostile("Opportunity", self.deal(), {"IsWon": "maybe"}, "IsWon")

@@ -546,9 +546,9 @@ def test_rep_scope(store_engine: Engine, path: str) -> None:
     assert r3["win_rate"].value is None  # nothing closed in October (d7 closes in November)
     assert r3["lead_response_minutes"].value is None  # L5 never touched
     r5 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r5"}
-    # r5 made no call or email: zero reps in scope, a zero band, and 0 is within it.
+    # r5 made no call or email: zero reps in scope, an empty band, which measures nothing.
     assert r5["calls"].value == 0 and r5["calls"].band == (0, 0)
-    assert r5["calls"].status == "within"
+    assert r5["calls"].status is None
     assert r5["connect_rate"].value is None and r5["connect_rate"].denominator == 0
 
 
@@ -585,7 +585,8 @@ def test_day_and_week_grains_cut_in_the_business_time_zone(store_engine: Engine,
     assert calls == {date(2026, 9, 30): 0, date(2026, 10, 1): 4, date(2026, 10, 2): 1}
     band = rows[("calls", "hubspot:r1", date(2026, 10, 1), None)].band
     assert band == (80, 120)  # one business day, one rep
-    assert rows[("calls", "hubspot:r1", date(2026, 9, 30), None)].band == (0, 0)  # no activity
+    idle = rows[("calls", "hubspot:r1", date(2026, 9, 30), None)]
+    assert idle.band == (0, 0) and idle.status is None  # no activity: an empty band
     assert rows[("follow_up_rate", "hubspot:r1", date(2026, 10, 1), None)].value == 0.5
     weeks = rows_of(store_engine, path, grain="week", start=OCT[0], end=OCT[1], kpis=["calls"])
     # ISO weeks starting Monday, each whole: 28 Sep (c1–c5), 5 Oct (c10 c11 c12 c14),
@@ -631,8 +632,10 @@ def test_breakdown_by_rep_team_weekday(store_engine: Engine, path: str) -> None:
     # Thursdays in October 2026: 1 8 15 22 29 = 5 business days; reps active on Thursdays:
     # r1 (c1…), r2? no; Thursday activity: r1 (calls, e1), no-rep c12 → 1 rep.
     assert rows[("calls", "org", OCT_1, 4)].band == (80 * 5 * 1, 120 * 5 * 1)
-    # Saturdays have no business day: a zero band.
+    # Saturdays have no business day: an empty band, and no status against it.
     assert rows[("calls", "org", OCT_1, 6)].band == (0, 0)
+    assert rows[("calls", "org", OCT_1, 6)].status is None
+    assert rows[("calls", "org", OCT_1, 4)].status is not None
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -788,7 +791,7 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "target": None,
         "achievement": None,
         "band": {"low": 0.0, "high": 0.0},
-        "status": "within",
+        "status": None,
         "targets": {"minimum": None, "achievement": None, "stretch": None},
     }
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.errors import RecordRejected
 from connectors.mapping import SourceMapping
@@ -32,6 +32,7 @@ from connectors.records import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+N = TypeVar("N", int | None, Decimal | None)
 
 
 # --- value parsing (HubSpot sends every property value as a string) ------------------------
@@ -177,6 +178,12 @@ class _Props:
     def flag(self, field_name: str) -> bool:
         return _bool(self.raw(field_name), self.name(field_name))
 
+    def not_negative(self, value: N, field_name: str, what: str) -> N:
+        """A number that cannot be below zero (a duration, an amount), else the record rejected."""
+        if value is not None and value < 0:
+            raise RecordRejected(f"{self.name(field_name)}: negative {what}: {value}")
+        return value
+
     def count_positive(self, field_name: str) -> bool | None:
         count = self.whole(field_name)
         return None if count is None else count > 0
@@ -269,7 +276,7 @@ def map_call(payload: dict[str, Any], mapping: SourceMapping) -> Call:
         occurred_at=p.required_datetime("occurred_at"),
         direction=_direction(p.text("direction"), mapping, "call_outbound"),
         outcome=outcome,
-        duration_ms=p.whole("duration_ms"),
+        duration_ms=p.not_negative(p.whole("duration_ms"), "duration_ms", "duration"),
         rep_crm_id=p.text("rep_crm_id"),
         contact_crm_id=p.associated("contact_crm_id"),
     )
@@ -399,7 +406,7 @@ def map_deal(
         modified_at=p.modified_at(),
         created_at=p.required_datetime("created_at"),
         closed_at=p.moment("closed_at"),
-        amount=p.decimal("amount"),
+        amount=p.not_negative(p.decimal("amount"), "amount", "amount"),
         stage=stage,
         pipeline=pipeline,
         is_closed=p.flag("is_closed"),

@@ -220,6 +220,12 @@ class _Fields:
         return self.moment("modified_at")
 
 
+def _not_negative(amount: Decimal | None, name: str) -> Decimal | None:
+    if amount is not None and amount < 0:
+        raise RecordRejected(f"{name}: negative amount: {amount}")
+    return amount
+
+
 def company_size(employees: int | None) -> str | None:
     """NumberOfEmployees bucketed: 1-9, 10-49, 50-249, 250-999, 1000+ (None when unknown)."""
     if employees is None or employees < 1:
@@ -440,7 +446,7 @@ def map_opportunity(
         modified_at=f.modified_at(),
         created_at=f.required_moment("created_at"),
         closed_at=start_of_day(close, tz) if close is not None else None,
-        amount=f.decimal("amount"),
+        amount=_not_negative(f.decimal("amount"), f.name("amount")),
         stage=f.text("stage"),
         pipeline=f.text("pipeline"),
         is_closed=f.flag("is_closed") is True,
