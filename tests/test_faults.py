@@ -42,6 +42,8 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import trustme
+from fastapi.testclient import TestClient
+from pydantic import SecretStr
 from sqlalchemy import Connection, Engine, event, func, select, text
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
@@ -60,10 +62,15 @@ from models import (
     SyncState,
     Team,
 )
+from models.credentials import CREDENTIALS_SOURCE
+from service.app import create_app
 from service.db import make_engine
 from service.errors import SyncLocked
+from service.settings import Settings
+from service.sync import sources
 from service.sync.locks import SourceLock, _advisory_key, source_lock
 from service.sync.run import SyncReport, run_sync
+from service.sync.sources import build_connectors
 from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from simulators.salesforce.org import SalesforceOrg, serve_org
@@ -536,9 +543,11 @@ def test_server_error_bursts_lose_nothing(engine: Engine, side: Side) -> None:
 # --- SIGKILL at random points, then `iskpi sync` again -----------------------------------------
 
 
-def sync_process(engine: Engine, side: Side) -> subprocess.Popen[bytes]:
+def sync_process(
+    engine: Engine, side: Side, env_of_side: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ISKPI_")}
-    env.update(side.env())
+    env.update(side.env() if env_of_side is None else env_of_side)
     env["ISKPI_DATABASE_URL"] = engine.url.render_as_string(hide_password=False)
     env["ISKPI_TIMEZONE"] = TIMEZONE
     if engine.dialect.name == "postgresql":
@@ -786,6 +795,110 @@ def test_an_access_token_expiring_mid_sync(
     record(
         "access token expired mid-sync", side, engine, injected, assert_same_as(engine, side, base)
     )
+
+
+# --- a connected app rotating its refresh token -----------------------------------------------
+
+
+@pytest.mark.parametrize("side", ["salesforce"], indirect=True)
+def test_a_rotated_refresh_token_is_kept_in_the_store_for_every_process(
+    engine: Engine, side: Side, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rotation on: each refresh retires the token it used. Two `iskpi sync` processes, a fresh
+    connector build (a push, a restart), two replicas holding the same token, and a changed
+    configured token all sync; no token is logged, recorded or answered."""
+    assert isinstance(side, SalesforceSide)
+    base = baseline(engine, side)
+    app = side.org.apps[side.app.client_id]
+    app.rotate = True
+    configured_token = side.app.refresh_token
+    issued = [configured_token]
+    oauth_env = {
+        "ISKPI_SALESFORCE_INSTANCE_URL": side.served.url,
+        "ISKPI_SALESFORCE_LOGIN_URL": side.served.url,
+        "ISKPI_SALESFORCE_CLIENT_ID": side.app.client_id,
+        "ISKPI_SALESFORCE_CLIENT_SECRET": side.app.client_secret,
+        "ISKPI_SALESFORCE_REFRESH_TOKEN": configured_token,
+        "REQUESTS_CA_BUNDLE": side.served.ca_bundle,
+    }
+    said: list[str] = []
+    for _ in range(2):  # two processes: the second must use the token the first was given
+        proc = sync_process(engine, side, oauth_env)
+        _, stderr = proc.communicate(timeout=120)
+        said.append(stderr.decode())
+        assert proc.returncode == 0, said[-1][-2000:]
+        issued.append(app.refresh_token)
+        assert stored_refresh_token(engine) == app.refresh_token
+    assert app.refreshes == 2
+
+    def settings_with(refresh_token: str) -> Settings:
+        values = {k: v for k, v in oauth_env.items() if k.startswith("ISKPI_")}
+        values["ISKPI_SALESFORCE_REFRESH_TOKEN"] = refresh_token
+        return Settings(
+            _env_file=None, **{k.removeprefix("ISKPI_").lower(): v for k, v in values.items()}
+        )
+
+    def fresh_connectors(settings: Settings, count: int) -> list[SourceConnector]:
+        # A new process: nothing kept in memory, only what the store holds.
+        sources._rotated_refresh_tokens.clear()
+        return [build_connectors(settings, "salesforce", engine)[0] for _ in range(count)]
+
+    def sync_built(connector: SourceConnector) -> None:
+        report = run_sync(engine, connector, kpi=CTX, clock=side.until)
+        assert report.status == "ok", report.error
+        issued.append(app.refresh_token)
+
+    configured = settings_with(configured_token)
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("REQUESTS_CA_BUNDLE", side.served.ca_bundle)
+        # Two replicas built from the same stored token: the second finds it retired by the
+        # first, reads its successor from the store, and goes on.
+        first, second = fresh_connectors(configured, 2)
+        sync_built(first)
+        sync_built(second)
+        assert app.refreshes == 4  # one each
+        assert second.token_refreshes == 2  # type: ignore[attr-defined]  # one refused first
+        # The operator authorizes the app again: the new configured token wins over the stored
+        # one, which descends from the old configuration.
+        app.refresh_token = "5Aep861reauthorized.by.the.operator.0123"
+        issued.append(app.refresh_token)
+        [again] = fresh_connectors(settings_with(app.refresh_token), 1)
+        sync_built(again)
+        assert stored_refresh_token(engine) == app.refresh_token
+    outcome = assert_same_as(engine, side, base)
+    with engine.connect() as conn:
+        runs = [repr(tuple(row)) for row in conn.execute(select(SyncRun))]
+        states = [repr(tuple(row)) for row in conn.execute(select(SyncState))]
+    assert len(runs) == 5 and all("'ok'" in run for run in runs), runs
+    api = TestClient(create_app(configured_api(configured), engine))
+    got = [
+        api.get(path, headers={"Authorization": "Bearer admin-token"})
+        for path in ("/v1/sync/runs", "/healthz")
+    ]
+    assert [answer.status_code for answer in got] == [200, 200]
+    answers = [answer.text for answer in got]
+    logged = [r.getMessage() for r in caplog.records]
+    for token in issued:
+        for where, texts in (("stderr", said), ("log", logged), ("runs", runs), ("api", answers)):
+            assert not any(token in t for t in texts), where
+    # Only the state row that keeps it holds the latest one.
+    assert sum(app.refresh_token in state for state in states) == 1
+    record("refresh token rotated at every refresh, across processes", side, engine, 5, outcome)
+
+
+def stored_refresh_token(engine: Engine) -> str | None:
+    """The refresh token the store keeps for Salesforce, whatever configuration it descends from."""
+    with engine.connect() as conn:
+        state = conn.execute(
+            select(SyncState.state).where(
+                SyncState.source == CREDENTIALS_SOURCE, SyncState.stream == "salesforce"
+            )
+        ).scalar_one_or_none()
+    return None if state is None else state.get("refresh_token")
+
+
+def configured_api(settings: Settings) -> Settings:
+    return settings.model_copy(update={"admin_tokens": [SecretStr("admin-token")]})
 
 
 # --- the CRM changing while a sync runs --------------------------------------------------------

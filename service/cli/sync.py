@@ -148,11 +148,13 @@ def sync_command(
     setup_logging()
     settings = get_settings()
     try:
-        connectors = build_connectors(settings, source)
+        build_connectors(settings, source)  # the settings checked before the store is opened
     except SourceNotConfigured as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     engine = open_store(settings)
+    # Built again with the store, which keeps a rotated Salesforce refresh token.
+    connectors = build_connectors(settings, source, engine)
     if not sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings)):
         raise typer.Exit(1)
 
@@ -188,7 +190,7 @@ def serve_command(
 
     def connectors() -> list[SourceConnector]:
         try:
-            return build_connectors(settings, "all")
+            return build_connectors(settings, "all", engine)
         except SourceNotConfigured as exc:
             log.warning("scheduled sync has nothing to do: %s", exc)
             return []
