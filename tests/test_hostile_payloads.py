@@ -703,3 +703,77 @@ def test_nul_bytes_in_salesforce_text_are_stripped(
         expected = {**EXPECTED_A, "avg_talk_seconds": (120 + 59) / 2}
         assert_kpis(engine, f"salesforce:{month.a}", expected)
         assert_kpis(engine, f"salesforce:{month.b}", EXPECTED_B)
+
+
+# --- a rep who leaves -------------------------------------------------------------------------
+
+ADDITIVE = ("calls", "effective_contacts", "emails_sent", "meetings_set", "deals_created")
+OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
+
+
+def assert_leaver_keeps_its_rows(engine: Engine, leaver: str, stayer: str) -> None:
+    """The leaver's October rows (where it worked) stay, it has no November row, and each
+    team's total is the sum of its reps' rows, the leaver's included."""
+    start, end = OCT_NOV
+    for use_rollups in (True, False):
+        reps = compute(
+            engine, CTX, grain="month", start=start, end=end, scope="rep", use_rollups=use_rollups
+        )
+        by_rep = {(r.kpi, r.scope_id, r.period_start): r.value for r in reps}
+        for kpi, value in EXPECTED_B.items():
+            assert by_rep[(kpi, leaver, start)] == pytest.approx(value), (kpi, use_rollups)
+        assert not [k for k in by_rep if k[1] == leaver and k[2] != start], use_rollups
+        assert ("calls", stayer, date(2026, 11, 1)) in by_rep  # dense for the reps who stay
+        teams = compute(
+            engine, CTX, grain="month", start=start, end=end, scope="team", use_rollups=use_rollups
+        )
+        assert teams
+        for row in teams:
+            if row.kpi in ADDITIVE:
+                summed = sum(
+                    v
+                    for (kpi, _, period), v in by_rep.items()
+                    if kpi == row.kpi and period == row.period_start
+                )
+                assert row.value == summed, (row.kpi, row.period_start, use_rollups)
+        # Asked for by its id, the leaver has its October rows too.
+        alone = compute(
+            engine,
+            CTX,
+            grain="month",
+            start=start,
+            end=end,
+            scope="rep",
+            scope_id=leaver,
+            kpis=["calls"],
+            use_rollups=use_rollups,
+        )
+        assert [(r.period_start, r.value) for r in alone] == [(start, EXPECTED_B["calls"])]
+
+
+def test_a_hubspot_owner_deactivated_mid_month_keeps_its_rows(
+    engine: Engine, hubspot: tuple[HubSpotMonth, str]
+) -> None:
+    month, url = hubspot
+    assert sync_hubspot(engine, url).status == "ok"
+    month.hub.archive_owner(month.b)  # after its calls of the 7th
+    report = sync_hubspot(engine, url)
+    assert report.status == "ok", report.error
+    with engine.connect() as conn:
+        deleted = conn.execute(select(Rep.deleted).where(Rep.crm_id == month.b)).scalar_one()
+    assert deleted
+    assert_leaver_keeps_its_rows(engine, f"hubspot:{month.b}", f"hubspot:{month.a}")
+
+
+def test_a_salesforce_user_deactivated_mid_month_keeps_its_rows(
+    engine: Engine, salesforce: tuple[SalesforceMonth, Org]
+) -> None:
+    month, served = salesforce
+    assert sync_salesforce(engine, served, RUN).status == "ok"
+    month.org.update("User", month.b, {"IsActive": False}, modified_at=at(15))
+    report = sync_salesforce(engine, served, RUN + timedelta(hours=1))
+    assert report.status == "ok", report.error
+    with engine.connect() as conn:
+        deleted = conn.execute(select(Rep.deleted).where(Rep.crm_id == month.b)).scalar_one()
+    assert deleted
+    assert_leaver_keeps_its_rows(engine, f"salesforce:{month.b}", f"salesforce:{month.a}")

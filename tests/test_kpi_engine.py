@@ -500,10 +500,17 @@ def test_strategic_and_efficiency_kpis_at_org_scope(store_engine: Engine, path: 
 @pytest.mark.parametrize("path", PATHS)
 def test_rep_scope(store_engine: Engine, path: str) -> None:
     rows = rows_of(store_engine, path, scope="rep")
-    # Every known, non-deleted rep, whether or not it did anything: r1 r2 r3 r5 (not r4).
+    # Every known, non-deleted rep, whether or not it did anything: r1 r2 r3 r5; and the
+    # deleted r4 for October, where it worked (c14), so team t2's total is r3 + r4.
     reps = sorted({scope for _, scope, _, _ in rows})
-    assert reps == ["hubspot:r1", "hubspot:r2", "hubspot:r3", "hubspot:r5"]
-    assert len(rows) == 36 * 4
+    assert reps == ["hubspot:r1", "hubspot:r2", "hubspot:r3", "hubspot:r4", "hubspot:r5"]
+    assert len(rows) == 36 * 5
+    r4 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r4"}
+    assert r4["calls"].value == 1 and r4["calls"].scope_name == "Gone"
+    teams = rows_of(store_engine, path, scope="team", kpis=["calls", "effective_contacts"])
+    for kpi in ("calls", "effective_contacts"):
+        t2 = teams[(kpi, "hubspot:t2", OCT_1, None)].value
+        assert t2 == rows[(kpi, "hubspot:r3", OCT_1, None)].value + r4[kpi].value, kpi
     r1 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r1"}
     assert r1["calls"].scope_name == "Aiko"
     # r1: c1 c2 c3 c4 c5; reached c1 c2 c3 c5; connected c1 c2 c5; effective c1 c5.
@@ -771,9 +778,12 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
     )
     keys = [(r.kpi, r.scope_id, r.period_start) for r in rows]
     assert keys == sorted(keys)  # kpi, scope_id, period_start
-    assert len(rows) == 2 * 4 * 2  # KPIs × reps × months, zeros where nothing happened
+    # KPIs × (reps × months, zeros where nothing happened; the deleted r4 in October only,
+    # where it worked).
+    assert len(rows) == 2 * (4 * 2 + 1)
     september = [r for r in rows if r.period_start == date(2026, 9, 1) and r.kpi == "calls"]
     assert [r.value for r in september] == [0, 0, 0, 0]
+    assert "hubspot:r4" not in {r.scope_id for r in september}
     row = rows[0]
     assert row.as_dict() == {
         "kpi": "calls",
@@ -801,7 +811,7 @@ def test_request_errors_name_the_parameter(store_engine: Engine) -> None:
         ({"kpis": ["calls", "nope"]}, "kpi"),
         ({"grain": "year"}, "grain"),
         ({"scope": "galaxy"}, "scope"),
-        ({"scope": "rep", "scope_id": "hubspot:r4"}, "id"),  # deleted
+        ({"scope": "rep", "scope_id": "hubspot:r99"}, "id"),  # unknown
         ({"scope": "rep", "scope_id": "r1"}, "id"),
         ({"scope_id": "hubspot:r1"}, "id"),  # org has only "org"
         ({"by": "moon"}, "by"),
