@@ -44,7 +44,7 @@ import pytest
 import trustme
 from fastapi.testclient import TestClient
 from pydantic import SecretStr
-from sqlalchemy import Connection, Engine, event, func, select, text
+from sqlalchemy import Connection, Engine, event, func, inspect, select, text
 from sqlalchemy.engine.interfaces import DBAPICursor, ExecutionContext
 
 from connectors.base import SourceConnector
@@ -64,7 +64,7 @@ from models import (
 )
 from models.credentials import CREDENTIALS_SOURCE
 from service.app import create_app
-from service.db import make_engine
+from service.db import MIGRATIONS, make_engine
 from service.errors import SyncLocked
 from service.settings import Settings
 from service.sync import sources
@@ -899,6 +899,98 @@ def stored_refresh_token(engine: Engine) -> str | None:
 
 def configured_api(settings: Settings) -> Settings:
     return settings.model_copy(update={"admin_tokens": [SecretStr("admin-token")]})
+
+
+# --- `iskpi migrate` killed while it creates the schema ----------------------------------------
+
+
+@pytest.fixture(params=("sqlite", "postgresql"))
+def blank_urls(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[list[tuple[str, str]]]:
+    """Two empty stores on one engine, as (URL, PGOPTIONS): one to kill, one migrated cleanly."""
+    if request.param == "sqlite":
+        yield [(f"sqlite:///{tmp_path / name}.db", "") for name in ("killed", "clean")]
+        return
+    schemas = [f"iskpi_migrate_{os.getpid()}_{n}_{random.randrange(16**6):06x}" for n in range(2)]
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        for schema in schemas:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+    try:
+        yield [(POSTGRES_URL, f"-csearch_path={schema}") for schema in schemas]
+    finally:
+        with admin.begin() as conn:
+            for schema in schemas:
+                conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
+def migrate_process(url: str, pgoptions: str, pause_after: int = 0) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ISKPI_")}
+    env["ISKPI_DATABASE_URL"] = url
+    if pgoptions:
+        env["PGOPTIONS"] = pgoptions
+    if pause_after:
+        env["ISKPI_TEST_MIGRATION_PAUSE_AFTER"] = str(pause_after)
+    return subprocess.Popen(
+        [sys.executable, "-m", "service", "migrate"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def schema_of(url: str, pgoptions: str) -> dict[str, Any]:
+    """Every table's columns, keys, indexes and constraints, and the Alembic version stamp."""
+    options = {"connect_args": {"options": pgoptions}} if pgoptions else {}
+    engine = make_engine(url, **options)
+    try:
+        with engine.connect() as conn:
+            seen = inspect(conn)
+            out: dict[str, Any] = {}
+            for table in sorted(seen.get_table_names()):
+                out[table] = (
+                    [(c["name"], str(c["type"]), c["nullable"]) for c in seen.get_columns(table)],
+                    seen.get_pk_constraint(table)["constrained_columns"],
+                    sorted(repr(sorted(i.items())) for i in seen.get_indexes(table)),
+                    sorted(repr(sorted(u.items())) for u in seen.get_unique_constraints(table)),
+                    sorted(repr(sorted(f.items())) for f in seen.get_foreign_keys(table)),
+                )
+            if "alembic_version" in out:
+                out["stamp"] = conn.execute(text("SELECT version_num FROM alembic_version")).all()
+            return out
+    finally:
+        engine.dispose()
+
+
+def test_migrate_killed_at_any_step_leaves_nothing_then_a_rerun_equals_a_clean_schema(
+    blank_urls: list[tuple[str, str]],
+) -> None:
+    """SIGKILL `iskpi migrate` after each step (paused there by the test hook): the store is
+    left empty every time, and the next `iskpi migrate` builds the schema a clean one has."""
+    (url, options), clean = blank_urls
+    proc = migrate_process(*clean)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    expected = schema_of(*clean)
+    steps = len(expected["stamp"]) and len(list((MIGRATIONS / "versions").glob("*.py")))
+    assert steps >= 5
+    killed = 0
+    for step in range(1, steps + 1):
+        proc = migrate_process(url, options, pause_after=step)
+        assert proc.stderr is not None
+        said: list[str] = []
+        while len([line for line in said if line.startswith("migrated ")]) < step:
+            line = proc.stderr.readline().decode()
+            assert line, "".join(said)  # it ended before the step
+            said.append(line)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+        killed += 1
+        # Nothing of the killed run is left: not a table, not a stamp.
+        assert schema_of(url, options) == {}, step
+    proc = migrate_process(url, options)
+    assert proc.wait(timeout=120) == 0, proc.stderr.read().decode() if proc.stderr else ""
+    assert schema_of(url, options) == expected
+    assert killed == steps
 
 
 # --- the CRM changing while a sync runs --------------------------------------------------------
