@@ -21,7 +21,7 @@ target_metadata = Base.metadata
 # A test hook (tests/test_faults.py kills `iskpi migrate` mid-way): with this set to N, each
 # step is reported on stderr and the N-th one is followed by a long pause. Unset, nothing.
 PAUSE_AFTER = int(os.environ.get("ISKPI_TEST_MIGRATION_PAUSE_AFTER") or 0)
-_steps: list[str] = []
+_steps: list[str | None] = []
 
 
 def _paused(
