@@ -55,6 +55,31 @@ DEAL_TYPES: tuple[str, ...] = ("new", "existing")
 
 COMPANY_SIZES: tuple[str, ...] = ("1-9", "10-49", "50-249", "250-999", "1000+")
 
+NUL = "\x00"
+
+
+def plain_text(value: Any) -> str | None:
+    """A CRM value as stripped text with its NUL bytes (U+0000) removed; None when missing or blank.
+
+    Both normalizers read free text through this. PostgreSQL text cannot hold U+0000 (SQLite
+    can), so one NUL in a name or a note would fail its page on every run; stripped here, both
+    engines store the same text. Ids are not free text: a record whose id holds a NUL is
+    quarantined instead (:func:`nul_in_id`).
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if NUL in text:
+        text = text.replace(NUL, "")
+    return text.strip() or None
+
+
+def nul_in_id(value: Any) -> str | None:
+    """Why a record's raw id cannot be used (it holds a NUL byte), or None."""
+    if isinstance(value, str) and NUL in value:
+        return "the record's id holds a NUL byte (U+0000): quarantined, not guessed at"
+    return None
+
 
 @dataclass(frozen=True, kw_only=True)
 class Record:

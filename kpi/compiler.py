@@ -1323,12 +1323,13 @@ def needed_measures(specs: Sequence[KpiSpec], req: Request) -> list[str]:
 # --- the frame: dense keys --------------------------------------------------------------------
 
 
-def _scopes(req: Request) -> Select[Any]:
+def _scopes(req: Request, *, leavers: bool = False) -> Select[Any]:
+    """The scope ids every period lists (known, not deleted); ``leavers``: the deleted reps."""
     colon = sql_text(":")
     if req.scope == "org":
         return select(sql_text("org").label("scope_id"), sql_text("org").label("scope_name"))
     model = table_of(Rep if req.scope == "rep" else Team)
-    where = [model.c.deleted == false()]
+    where = [model.c.deleted == (true() if leavers else false())]
     if req.scope_key is not None:
         where += [model.c.source == req.scope_key[0], model.c.crm_id == req.scope_key[1]]
     else:
@@ -1370,6 +1371,12 @@ def _period_values(req: Request) -> FromClause:
 class _Compiled:
     facts: list[Select[Any]] = field(default_factory=list)
     measures: list[str] = field(default_factory=list)
+    # Per fact: whether its rows are a rep's activity (a forecast snapshot or a cost is not).
+    activity: list[bool] = field(default_factory=list)
+
+
+# Facts whose rows do not show that a rep worked in a period (a leaver's rows need activity).
+NOT_ACTIVITY = frozenset({"forecast", "costs"})
 
 
 def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[str]]:
@@ -1391,12 +1398,16 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
                 continue
             compiled.facts.append(special)
             provides = SPECIAL_PROVIDES[fact_name]
+        compiled.activity.append(fact_name not in NOT_ACTIVITY)
         compiled.measures += [m for m in provides if m not in compiled.measures]
 
     all_measures = compiled.measures
     scopes = _scopes(req).cte("scopes")
+    # A rep who left (deactivated or deleted in the CRM) keeps the rows of the periods where it
+    # has activity, so a team's total is the sum of its reps' rows, the leaver's included.
+    leavers = _scopes(req, leavers=True).cte("leavers") if req.scope == "rep" else None
 
-    def project(sel: Select[Any]) -> Select[Any]:
+    def project(sel: Select[Any], activity: bool) -> Select[Any]:
         sq = sel.subquery()
         return select(
             sq.c.period_start,
@@ -1404,23 +1415,30 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
             sq.c.by_value,
             _typed_null(String).label("scope_name"),
             _typed_null(Integer).label("business_days"),
-            sql_int(0).label("in_frame"),
+            # 0: a fact row; NULL (which MIN and MAX skip): one that is no rep's activity.
+            (sql_int(0) if activity else _typed_null(Integer)).label("in_frame"),
             *((sq.c[m] if m in sq.c else _typed_null(Float)).label(m) for m in all_measures),
         )
 
-    parts = [project(s) for s in compiled.facts]
+    parts = [project(s, a) for s, a in zip(compiled.facts, compiled.activity, strict=True)]
     periods = _period_values(req)
     frame_measures = [_typed_null(Float).label(m) for m in all_measures]
+    frames: list[Select[Any]] = []
     if req.by is None:
-        frame = select(
-            periods.c.period_start,
-            scopes.c.scope_id,
-            _typed_null(String).label("by_value"),
-            scopes.c.scope_name,
-            periods.c.business_days,
-            sql_int(1).label("in_frame"),
-            *frame_measures,
-        ).select_from(periods.join(scopes, true()))
+        for listed, flag in ((scopes, 1), (leavers, 2)):
+            if listed is None:
+                continue
+            frames.append(
+                select(
+                    periods.c.period_start,
+                    listed.c.scope_id,
+                    _typed_null(String).label("by_value"),
+                    listed.c.scope_name,
+                    periods.c.business_days,
+                    sql_int(flag).label("in_frame"),
+                    *frame_measures,
+                ).select_from(periods.join(listed, true()))
+            )
     else:
         # Breakdown values present in the data of the scope ids shown.
         facts = union_all(*parts).cte("facts") if parts else None
@@ -1431,30 +1449,46 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
                 .subquery("bys")
             )
         else:
+            shown: FromClause = scopes
+            if leavers is not None:
+                shown = union_all(select(scopes.c.scope_id), select(leavers.c.scope_id)).subquery(
+                    "shown"
+                )
             bys = (
                 select(facts.c.by_value)
                 .distinct()
-                .select_from(facts.join(scopes, scopes.c.scope_id == facts.c.scope_id))
+                .select_from(facts.join(shown, shown.c.scope_id == facts.c.scope_id))
                 .subquery("bys")
             )
             parts = [select(*facts.c)]
-        if req.by == "weekday":
-            from_ = periods.join(bys, bys.c.by_value == periods.c.weekday).join(scopes, true())
-        else:
-            from_ = periods.join(bys, true()).join(scopes, true())
         business_days = (
             periods.c.business_days if req.by in PER_DAY_BAND_BYS else _typed_null(Integer)
         )
-        frame = select(
-            periods.c.period_start,
-            scopes.c.scope_id,
-            bys.c.by_value,
-            scopes.c.scope_name,
-            business_days.label("business_days"),
-            sql_int(1).label("in_frame"),
-            *frame_measures,
-        ).select_from(from_)
-    rows = union_all(*parts, frame).subquery("keyed")
+        for listed, flag in ((scopes, 1), (leavers, 2)):
+            if listed is None:
+                continue
+            if req.by == "weekday":
+                from_ = periods.join(bys, bys.c.by_value == periods.c.weekday).join(listed, true())
+            else:
+                from_ = periods.join(bys, true()).join(listed, true())
+            frames.append(
+                select(
+                    periods.c.period_start,
+                    listed.c.scope_id,
+                    bys.c.by_value,
+                    listed.c.scope_name,
+                    business_days.label("business_days"),
+                    sql_int(flag).label("in_frame"),
+                    *frame_measures,
+                ).select_from(from_)
+            )
+    rows = union_all(*parts, *frames).subquery("keyed")
+    # A listed key (in_frame 1) always has its row; a leaver's (2) only with a fact row (0).
+    in_frame = func.max(rows.c.in_frame) == 1
+    if leavers is not None:
+        in_frame = or_(
+            in_frame, and_(func.max(rows.c.in_frame) == 2, func.min(rows.c.in_frame) == 0)
+        )
     w = (
         select(
             type_coerce(rows.c.period_start, Date).label("period_start"),
@@ -1472,7 +1506,7 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
             ),
         )
         .group_by(rows.c.period_start, rows.c.scope_id, rows.c.by_value)
-        .having(func.max(rows.c.in_frame) == 1)
+        .having(in_frame)
         .cte("w")
     )
     return w, all_measures
@@ -1517,8 +1551,14 @@ def target_scope(req: Request) -> str | None:
 def _status(
     value: ColumnElement[Any], low: ColumnElement[Any] | None, high: ColumnElement[Any] | None
 ) -> ColumnElement[Any]:
-    """below / within / above the band (an open side never fails); NULL without a value."""
+    """below / within / above the band (an open side never fails); NULL without a value.
+
+    NULL too when the band is empty: a per-day band scaled by no business day (or no rep)
+    is 0–0, which measures nothing, so a 0 in it is not "within".
+    """
     whens: list[tuple[ColumnElement[bool], Any]] = [(value.is_(None), null())]
+    if low is not None and high is not None:
+        whens.append((and_(func.coalesce(low, 0) == 0, func.coalesce(high, 0) == 0), null()))
     if low is not None:
         whens.append((value < low, "below"))
     if high is not None:

@@ -153,16 +153,19 @@ def scope_members(
     scope: str,
     key: tuple[str, str] | None,
     ctx: KpiContext | None = None,
+    *,
+    leavers: bool = False,
 ) -> list[tuple[str, str]]:
     """(scope id, name) of every known, non-deleted rep or team (the org for org).
 
     With ``ctx``, a listing leaves out field-sales reps and teams (SPEC §5); a rep or
-    team asked for by its id is found whatever its kind.
+    team asked for by its id is found whatever its kind. ``leavers``: a rep asked for by
+    its id is found after it left (deactivated or deleted) too.
     """
     if scope == "org":
         return [("org", "org")]
     table = table_of(Rep if scope == "rep" else Team)
-    where = [table.c.deleted == false()]
+    where = [] if leavers and key is not None and scope == "rep" else [table.c.deleted == false()]
     if key is not None:
         where += [table.c.source == key[0], table.c.crm_id == key[1]]
     elif ctx is not None:
@@ -306,13 +309,14 @@ def compute(
     key = parse_scope_id(scope, scope_id)
     periods = period_starts(grain, start, end, ctx.fiscal_year_start_month)
     with _connection(bind) as conn:
-        members = scope_members(conn, scope, key, ctx)
+        # A rep who left still has the rows of the periods where it worked (compile_rows).
+        members = scope_members(conn, scope, key, ctx, leavers=True)
         if key is not None and not members:
             raise KpiRequestError("id", f"no {scope} with id {scope_id!r}")
         least = len(specs) * len(periods) * len(members)
         if max_rows is not None and least > max_rows:
             raise _too_many(least, max_rows)
-        if not specs or not members:
+        if not specs:
             return []
         rollups = use_rollups and rollups_current(conn, ctx)
         unflushed = pending(conn) if rollups else Pending()

@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     )
     salesforce_refresh_token: SecretStr | None = Field(
         default=None,
-        description="OAuth connected app: a refresh token (a rotated one is kept for the life of the process)",
+        description="OAuth connected app: a refresh token (one the app rotates is kept in the store and used by every process until this one changes)",
     )
     salesforce_login_url: str = Field(
         default="https://login.salesforce.com",

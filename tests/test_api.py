@@ -85,8 +85,10 @@ def test_kpis_month_rep_rows_match_the_hand_worked_fixture(client: TestClient) -
     # Ben (r2): 2 calls (voicemail, wrong number), none connected; Dai (r5): nothing → null rate.
     assert rows[("connect_rate", "hubspot:r2")]["value"] == 0
     assert rows[("connect_rate", "hubspot:r5")]["value"] is None
-    # Dense: 3 KPIs × 4 live reps (r4 is deleted); ordered by kpi, scope_id.
-    assert len(body["data"]) == 12
+    # Dense: 3 KPIs × (4 live reps + the deleted r4, who worked in October: c14); ordered by
+    # kpi, scope_id.
+    assert rows[("calls", "hubspot:r4")]["value"] == 1
+    assert len(body["data"]) == 15
     keys = [(r["kpi"], r["scope_id"]) for r in body["data"]]
     assert keys == sorted(keys)
     meta = body["meta"]
@@ -94,7 +96,7 @@ def test_kpis_month_rep_rows_match_the_hand_worked_fixture(client: TestClient) -
     assert meta["grain"] == "month" and meta["scope"] == "rep"
     assert meta["timezone"] == "Asia/Tokyo"
     assert meta["last_successful_sync"] == {}
-    assert meta["rows"] == 12
+    assert meta["rows"] == 15
 
 
 def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
@@ -423,7 +425,7 @@ def test_day_grain_year_answers_in_one_request(client: TestClient) -> None:
         scope="rep",
         **{"from": "2026-01-01", "to": "2026-12-31"},
     )
-    assert len(body["data"]) == 365 * 4
+    assert len(body["data"]) == 365 * 4 + 1  # the deleted r4's day of work (c14) too
     r1_oct_1 = next(
         r
         for r in body["data"]
@@ -545,7 +547,7 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
         headers={**auth(), "Accept-Encoding": "gzip"},
     )
     assert response.headers["content-encoding"] == "gzip"
-    assert len(response.json()["data"]) == 36 * 4
+    assert len(response.json()["data"]) == 36 * 5  # 4 live reps and the deleted r4 (c14)
 
 
 def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestClient) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.errors import RecordRejected
 from connectors.mapping import SourceMapping
@@ -28,9 +28,12 @@ from connectors.records import (
     Record,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+N = TypeVar("N", int | None, Decimal | None)
 
 
 # --- value parsing (HubSpot sends every property value as a string) ------------------------
@@ -78,11 +81,8 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text; None when it is missing or blank."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes; None when it is missing or blank."""
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -141,6 +141,9 @@ class _Props:
         crm_id = clean_text(payload.get("id"))
         if crm_id is None:
             raise RecordRejected("the record has no id")
+        bad_id = nul_in_id(payload.get("id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
@@ -175,6 +178,12 @@ class _Props:
 
     def flag(self, field_name: str) -> bool:
         return _bool(self.raw(field_name), self.name(field_name))
+
+    def not_negative(self, value: N, field_name: str, what: str) -> N:
+        """A number that cannot be below zero (a duration, an amount), else the record rejected."""
+        if value is not None and value < 0:
+            raise RecordRejected(f"{self.name(field_name)}: negative {what}: {value}")
+        return value
 
     def count_positive(self, field_name: str) -> bool | None:
         count = self.whole(field_name)
@@ -285,7 +294,7 @@ def map_call(payload: dict[str, Any], mapping: SourceMapping) -> Call:
         occurred_at=p.required_datetime("occurred_at"),
         direction=_direction(p.text("direction"), mapping, "call_outbound"),
         outcome=outcome,
-        duration_ms=p.whole("duration_ms"),
+        duration_ms=p.not_negative(p.whole("duration_ms"), "duration_ms", "duration"),
         rep_crm_id=p.text("rep_crm_id"),
         contact_crm_id=p.associated("contact_crm_id"),
     )
@@ -418,7 +427,7 @@ def map_deal(
         modified_at=p.modified_at(),
         created_at=p.required_datetime("created_at"),
         closed_at=p.moment("closed_at"),
-        amount=p.decimal("amount"),
+        amount=p.not_negative(p.decimal("amount"), "amount", "amount"),
         stage=stage,
         pipeline=pipeline,
         is_closed=p.flag("is_closed"),
@@ -442,6 +451,9 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
     crm_id = clean_text(payload.get("id"))
     if crm_id is None:
         raise RecordRejected("the owner has no id")
+    bad_id = nul_in_id(payload.get("id"))
+    if bad_id is not None:
+        raise RecordRejected(bad_id)
     teams: list[Team] = []
     primary: str | None = None
     for team in payload.get("teams") or []:

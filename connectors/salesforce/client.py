@@ -143,6 +143,7 @@ class SalesforceClient:
         sleep: Callable[[float], None] = time.sleep,
         on_request: Callable[[], None] | None = None,
         on_refresh_token: Callable[[str], None] | None = None,
+        latest_refresh_token: Callable[[], str | None] | None = None,
     ) -> None:
         if not instance_url:
             raise AuthError("no Salesforce instance: set ISKPI_SALESFORCE_INSTANCE_URL")
@@ -170,6 +171,7 @@ class SalesforceClient:
         self._sleep = sleep
         self._on_request = on_request
         self._on_refresh_token = on_refresh_token
+        self._latest_refresh_token = latest_refresh_token
         self._retrier = Retrier("Salesforce", max_retries=max_retries, sleep=sleep)
         self._http = _Session()
         adapter = _TimeoutAdapter(timeout)
@@ -407,7 +409,20 @@ class SalesforceClient:
                         return body
                 raise _TokenAnswer(response.status_code, body)
 
-            body = self._retrier.run(url, attempt, _describe_token_failure, self._token_failures)
+            try:
+                body = self._retrier.run(
+                    url, attempt, _describe_token_failure, self._token_failures
+                )
+            except AuthError:
+                # With rotation, another process may have used (and so retired) this token
+                # and kept its successor where ``latest_refresh_token`` finds it: one more try.
+                newer = self._latest_refresh_token() if self._latest_refresh_token else None
+                if not newer or newer == form["refresh_token"]:
+                    raise
+                self._refresh_token_value = form["refresh_token"] = newer
+                body = self._retrier.run(
+                    url, attempt, _describe_token_failure, self._token_failures
+                )
         self._session_id = str(body["access_token"])
         instance = body.get("instance_url")
         if isinstance(instance, str) and instance.startswith("https://"):

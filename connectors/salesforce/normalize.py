@@ -29,6 +29,8 @@ from connectors.records import (
     MeetingOutcome,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 # --- value parsing (REST JSON values, or Bulk CSV strings) ----------------------------------
@@ -92,11 +94,11 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text (a boolean as ``true`` or ``false``); None when missing or blank."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else str(value).lower()
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes (a boolean as ``true`` or ``false``); None when
+    missing or blank."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -167,6 +169,9 @@ class _Fields:
         crm_id = clean_text(payload.get("Id"))
         if crm_id is None:
             raise RecordRejected("the record has no Id")
+        bad_id = nul_in_id(payload.get("Id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
@@ -214,6 +219,12 @@ class _Fields:
 
     def modified_at(self) -> datetime | None:
         return self.moment("modified_at")
+
+
+def _not_negative(amount: Decimal | None, name: str) -> Decimal | None:
+    if amount is not None and amount < 0:
+        raise RecordRejected(f"{name}: negative amount: {amount}")
+    return amount
 
 
 def company_size(employees: int | None) -> str | None:
@@ -440,7 +451,7 @@ def map_opportunity(
         modified_at=f.modified_at(),
         created_at=f.required_moment("created_at"),
         closed_at=start_of_day(close, tz) if close is not None else None,
-        amount=f.decimal("amount"),
+        amount=_not_negative(f.decimal("amount"), f.name("amount")),
         stage=f.text("stage"),
         pipeline=f.text("pipeline"),
         is_closed=f.flag("is_closed") is True,

@@ -157,11 +157,13 @@ def sync_command(
     settings = get_settings()
     check_mapping(settings)
     try:
-        connectors = build_connectors(settings, source)
+        build_connectors(settings, source)  # the settings checked before the store is opened
     except SourceNotConfigured as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     engine = open_store(settings)
+    # Built again with the store, which keeps a rotated Salesforce refresh token.
+    connectors = build_connectors(settings, source, engine)
     # A --full sync re-reads everything in the configured zone: it may change the store's.
     check_timezone(engine, settings.timezone, full=full)
     ok = sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings))
@@ -242,7 +244,7 @@ def serve_command(
 
     def connectors() -> list[SourceConnector]:
         try:
-            return build_connectors(settings, "all")
+            return build_connectors(settings, "all", engine)
         except SourceNotConfigured as exc:
             log.warning("scheduled sync has nothing to do: %s", exc)
             return []

@@ -95,7 +95,7 @@ def _payload_key(payload: dict[str, object]) -> str:
 
 def _quarantine_key(crm_id: str | None, payload: dict[str, object]) -> str:
     # An id the quarantine's key column cannot hold is no better than none.
-    if crm_id and len(crm_id) <= CRM_ID_LENGTH:
+    if crm_id and len(crm_id) <= CRM_ID_LENGTH and "\x00" not in crm_id:
         return crm_id
     return _payload_key(payload)
 
@@ -355,6 +355,9 @@ def run_sync(
             log_failure(f"sync of {source} failed", exc)
         if kpi is not None:
             _finish_kpis(engine, kpi, source)
+        if report.error:
+            # A CRM's error text may quote a value with a NUL, which PostgreSQL cannot store.
+            report.error = report.error.replace("\x00", "")
         report.api_calls = connector.api_calls - calls_before
         report.seconds = time.monotonic() - began
         with engine.begin() as conn:

@@ -839,10 +839,13 @@ def _not_sent(
 # --- the writers the settings enable ---------------------------------------------------------------
 
 
-def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWriter, Mapping]]:
+def build_writers(
+    settings: Settings, which: str = "all", engine: Engine | None = None
+) -> list[tuple[TargetWriter, Mapping]]:
     """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings.
 
-    Each writer shares its CRM client's construction with the sync (service.sync.sources).
+    Each writer shares its CRM client's construction with the sync (service.sync.sources),
+    the store's latest Salesforce refresh token included.
     """
     if which not in (*SOURCES, "all"):
         raise SourceNotConfigured(f"unknown source {which!r}: use hubspot, salesforce or all")
@@ -851,7 +854,8 @@ def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWr
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
         writers.append((HubSpotWriter(hubspot_client(settings), mapping=mapping), mapping))
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
-        writers.append((SalesforceWriter(salesforce_client(settings), mapping=mapping), mapping))
+        client = salesforce_client(settings, engine)
+        writers.append((SalesforceWriter(client, mapping=mapping), mapping))
     if which == "hubspot" and not writers:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     if not writers:
@@ -890,7 +894,7 @@ def push_each(
         )
 
     try:
-        writers = build_writers(settings, which)
+        writers = build_writers(settings, which, engine)
     except (SourceNotConfigured, MappingError) as exc:
         yield stopped(exc, None, None)
         return

@@ -348,6 +348,13 @@ class PortalStore(ListStore):
                     return str(obj.id)
             return None
 
+    def archive_owner(self, owner_id: str) -> None:
+        """Deactivate an owner (its user removed from the portal): listed as archived from now on."""
+        with self._lock:
+            owner = self._owners[owner_id]
+            owner.archived = True
+            owner.updated_ms = self._now_ms()
+
     def create_property(
         self, object_type: str, name: str, *, type_: str = "number", group: str | None = None
     ) -> None:
