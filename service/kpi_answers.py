@@ -1,6 +1,9 @@
-"""The answer to GET /v1/kpis: computed once per data version, cached, JSON or CSV, gzipped.
+"""The answer to GET /v1/kpis: computed once per data version, cached, JSON, CSV or XLSX.
 
 A cached answer is served from the event loop; computing one runs in a worker thread.
+CSV is UTF-8 with a byte-order mark (Excel then reads Japanese names as they are), and a
+text cell that a spreadsheet would run as a formula gets a leading ``'``; the workbook
+stores such text as text. JSON and CSV are sent gzipped when the client accepts it.
 """
 
 from __future__ import annotations
@@ -9,6 +12,7 @@ import calendar
 import csv
 import gc
 import io
+import re
 import time
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass
@@ -18,13 +22,17 @@ from typing import Any, Literal
 import orjson
 from fastapi import Response
 from fastapi.concurrency import run_in_threadpool
+from openpyxl import Workbook
+from openpyxl.cell import Cell, WriteOnlyCell
+from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import Engine
 
 from kpi import By, Grain, KpiContext, KpiRow, Scope, compute
 from service.cache import DataVersionClock, ResponseCache, data_version
 from service.routers.common import freshness
 
-# CSV columns: the JSON row's keys, with the band flattened the way pandas.json_normalize names it.
+# CSV and XLSX columns: the JSON row's keys, with the band and targets flattened the way
+# pandas.json_normalize names them.
 CSV_COLUMNS = (
     "kpi",
     "tier",
@@ -49,6 +57,18 @@ CSV_COLUMNS = (
 )
 
 
+Format = Literal["json", "csv", "xlsx"]
+XLSX_MEDIA_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+MEDIA_TYPES: dict[str, str] = {
+    "json": "application/json",
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": XLSX_MEDIA_TYPE,
+}
+# What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+NUMBER = re.compile(r"[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
+
+
 @dataclass(frozen=True)
 class KpiQuery:
     """The parameters of GET /v1/kpis as the route parsed them."""
@@ -61,7 +81,8 @@ class KpiQuery:
     id: str | None
     by: By | None
     tier: str | None
-    format: Literal["json", "csv"]
+    format: Format
+    as_of: date | None = None
 
 
 def _trailing_month_start(end: date) -> date:
@@ -76,22 +97,54 @@ def _keys(kpi: str | None) -> list[str] | None:
     return keys or None
 
 
+def _flat(row: KpiRow) -> tuple[Any, ...]:
+    """The row's cells in CSV_COLUMNS order."""
+    return (*row[:14], row.band.low, row.band.high, row.status, *row.targets)
+
+
+def csv_safe(value: object) -> object:
+    """A text cell a spreadsheet would run as a formula, with a leading ``'``; numbers as they are.
+
+    ``=HYPERLINK(...)`` becomes ``'=HYPERLINK(...)``; ``-5`` (text or number) stays ``-5``.
+    """
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS) and not NUMBER.fullmatch(value):
+        return "'" + value
+    return value
+
+
 def _csv(rows: Sequence[KpiRow]) -> bytes:
     out = io.StringIO()
+    out.write("\ufeff")  # the byte-order mark: Excel reads the file as UTF-8
     writer = csv.writer(out, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    writer.writerows(
-        (
-            *row[:4],
-            *row[4:14],
-            row.band.low,
-            row.band.high,
-            row.status,
-            *row.targets,
-        )
-        for row in rows
-    )
+    writer.writerows(tuple(csv_safe(cell) for cell in _flat(row)) for row in rows)
     return out.getvalue().encode("utf-8")
+
+
+def _text_cell(sheet: WriteOnlyWorksheet, value: str) -> Cell:
+    cell = WriteOnlyCell(sheet, value)
+    cell.data_type = "s"  # openpyxl takes "=…" for a formula: this one is text
+    return cell
+
+
+def _xlsx(rows: Sequence[KpiRow]) -> bytes:
+    """The rows as one sheet: a header row, numbers as numbers, period_start as a date.
+
+    Text is stored as text whatever it starts with (openpyxl would take ``=…`` for a
+    formula), so a rep named ``=HYPERLINK(...)`` shows as that name and runs nothing.
+    """
+    book = Workbook(write_only=True)
+    sheet = book.create_sheet("kpis")
+    assert isinstance(sheet, WriteOnlyWorksheet)
+    sheet.append(CSV_COLUMNS)
+    for row in rows:
+        cells = _flat(row)
+        if any(isinstance(value, str) and value.startswith("=") for value in cells):
+            cells = tuple(_text_cell(sheet, v) if isinstance(v, str) else v for v in cells)
+        sheet.append(cells)  # a date gets the yyyy-mm-dd format
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
 
 
 def _json_rows(rows: Sequence[KpiRow]) -> list[dict[str, Any]]:
@@ -123,7 +176,7 @@ async def answer_kpis(
     gzip_ok: bool,
 ) -> Response:
     """The rows for ``query``, from the cache when the store has not moved since."""
-    end = query.to or ctx.today()
+    end = query.to or query.as_of or ctx.today()
     start = query.from_ or _trailing_month_start(end)
     keys = _keys(query.kpi)
     request_key = (
@@ -136,6 +189,7 @@ async def answer_kpis(
         query.by,
         query.tier,
         query.format,
+        query.as_of,
     )
 
     def build() -> tuple[bytes, Hashable | None]:
@@ -158,6 +212,7 @@ async def answer_kpis(
                 scope_id=query.id,
                 by=query.by,
                 tier=query.tier,
+                as_of=query.as_of,
             )
             after = data_version(conn)
         true_key: Hashable | None = None
@@ -166,6 +221,8 @@ async def answer_kpis(
             true_key = (request_key, after)
         if query.format == "csv":
             return _csv(rows), true_key
+        if query.format == "xlsx":
+            return _xlsx(rows), true_key
         meta = {
             **freshness(engine, ctx).model_dump(mode="json"),
             "grain": query.grain,
@@ -174,6 +231,7 @@ async def answer_kpis(
             "scope": query.scope,
             "id": query.id,
             "by": query.by,
+            "as_of": None if query.as_of is None else query.as_of.isoformat(),
             "kpis": sorted({row.kpi for row in rows}),
             "rows": len(rows),
         }
@@ -185,12 +243,13 @@ async def answer_kpis(
     if entry is None:
         entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
     headers = {"Vary": "Accept-Encoding"}
+    media_type = MEDIA_TYPES[query.format]
     if query.format == "csv":
-        media_type = "text/csv; charset=utf-8"
         headers["Content-Disposition"] = 'inline; filename="kpis.csv"'
-    else:
-        media_type = "application/json"
-    if entry.gzipped is not None and gzip_ok:
+    elif query.format == "xlsx":
+        headers["Content-Disposition"] = 'attachment; filename="kpis.xlsx"'
+    # A workbook is a zip already: it goes as it is.
+    if entry.gzipped is not None and gzip_ok and query.format != "xlsx":
         headers["Content-Encoding"] = "gzip"
         return Response(entry.gzipped, media_type=media_type, headers=headers)
     return Response(entry.body, media_type=media_type, headers=headers)

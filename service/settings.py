@@ -1,4 +1,4 @@
-"""Settings from the environment (prefix ISKPI_) and a .env file, per SPEC §2."""
+"""Settings from the environment (prefix ISKPI_) and a .env file."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kpi import KpiContext
@@ -122,8 +122,20 @@ class Settings(BaseSettings):
         default=None,
         description='fixes "now" (an ISO datetime with offset) for forecasts, suggestions, write-back and default periods; for tests and replays',
     )
+    fiscal_year_start_month: int = Field(
+        default=1,
+        ge=1,
+        le=12,
+        description="first month of the fiscal year (`4` for an April year): the `quarter` and `fiscal_year` grains start from it",
+    )
+    field_sales_teams: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description='comma-separated team names or ids (`<source>:<crm id>` or the CRM id) that are field sales, not inside sales: their reps are left out of every "reps in scope", of `GET /v1/teams` (unless `kind=fs` or `all`) and of the dashboard\'s lists',
+    )
 
-    _split_read = field_validator("read_tokens", "admin_tokens", mode="before")(_split_tokens)
+    _split_read = field_validator(
+        "read_tokens", "admin_tokens", "field_sales_teams", mode="before"
+    )(_split_tokens)
 
     @field_validator("timezone")
     @classmethod
@@ -148,6 +160,25 @@ class Settings(BaseSettings):
         return self.salesforce_instance_url is not None
 
 
+def settings_errors(exc: BaseException) -> list[str]:
+    """One line per bad value when ``exc`` is the Settings' validation error, else none.
+
+    ``ISKPI_FISCAL_YEAR_START_MONTH=13: Input should be less than or equal to 12``; the
+    value of a secret is not repeated.
+    """
+    if not isinstance(exc, ValidationError) or exc.title != Settings.__name__:
+        return []
+    lines = []
+    for error in exc.errors():
+        name = str(error["loc"][0]) if error["loc"] else ""
+        field = Settings.model_fields.get(name)
+        variable = f"ISKPI_{name.upper()}"
+        secret = field is not None and "SecretStr" in str(field.annotation)
+        shown = variable if secret or "input" not in error else f"{variable}={error['input']}"
+        lines.append(f"{shown}: {error['msg']}")
+    return lines
+
+
 @lru_cache
 def get_settings() -> Settings:
     """The process's settings, read once."""
@@ -155,11 +186,13 @@ def get_settings() -> Settings:
 
 
 def kpi_context(settings: Settings) -> KpiContext:
-    """The KPI engine's view of the settings (ISKPI_TIMEZONE, _HOLIDAYS, … , _NOW)."""
+    """The KPI engine's view of the settings (ISKPI_TIMEZONE, _HOLIDAYS, … , _FIELD_SALES_TEAMS)."""
     return KpiContext(
         timezone=settings.timezone,
         holidays=settings.holidays,
         effective_call_seconds=settings.effective_call_seconds,
         ltv_months=settings.ltv_months,
         now=settings.now,
+        fiscal_year_start_month=settings.fiscal_year_start_month,
+        field_sales_teams=tuple(settings.field_sales_teams),
     )

@@ -25,6 +25,7 @@ from connectors.records import Call
 from kpi import CATALOG, put_targets
 from models import TABLE_BY_KIND, store
 from service.app import create_app
+from service.kpi_answers import XLSX_MEDIA_TYPE
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.support.api import ADMIN, READ, auth, settings_for
 from tests.support.hubspot import TOKEN, small_dataset
@@ -108,7 +109,7 @@ def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
     response = client.get("/v1/kpis", params={**params, "format": "csv"}, headers=auth())
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/csv")
-    parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8"))))
+    parsed = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert len(parsed) == len(body["data"]) > 0
     for row, expected in zip(parsed, body["data"], strict=True):
         flat = {k: v for k, v in expected.items() if k not in ("band", "targets")}
@@ -401,13 +402,15 @@ def test_openapi_documents_every_parameter_and_the_row_shape(client: TestClient)
     spec = client.get("/openapi.json").json()
     kpis = spec["paths"]["/v1/kpis"]["get"]
     names = {p["name"] for p in kpis["parameters"]}
-    assert names == {"kpi", "grain", "from", "to", "scope", "id", "by", "tier", "format"}
+    assert names == {"kpi", "grain", "from", "to", "scope", "id", "by", "tier", "format", "as_of"}
     row = spec["components"]["schemas"]["KpiRowOut"]["properties"]
     assert list(row) == [
         "kpi", "tier", "grain", "period_start", "scope", "scope_id", "scope_name", "by",
         "by_value", "value", "numerator", "denominator", "target", "achievement", "band", "status",
+        "targets",
     ]  # fmt: skip
     assert "text/csv" in kpis["responses"]["200"]["content"]
+    assert XLSX_MEDIA_TYPE in kpis["responses"]["200"]["content"]
     assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
 
 

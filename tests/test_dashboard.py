@@ -5,9 +5,10 @@ Playwright for Python with ``executable_path``; no browser is downloaded. The
 server is the service as `iskpi serve` builds it (uvicorn in a thread), over a
 store (SQLite, then PostgreSQL) synced from the simulated HubSpot portal: two
 teams of two reps, data up to "now" (Wednesday 28 October 2026, 19:00 JST), and
-targets entered for October. Every number the page shows is compared with the
-same REST API read here; screenshots go to test-artifacts/dashboard/<store>/
-(ISKPI_TEST_ARTIFACTS overrides the folder).
+targets entered for October; the portal's "Field Sales" team is field sales
+(ISKPI_FIELD_SALES_TEAMS), which the page's lists leave out. Every number the page
+shows is compared with the same REST API read here; screenshots go to
+test-artifacts/dashboard/<store>/ (ISKPI_TEST_ARTIFACTS overrides the folder).
 
 Without Chromium or Playwright the browser tests are skipped with the reason named
 (scripts/test.sh passes its failed install on as ``ISKPI_TEST_NO_BROWSER``); the skip
@@ -62,6 +63,7 @@ MONDAY, SUNDAY = date(2026, 10, 26), date(2026, 11, 1)
 OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 # October 2026 in Japan: 22 weekdays less Sports Day (12 Oct); 26–30 Oct are all business days.
 MONTH_DAYS, WEEK_DAYS, WEEK_ELAPSED = 21, 5, 3
+FIELD_SALES = "Field Sales"  # the simulated portal's field-sales team
 DASH = "\u2014"
 
 
@@ -103,7 +105,7 @@ class Served:
     url: str
     engine: Engine
     teams: list[dict[str, Any]]  # team rows of October's calls, the team with most calls first
-    reps: dict[str, str]  # rep id → team id
+    reps: dict[str, str]  # rep id → team id, of the inside-sales teams (GET /v1/teams)
     catalog: dict[str, dict[str, Any]]
     store: str  # sqlite or postgresql
 
@@ -224,6 +226,7 @@ def served(
         read_tokens=[SecretStr(READ)],
         admin_tokens=[SecretStr(ADMIN)],
         now=NOW,
+        field_sales_teams=[FIELD_SALES],
     )
     try:
         _seed(engine, settings)
@@ -254,8 +257,12 @@ def _serve(engine: Engine, settings: Settings, name: str) -> Iterator[Served]:
         october = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat()}
         team_rows = probe.get("/v1/kpis", kpi="calls", scope="team", **october)["data"]
         teams = sorted(team_rows, key=lambda r: -(r["value"] or 0))
+        reps = {
+            rep["id"]: team["id"] for team in probe.get("/v1/teams")["data"] for rep in team["reps"]
+        }
+        # Every listed rep worked in October, under the team the listing names.
         by_team = probe.get("/v1/kpis", kpi="calls", scope="rep", by="team", **october)["data"]
-        reps = {r["scope_id"]: r["by_value"] for r in by_team if (r["value"] or 0) > 0}
+        assert reps == {r["scope_id"]: r["by_value"] for r in by_team if (r["value"] or 0) > 0}
         yield Served(url, engine, teams, reps, catalog, name)
     finally:
         server.should_exit = True
@@ -662,7 +669,7 @@ def test_monthly_tiers_forecast_phase_and_reps(
     page.wait_for_selector("body[data-state=ready]")
     mature = [e["key"] for e in served.get("/v1/kpis/catalog", phase="mature")["data"]]
     cards = page.eval_on_selector_all(".cards .card[data-kpi]", "cs => cs.map(c => c.dataset.kpi)")
-    assert cards == mature and mature[0] == "won_amount"
+    assert cards == mature and served.catalog[mature[0]]["phase_priority"]["mature"] == 3
     first_rows = page.eval_on_selector_all(
         'table[data-table="month-kpis"] tbody tr[data-kpi]', "trs => trs.map(tr => tr.dataset.kpi)"
     )
@@ -715,4 +722,54 @@ def test_language_switch_and_session_token(
     page.click("#sign-out")
     page.wait_for_selector("body[data-state=login]")
     assert page.evaluate("sessionStorage.getItem('iskpi.token')") is None
+    assert errors == []
+
+
+def test_team_and_rep_lists_come_from_v1_teams_without_field_sales(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    sign_in(page)
+    wait_view(page, "daily")
+    assert served.url + "/v1/teams?kind=is" in requests
+    # Nothing of the lists is derived from KPI rows by team any more.
+    assert not any("by=team" in url for url in requests), requests
+
+    listing = served.get("/v1/teams")["data"]
+    field_sales = served.get("/v1/teams", kind="fs")["data"]
+    assert [t["name"] for t in field_sales] == [FIELD_SALES] and field_sales[0]["reps"]
+    fs_team = field_sales[0]["id"]
+    fs_reps = {r["id"] for r in field_sales[0]["reps"]}
+    shown_teams = page.eval_on_selector_all(
+        'table[data-table="daily-day"] tbody tr.member', "trs => trs.map(tr => tr.dataset.scopeId)"
+    )
+    assert sorted(shown_teams) == sorted(t["id"] for t in listing)
+    assert fs_team not in shown_teams
+
+    page.click('#views a[data-view="monthly"]')
+    wait_view(page, "monthly")
+    levels = {"junior": "初級", "mid": "中級", "senior": "上級"}
+    badges = page.eval_on_selector_all(
+        'table[data-table="month-reps"] tbody tr th .level',
+        "spans => spans.map(s => [s.closest('tr').dataset.scopeId, s.dataset.level, s.textContent])",
+    )
+    expected = [
+        [rep["id"], rep["level"], levels[rep["level"]]] for team in listing for rep in team["reps"]
+    ]
+    assert sorted(badges) == sorted(expected) and expected
+    assert not fs_reps & {rep for rep, _, _ in badges}
+    shown = page.inner_text("#content")
+    assert FIELD_SALES not in shown
+    assert not any(r["name"] in shown for r in field_sales[0]["reps"])
+    # A team's own list: its reps with their levels.
+    team = listing[0]
+    page.goto(f"{served.url}/#/monthly?scope=team&id={team['id']}")
+    wait_view(page, "monthly", team["id"])
+    shown_reps = page.eval_on_selector_all(
+        'table[data-table="month-reps"] tbody tr', "trs => trs.map(tr => tr.dataset.scopeId)"
+    )
+    assert sorted(shown_reps) == sorted(r["id"] for r in team["reps"])
+    snap(page, screenshots, served, "09-monthly-team-levels")
     assert errors == []

@@ -10,6 +10,8 @@ Only typer and rich load before a command runs, so `iskpi --help` answers at onc
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
 from service.cli import demo, kpis, sync, targets
@@ -24,5 +26,15 @@ targets.register(app)
 
 
 def main() -> None:
-    """Run the command line."""
-    app()
+    """Run the command line; a bad setting is one line per value on stderr, and exit 2."""
+    try:
+        app()
+    except Exception as exc:
+        from service.settings import settings_errors
+
+        lines = settings_errors(exc)
+        if not lines:
+            raise
+        for line in lines:
+            print(f"iskpi: {line}", file=sys.stderr)
+        raise SystemExit(2) from None

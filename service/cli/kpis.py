@@ -19,9 +19,9 @@ if TYPE_CHECKING:
 
 # The engine's GRAINS, SCOPES and BYS, spelled out so the help needs no KPI import
 # (tests/test_cli_help.py checks they agree).
-GRAINS_HELP = "day | week | month"
+GRAINS_HELP = "day | week | month | quarter | fiscal_year"
 SCOPES_HELP = "org | team | rep"
-BYS_HELP = "rep | team | channel | industry | company_size | weekday | hour"
+BYS_HELP = "rep | team | channel | industry | company_size | weekday | hour | deal_type"
 
 STATUS_STYLE = {"below": "red", "within": "green", "above": "cyan"}
 

@@ -192,35 +192,22 @@ function go(changes) {
   else window.location.hash = target;
 }
 
-// --- the organization: teams, and reps with their team ----------------------------------------
+// --- the organization: teams, and reps with their team and level (GET /v1/teams) -----------
 
 async function loadContext() {
-  const [catalog, forecast] = await Promise.all([
+  const [catalog, forecast, listing] = await Promise.all([
     api.get('/v1/kpis/catalog'),
     api.get('/v1/forecast', { kpi: 'calls' }),
+    // The inside-sales teams and their reps, each rep with its skill level; field sales
+    // (ISKPI_FIELD_SALES_TEAMS) is not listed.
+    api.get('/v1/teams', { kind: 'is' }),
   ]);
   const today = forecast.meta.as_of;
-  const month = F.monthOf(today);
-  const [teamRows, repRows] = await Promise.all([
-    api.kpis({ kpi: 'calls', grain: 'month', scope: 'team', from: F.firstOfMonth(month), to: today }),
-    // A rep's team: the team their activity of the last three months counts under.
-    api.kpis({
-      kpi: 'calls,emails_sent,meetings_set',
-      grain: 'month',
-      scope: 'rep',
-      by: 'team',
-      from: F.firstOfMonth(F.addMonths(month, -2)),
-      to: today,
-    }),
-  ]);
   const teams = [];
-  for (const row of teamRows) {
-    if (!teams.some((team) => team.id === row.scope_id)) teams.push({ id: row.scope_id, name: row.scope_name });
-  }
   const reps = new Map();
-  for (const row of repRows) {
-    if (!reps.has(row.scope_id)) reps.set(row.scope_id, { id: row.scope_id, name: row.scope_name, team: null });
-    if (row.value > 0 && row.by_value) reps.get(row.scope_id).team = row.by_value;
+  for (const team of listing.data) {
+    teams.push({ id: team.id, name: team.name });
+    for (const rep of team.reps) reps.set(rep.id, { id: rep.id, name: rep.name, team: team.id, level: rep.level });
   }
   ctx = {
     today,
@@ -440,6 +427,18 @@ function memberLink(scope, id) {
   return h('a', { href: hashFor({ scope, id }), class: 'drill', title: t().drill, dataset: { scope, id } }, nameOf(scope, id));
 }
 
+/** A rep's skill level (初級 / 中級 / 上級), shown beside the name in the lists. */
+function levelBadge(scope, id) {
+  const level = scope === 'rep' ? ctx.reps.get(id)?.level : null;
+  if (!level) return null;
+  return h('span', { class: 'level', title: t().level, dataset: { level }, text: t()[`level_${level}`] });
+}
+
+/** A member's name in a list: the link that drills into it, and a rep's level. */
+function memberName(scope, id) {
+  return [memberLink(scope, id), levelBadge(scope, id)];
+}
+
 // --- daily: today's and this week's activity against pro-rated targets -------------------------
 
 function dailyCell(key, row, target, progress, period) {
@@ -479,7 +478,7 @@ function dailyTable(name, period, entities, rows, cal) {
       h(
         'tr',
         { class: entity.total ? 'total' : 'member', dataset: { scopeId: entity.id, scope: entity.scope } },
-        h('th', { scope: 'row' }, entity.total ? nameOf(entity.scope, entity.id) : memberLink(entity.scope, entity.id)),
+        h('th', { scope: 'row' }, entity.total ? nameOf(entity.scope, entity.id) : memberName(entity.scope, entity.id)),
         cells,
       ),
     );
@@ -693,7 +692,7 @@ async function renderWeekly(main) {
       return h(
         'tr',
         { class: 'member', dataset: { scopeId: id, scope: kids.scope } },
-        h('th', { scope: 'row' }, memberLink(kids.scope, id)),
+        h('th', { scope: 'row' }, memberName(kids.scope, id)),
         WEEKLY_KPIS.map((key) => {
           const item = line(key, id);
           return h(
@@ -802,7 +801,7 @@ function memberTable(name, scope, ids, rows, landing, keys) {
     h(
       'tr',
       { class: 'member', dataset: { scopeId: id, scope } },
-      h('th', { scope: 'row' }, memberLink(scope, id)),
+      h('th', { scope: 'row' }, memberName(scope, id)),
       keys.map((key) => {
         const row = rows.get(`${id}|${key}`);
         return h(

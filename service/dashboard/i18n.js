@@ -95,6 +95,10 @@ export const STRINGS = {
     unit_minutes: '分',
     unit_days: '日',
     drill: 'クリックで内訳',
+    level: 'スキルレベル',
+    level_junior: '初級',
+    level_mid: '中級',
+    level_senior: '上級',
   },
   en: {
     title: 'Inside-sales progress dashboard',
@@ -189,6 +193,10 @@ export const STRINGS = {
     unit_minutes: 'min',
     unit_days: 'days',
     drill: 'click for the breakdown',
+    level: 'skill level',
+    level_junior: 'junior',
+    level_mid: 'mid',
+    level_senior: 'senior',
   },
 };
 

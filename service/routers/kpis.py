@@ -1,4 +1,4 @@
-"""GET /v1/kpis (rows as JSON or CSV) and GET /v1/kpis/catalog (SPEC §5, §7, §10)."""
+"""GET /v1/kpis (rows as JSON, CSV or XLSX) and GET /v1/kpis/catalog."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from kpi import PHASE_GAPS, By, Grain, Scope, catalog
 from service.auth import ReadAccess
 from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
-from service.kpi_answers import KpiQuery, answer_kpis
+from service.kpi_answers import XLSX_MEDIA_TYPE, Format, KpiQuery, answer_kpis
 from service.routers.common import READ_RESPONSES, Freshness
 
 router = APIRouter(tags=["kpis"], responses=READ_RESPONSES)
@@ -23,6 +23,12 @@ Phase = Literal["launch", "growth", "mature"]
 class BandOut(BaseModel):
     low: float | None
     high: float | None
+
+
+class TargetsOut(BaseModel):
+    minimum: float | None = Field(description="最低ライン: the least acceptable")
+    achievement: float | None = Field(description="the target (`target` repeats it)")
+    stretch: float | None = Field(description="the stretch goal")
 
 
 class KpiRowOut(BaseModel):
@@ -46,6 +52,7 @@ class KpiRowOut(BaseModel):
     achievement: float | None = Field(description="value / target")
     band: BandOut = Field(description="the seed's benchmark range, scaled to the row")
     status: Literal["below", "within", "above"] | None
+    targets: TargetsOut = Field(description="the row's targets at each level")
 
 
 class KpisMeta(Freshness):
@@ -55,6 +62,7 @@ class KpisMeta(Freshness):
     scope: Scope
     id: str | None
     by: By | None
+    as_of: date | None = Field(description="the replay's day, when as_of was given")
     kpis: list[str]
     rows: int
 
@@ -73,9 +81,15 @@ class KpisOut(BaseModel):
                 "text/csv": {
                     "schema": {"type": "string"},
                     "example": "kpi,tier,grain,period_start,…\r\ncalls,behavioral,month,2026-10-01,…",
-                }
+                },
+                XLSX_MEDIA_TYPE: {"schema": {"type": "string", "format": "binary"}},
             },
-            "description": "JSON rows, or CSV with format=csv (a header row, UTF-8)",
+            "description": (
+                "JSON rows; with format=csv the same rows as CSV (UTF-8 with a byte-order mark, "
+                "a header row, band and targets flattened as band.low, targets.stretch, …; a text "
+                "cell starting with = + - @ tab or CR that is not a number gets a leading '); "
+                "with format=xlsx an Excel workbook of the same rows and columns"
+            ),
         }
     },
 )
@@ -92,12 +106,20 @@ async def get_kpis(
             description="KPI keys, comma-separated; default all", examples=["calls,connect_rate"]
         ),
     ] = None,
-    grain: Annotated[Grain, Query(description="day, week (ISO, Monday first) or month")] = "month",
+    grain: Annotated[
+        Grain,
+        Query(
+            description="day, week (ISO, Monday first), month, quarter or fiscal_year "
+            "(both from ISKPI_FISCAL_YEAR_START_MONTH); a period is named by its first day"
+        ),
+    ] = "month",
     from_: Annotated[
         date | None,
         Query(alias="from", description="first day (inclusive); default: the month ending on `to`"),
     ] = None,
-    to: Annotated[date | None, Query(description="last day (inclusive); default today")] = None,
+    to: Annotated[
+        date | None, Query(description="last day (inclusive); default as_of, else today")
+    ] = None,
     scope: Annotated[Scope, Query(description="org, team or rep")] = "org",
     id: Annotated[
         str | None,
@@ -105,22 +127,29 @@ async def get_kpis(
     ] = None,
     by: Annotated[By | None, Query(description="breakdown within each scope id")] = None,
     tier: Annotated[Tier | None, Query(description="only this tier's KPIs")] = None,
-    format: Annotated[Literal["json", "csv"], Query(description="json or csv")] = "json",
+    format: Annotated[Format, Query(description="json, csv or xlsx")] = "json",
+    as_of: Annotated[
+        date | None,
+        Query(
+            description="replay as of this day: every record is cut at the end of it "
+            "(business time zone), so later records are not counted"
+        ),
+    ] = None,
 ) -> Response:
-    """KPI rows: one per KPI × period × scope id × breakdown value, dense (SPEC §7, §10).
+    """KPI rows: one per KPI × period × scope id × breakdown value, dense.
 
     Rows are ordered by kpi, scope_id, period_start, by_value. A request that
     would return more than 200,000 rows, or a day-grain range of more than three
-    years, is a 422 asking to narrow it. Answers are cached until the next write
-    to the store (a synced page, a target, a cost) and sent gzipped when the
-    client accepts it.
+    years, is a 422 asking to narrow it. `as_of` replays the answer as of that
+    day. Answers are cached until the next write to the store (a synced page, a
+    target, a cost); JSON and CSV are sent gzipped when the client accepts it.
     """
     return await answer_kpis(
         engine,
         ctx,
         cache,
         clock,
-        KpiQuery(kpi, grain, from_, to, scope, id, by, tier, format),
+        KpiQuery(kpi, grain, from_, to, scope, id, by, tier, format, as_of),
         gzip_ok="gzip" in request.headers.get("accept-encoding", ""),
     )
 
