@@ -38,7 +38,7 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from connectors.hubspot import HubSpotConnector
-from kpi import Target, compute, put_targets
+from kpi import Level, Target, compute, put_targets
 from models import Base, SyncRun
 from service.app import create_app
 from service.db import make_engine
@@ -65,6 +65,7 @@ OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 MONTH_DAYS, WEEK_DAYS, WEEK_ELAPSED = 21, 5, 3
 FIELD_SALES = "Field Sales"  # the simulated portal's field-sales team
 DASH = "\u2014"
+LEVEL_FACTORS: dict[Level, float] = {"minimum": 0.8, "stretch": 1.25}
 
 
 # --- the same formatting as format.js (toFixed rounds half away from zero) ---------------------
@@ -177,6 +178,12 @@ def _seed(engine: Engine, settings: Settings) -> None:
                 factor = 2.0  # … and one team calling too little: a volume cause
             value = round(row.value * factor, 4 if row.value < 1 else 0) or 1
             targets.append(Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, value))
+            # The three levels: a minimum and a stretch around the target (SPEC §11).
+            for level, times in LEVEL_FACTORS.items():
+                other = round(value * times, 4 if row.value < 1 else 0)
+                targets.append(
+                    Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, other, level=level)
+                )
     # A day target and a week target for single reps: they win over the pro-rated month.
     reps = compute(engine, ctx, kpis=["calls"], start=OCTOBER[0], end=OCTOBER[1], scope="rep")
     active = [r.scope_id for r in reps if (r.value or 0) > 0]
