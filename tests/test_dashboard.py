@@ -322,9 +322,11 @@ def screenshots(request: pytest.FixtureRequest) -> Iterator[list[Path]]:
                 print(f"  {path}")
 
 
-def open_page(browser: Browser, served: Served, locale: str = "ja-JP") -> tuple[Page, list[str]]:
+def open_page(
+    browser: Browser, served: Served, locale: str = "ja-JP", width: int = 1440
+) -> tuple[Page, list[str]]:
     """A fresh browser session (its own sessionStorage) on the dashboard, and its JS errors."""
-    context = browser.new_context(locale=locale, viewport={"width": 1440, "height": 1000})
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -780,3 +782,286 @@ def test_team_and_rep_lists_come_from_v1_teams_without_field_sales(
     assert sorted(shown_reps) == sorted(r["id"] for r in team["reps"])
     snap(page, screenshots, served, "09-monthly-team-levels")
     assert errors == []
+
+
+# --- three target levels, and the targets page -------------------------------------------------
+
+
+def _http_errors(errors: list[str]) -> list[str]:
+    """The page's errors less the browser's own log of a refused request (403, 409, 422)."""
+    return [e for e in errors if "Failed to load resource" not in e]
+
+
+def test_three_levels_as_ticks_at_their_positions(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="monthly"]')
+    wait_view(page, "monthly")
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    org = served.rows(scope="org", **month)
+    pace = 19 / MONTH_DAYS  # the running month: business days elapsed ÷ the month's
+    for kpi in ("calls", "meetings_set", "connect_rate"):
+        row = org["org", kpi]
+        levels = row["targets"]
+        assert None not in levels.values() and levels["achievement"] == row["target"]
+        bar = f'table[data-table="month-kpis"] tr[data-kpi="{kpi}"] td[data-field="levels"] svg'
+        got = page.eval_on_selector(
+            bar,
+            """svg => ({scale: Number(svg.dataset.scale), reached: svg.dataset.reached,
+                       fill: Number(svg.querySelector('rect.fill').getAttribute('width')),
+                       ticks: [...svg.querySelectorAll('line.tick')].map(l => [l.dataset.level,
+                               Number(l.getAttribute('x1'))])})""",
+        )
+        scale = max(row["value"], *levels.values())
+        assert got["scale"] == pytest.approx(scale)
+        assert got["fill"] == pytest.approx(row["value"] / scale * 100)
+        expected = [(level, levels[level] / scale * 100) for level in levels]
+        assert [level for level, _ in got["ticks"]] == ["minimum", "achievement", "stretch"]
+        for (level, x), (want, at) in zip(got["ticks"], expected, strict=True):
+            assert level == want and x == pytest.approx(at), (kpi, level)
+        # Coloured by the level reached: counts against their pace in the running month.
+        factor = pace if served.unit(kpi) == "count" else 1
+        reached = "below"
+        for level in ("minimum", "achievement", "stretch"):
+            if row["value"] >= levels[level] * factor:
+                reached = level
+        assert got["reached"] == reached, kpi
+        shown_levels = page.eval_on_selector_all(
+            f'table[data-table="month-kpis"] tr[data-kpi="{kpi}"] .lv',
+            "spans => spans.map(s => [s.dataset.level, Number(s.dataset.value), s.textContent])",
+        )
+        assert shown_levels == [
+            [level, levels[level], shown(levels[level], served.unit(kpi))] for level in levels
+        ]
+    snap(page, screenshots, served, "10-monthly-three-levels")
+
+    # The daily view pro-rates all three levels as it does the target: the month's ÷ 21.
+    page.click('#views a[data-view="daily"]')
+    wait_view(page, "daily")
+    team = served.teams[0]["scope_id"]
+    levels = org["org", "calls"]["targets"]
+    team_levels = served.rows(scope="team", id=team, kpi="calls", **month)[team, "calls"]
+    for scope_id, of in (("org", levels), (team, team_levels["targets"])):
+        ticks = page.eval_on_selector_all(
+            f'table[data-table="daily-day"] tr[data-scope-id="{scope_id}"] '
+            'td[data-kpi="calls"] svg line.tick',
+            "ls => ls.map(l => [l.dataset.level, Number(l.dataset.value)])",
+        )
+        assert ticks == [[level, pytest.approx(value / MONTH_DAYS)] for level, value in of.items()]
+    # The weekly funnel chart carries the minimum and the stretch as ticks beside the target.
+    page.click('#views a[data-view="weekly"]')
+    wait_view(page, "weekly")
+    ticks = page.eval_on_selector_all(
+        'svg.funnel-chart g.bar-row[data-kpi="calls"] line[data-level]',
+        "ls => ls.map(l => l.dataset.level)",
+    )
+    assert sorted(ticks) == ["achievement", "minimum", "stretch"]
+    assert errors == []
+
+
+OVERFLOWING = """() => [...document.querySelectorAll('table.grid')]
+    .filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5
+                 || t.closest('.panel').scrollWidth > t.closest('.panel').clientWidth + 0.5)
+    .map(t => t.dataset.table)"""
+
+
+def test_tables_fit_a_1366_pixel_screen(browser: Browser, served: Served) -> None:
+    """With the bars of three levels in them, no table is wider than a 1366-px screen."""
+    for locale in ("ja-JP", "en-US"):
+        page, errors = open_page(browser, served, locale, width=1366)
+        sign_in(page)
+        wait_view(page, "daily")
+        team = served.teams[0]["scope_id"]
+        for view in ("daily", "weekly", "monthly", "targets"):
+            for scope in ("", f"?scope=team&id={team}"):
+                page.goto(f"{served.url}/#/{view}{scope}")
+                wait_view(page, view, team if scope else "org")
+                assert page.evaluate(OVERFLOWING) == [], (locale, view, scope)
+        assert _http_errors(errors) == []
+        page.context.close()
+
+
+def test_targets_page_is_read_only_without_the_admin_role(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served, "en-US")
+    sign_in(page, READ)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="targets"]')
+    wait_view(page, "targets")
+    assert page.get_attribute("#content > .view", "data-admin") == "false"
+    assert page.is_visible("#read-only")
+    names = page.eval_on_selector_all(
+        "#content button", "bs => bs.map(b => b.getAttribute('name')).filter(Boolean)"
+    )
+    assert names == ["plan"]  # the plan is a read; every write is an admin's
+    for absent in ("preview", "allocate", "save", "push-dry-run", "push-apply"):
+        assert page.locator(f'button[name="{absent}"]').count() == 0
+    assert page.locator('[name^="confirm-"], [name="edit-value"]').count() == 0
+    # The reps' three levels and the history are there to read.
+    assert page.locator('table[data-table="rep-targets"] tbody tr').count() >= 2
+    snap(page, screenshots, served, "11-targets-read-only-en")
+    assert _http_errors(errors) == []
+
+
+def test_targets_page_runs_the_loop_as_admin(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    """Revenue target → plan → allocate (dry run, then drafts) → confirm → revise → push."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    page, errors = open_page(browser, served)
+    sign_in(page, ADMIN)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="targets"]')
+    wait_view(page, "targets")
+    assert page.get_attribute("#content > .view", "data-admin") == "true"
+    team = served.teams[0]["scope_id"]
+    page.select_option('select[name="parent"]', team)
+    page.wait_for_selector(f'table[data-table="rep-targets"] tr.total[data-scope-id="{team}"]')
+    page.wait_for_selector("body[data-state=ready]")
+
+    # 1. The plan (逆算) from a revenue target, as POST /v1/plan answers it.
+    rates = {"meeting_win_rate": 25, "meeting_conversion_rate": 10, "effective_contact_rate": 30}
+    page.select_option('select[name="plan-mode"]', "amount")
+    page.fill('input[name="plan-target"]', "3000000")
+    for key, percent in rates.items():
+        page.fill(f'input[name="{key}"]', str(percent))
+    page.fill('input[name="avg_deal_size"]', "400000")
+    page.click('button[name="plan"]')
+    page.wait_for_selector('table[data-table="plan"]')
+    body = {
+        "won_amount_target": 3_000_000,
+        "avg_deal_size": 400_000,
+        "month": "2026-10",
+        "scope": "team",
+        "id": team,
+        **{key: percent / 100 for key, percent in rates.items()},
+    }
+    plan = httpx.post(served.url + "/v1/plan", json=body, headers=admin).json()
+    assert plan["won_target"] == 8  # 3,000,000 ÷ 400,000 = 7.5 → 8
+    assert page.get_attribute(".plan-facts", "data-won-target") == "8"
+    steps = {s["stage"]: s for s in plan["steps"]}
+    assert steps["meetings_set"]["value"] == 32 and steps["calls"]["value"] == 1067
+    for stage, step in steps.items():
+        for name in ("value", "per_business_day", "per_rep", "per_rep_per_business_day"):
+            got = page.get_attribute(
+                f'table[data-table="plan"] tr[data-stage="{stage}"] td[data-field="{name}"]',
+                "data-value",
+            )
+            assert number(got or "") == step[name], (stage, name)
+
+    # 2. Allocate the plan's meetings over the team's reps by skill: a dry run, then drafts.
+    page.click('button[name="use-meetings_set"]')
+    page.wait_for_function(
+        "document.querySelector('input[name=\"allocate-value\"]').value === '32'"
+    )
+    page.select_option('select[name="allocate-method"]', "skill")
+    page.click('button[name="preview"]')
+    page.wait_for_selector('table[data-table="allocation"][data-dry-run="true"]')
+    split = {
+        "kpi": "meetings_set",
+        "grain": "month",
+        "period_start": "2026-10-01",
+        "scope": "team",
+        "id": team,
+        "value": 32,
+        "method": "skill",
+        "dry_run": True,
+    }
+    expected = httpx.post(served.url + "/v1/targets/allocate", json=split, headers=admin).json()
+    shares = {r["id"]: r["value"] for r in expected["reps"]}
+    assert sum(shares.values()) == 32 and len(shares) >= 2
+    shown_split = page.eval_on_selector_all(
+        'table[data-table="allocation"] tbody tr[data-scope-id]',
+        "trs => trs.map(tr => [tr.dataset.scopeId,"
+        " Number(tr.querySelector('[data-field=value]').dataset.value)])",
+    )
+    assert dict(shown_split) == shares
+    page.click('button[name="allocate"]')
+    page.wait_for_selector('table[data-table="allocation"][data-dry-run="false"]')
+    stored = {
+        t["id"]: t
+        for t in served.get(
+            "/v1/targets", kpi="meetings_set", scope="rep", grain="month", level="achievement"
+        )["data"]
+        if t["id"] in shares
+    }
+    assert {rep: t["value"] for rep, t in stored.items()} == shares
+    assert {t["status"] for t in stored.values()} == {"draft"}
+    rep = sorted(shares)[0]
+    cell_at = (
+        f'table[data-table="rep-targets"] tr[data-scope-id="{rep}"] td[data-level="achievement"]'
+    )
+    assert page.get_attribute(cell_at, "data-status") == "draft"
+    assert number(page.get_attribute(cell_at, "data-value") or "") == shares[rep]
+
+    # 3. Confirm one rep's drafts.
+    page.click(f'button[name="confirm-{rep}"]')
+    page.wait_for_selector(f'{cell_at}[data-status="confirmed"]')
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.locator(f'button[name="confirm-{rep}"]').count() == 0
+
+    # 4. Change the confirmed value without a reason: the API's 422, shown as it says it.
+    new_value = int(shares[rep]) + 1
+    page.select_option('select[name="edit-rep"]', rep)
+    page.select_option('select[name="edit-level"]', "achievement")
+    page.fill('input[name="edit-value"]', str(new_value))
+    page.click('button[name="save"]')
+    page.wait_for_selector('#targets-message[data-status="422"]')
+    change = {
+        "kpi": "meetings_set",
+        "grain": "month",
+        "period_start": "2026-10-01",
+        "scope": "rep",
+        "id": rep,
+        "level": "achievement",
+        "value": new_value,
+    }
+    refused = httpx.put(served.url + "/v1/targets", json=[change], headers=admin)
+    assert refused.status_code == 422
+    message = refused.json()["detail"]
+    message = message if isinstance(message, str) else "; ".join(d["msg"] for d in message)
+    assert message in page.inner_text("#targets-message")
+    assert number(page.get_attribute(cell_at, "data-value") or "") == shares[rep]  # unchanged
+
+    # … and with a reason: stored, and the revision in the history (who, old → new, reason).
+    reason = "a bigger list from marketing <b>not markup</b>"
+    page.fill('input[name="edit-value"]', str(new_value))
+    page.fill('input[name="edit-reason"]', reason)
+    page.click('button[name="save"]')
+    page.wait_for_selector(f'{cell_at}[data-value="{new_value}"]')
+    page.wait_for_selector("body[data-state=ready]")
+    history = served.get("/v1/targets/history", kpi="meetings_set", scope="rep", id=rep)["data"]
+    latest = history[0]
+    assert (latest["old_value"], latest["new_value"], latest["reason"]) == (
+        shares[rep],
+        new_value,
+        reason,
+    )
+    row = page.locator(
+        f'table[data-table="history"] tr[data-scope-id="{rep}"][data-kpi="meetings_set"]'
+    ).first
+    assert number(row.get_attribute("data-old") or "") == shares[rep]
+    assert number(row.get_attribute("data-new") or "") == new_value
+    assert row.locator("td.reason").inner_text() == reason  # text, not markup
+    assert row.locator("td.who").inner_text() == latest["who"] and "dash-admin" not in latest["who"]
+    assert row.locator("td.change").inner_text() == f"{shares[rep]:.0f} → {new_value:.0f}"
+    snap(page, screenshots, served, "12-targets-admin-ja")
+
+    # 5. Push: this server has no CRM to write back to, so the API's 409 is what is shown.
+    page.click('button[name="push-dry-run"]')
+    page.wait_for_selector('#targets-message[data-status="409"]')
+    conflict = httpx.post(served.url + "/v1/targets/push", headers=admin)
+    assert conflict.status_code == 409
+    assert conflict.json()["detail"]["message"] in page.inner_text("#targets-message")
+    assert page.locator('button[name="push-apply"]').count() == 0
+
+    page.click('#lang button[data-lang="en"]')
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    wait_view(page, "targets")
+    assert "Revision history" in page.inner_text("#content")
+    snap(page, screenshots, served, "13-targets-admin-en")
+    assert _http_errors(errors) == []

@@ -536,7 +536,7 @@ function dailyTable(name, period, entities, rows, cal) {
       ),
     );
   }
-  return h('table', { class: 'grid', dataset: { table: name } }, h('thead', {}, head), body);
+  return h('table', { class: 'grid members', dataset: { table: name } }, h('thead', {}, head), body);
 }
 
 async function renderDaily(main) {
@@ -717,7 +717,7 @@ async function renderWeekly(main) {
       };
     }),
     title: t().funnelHeading,
-    labels: { actual: t().actual, target: t().target },
+    labels: { actual: t().actual, target: t().lv_achievement, minimum: t().lv_minimum, stretch: t().lv_stretch },
     className: 'funnel-chart',
   });
 
@@ -771,7 +771,7 @@ async function renderWeekly(main) {
         h('td', { class: 'cause', dataset: { cause: memberFunnel.cause || '' } }, memberFunnel.cause ? t()[`cause_${memberFunnel.cause}`] : '\u2014'),
       );
     });
-    content.push(section(t().memberFunnel, h('table', { class: 'grid', dataset: { table: 'week-members' } }, h('thead', {}, head), h('tbody', {}, body))));
+    content.push(section(t().memberFunnel, h('table', { class: 'grid members', dataset: { table: 'week-members' } }, h('thead', {}, head), h('tbody', {}, body))));
   }
   main.replaceChildren(...content);
 }
@@ -906,7 +906,7 @@ function memberTable(name, scope, ids, rows, landing, keys, pace = 1) {
       })(),
     ),
   );
-  return h('table', { class: 'grid', dataset: { table: name } }, h('thead', {}, head), h('tbody', {}, body));
+  return h('table', { class: 'grid members', dataset: { table: name } }, h('thead', {}, head), h('tbody', {}, body));
 }
 
 async function renderMonthly(main) {
@@ -1018,10 +1018,12 @@ async function renderMonthly(main) {
 // What the targets page keeps between its renders (form values, the last answers).
 const TARGET_KPIS = ['won_count', 'won_amount', 'meetings_set', 'effective_contacts', 'calls', 'deals_created', 'connect_rate', 'meeting_conversion_rate'];
 const METHODS = ['equal', 'history', 'skill'];
+const PLAN_RATES = ['meeting_win_rate', 'meeting_conversion_rate', 'effective_contact_rate'];
 const ui = {
   parent: 'org',
   mode: 'amount',
   revenue: '',
+  rates: { meeting_win_rate: '', meeting_conversion_rate: '', effective_contact_rate: '', avg_deal_size: '' },
   plan: null,
   kpi: 'meetings_set',
   level: 'achievement',
@@ -1117,6 +1119,9 @@ function planSection(month) {
     const body = { month, scope: parentParams().scope, id: ui.parent === 'org' ? null : ui.parent };
     if (ui.mode === 'amount') body.won_amount_target = value;
     else body.won_target = value;
+    // Rates are entered as percentages; empty ones are the trailing three months'.
+    for (const key of PLAN_RATES) if (ui.rates[key] !== '') body[key] = Number(ui.rates[key]) / 100;
+    if (ui.mode === 'amount' && ui.rates.avg_deal_size !== '') body.avg_deal_size = Number(ui.rates.avg_deal_size);
     await attempt(
       () => api.send('POST', '/v1/plan', null, body),
       (answer) => {
@@ -1126,7 +1131,15 @@ function planSection(month) {
     );
   };
   const form = h('div', { class: 'form-row' }, modeSelect, input, button('plan', t().planRun, run, { primary: true }));
-  const children = [h('p', { class: 'note', text: t().planNote }), form];
+  const rates = h(
+    'div',
+    { class: 'form-row rates' },
+    PLAN_RATES.map((key) =>
+      h('label', {}, `${kpiName(key)} (%) `, bind(h('input', { type: 'number', name: key, min: 0, max: 100, step: 'any', value: ui.rates[key], placeholder: t().source_derived }), ui.rates, key)),
+    ),
+    h('label', {}, `${t().avgDealSize} `, bind(h('input', { type: 'number', name: 'avg_deal_size', min: 0, step: 'any', value: ui.rates.avg_deal_size, placeholder: t().source_derived }), ui.rates, 'avg_deal_size')),
+  );
+  const children = [h('p', { class: 'note', text: t().planNote }), form, rates];
   const plan = ui.plan;
   if (plan && plan.month === F.firstOfMonth(month)) {
     const head = [t().stage, t().planMonth, t().perDay, t().perRep, t().perRepDay, t().rate].map((label) => h('th', { text: label }));
@@ -1232,7 +1245,7 @@ function allocateSection(month) {
             h(
               'tr',
               { dataset: { scopeId: rep.id } },
-              h('th', { scope: 'row' }, rep.name, h('span', { class: 'level', dataset: { level: rep.level }, text: t()[`level_${rep.level}`] })),
+              h('th', { scope: 'row', text: rep.name }),
               h('td', { text: t()[`level_${rep.level}`] }),
               h('td', { text: rep.weight === null ? '\u2014' : F.fixed(rep.weight, 2) }),
               h('td', { text: F.formatShare(rep.share) }),

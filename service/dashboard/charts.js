@@ -194,6 +194,15 @@ export function targetBars({ rows, title, labels, className }) {
     s('line', { x1: x + 5, x2: x + 5, y1: legendY - 11, y2: legendY + 1, class: 'target-tick' }),
     s('text', { x: x + 14, y: legendY, class: 'legend' }, labels.target),
   );
+  x += 30 + textWidth(labels.target);
+  for (const level of ['minimum', 'stretch']) {
+    if (!labels[level] || !rows.some((row) => row.levels && row.levels[level] !== null && row.levels[level] !== undefined)) continue;
+    svg.append(
+      s('line', { x1: x + 5, x2: x + 5, y1: legendY - 11, y2: legendY + 1, class: `level-tick tick-${level}` }),
+      s('text', { x: x + 14, y: legendY, class: 'legend' }, labels[level]),
+    );
+    x += 30 + textWidth(labels[level]);
+  }
   return svg;
 }
 
