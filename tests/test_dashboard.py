@@ -45,7 +45,7 @@ from service.db import make_engine
 from service.routers.dashboard import ASSETS, DASHBOARD_DIR
 from service.settings import Settings, kpi_context
 from service.sync.run import run_sync
-from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from tests.support.db import ENGINES, postgres_engine
 
@@ -133,8 +133,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _seed(engine: Engine, settings: Settings) -> None:
-    """Sync the simulated portal, enter October's targets, and record a stale Salesforce sync."""
+def _seed(engine: Engine, settings: Settings) -> RunningPortal:
+    """Sync the simulated portal, enter October's targets, and record a stale Salesforce sync.
+
+    The portal stays up (the caller stops it): write-back pushes the targets back to it.
+    """
     hub = HubSpotPortal(PORTAL_TOKEN)
     hub.load(
         # Activity on the weekdays before ``end`` (exclusive), 9:00–19:00 Tokyo time.
@@ -147,8 +150,9 @@ def _seed(engine: Engine, settings: Settings) -> None:
         connector = HubSpotConnector(PORTAL_TOKEN, host=running.url, sleep=lambda _: None)
         report = run_sync(engine, connector, trigger="test", full=True, kpi=kpi_context(settings))
         assert report.status == "ok", report.error
-    finally:
+    except BaseException:
         running.stop()
+        raise
 
     ctx = kpi_context(settings)
     keys = [
@@ -207,6 +211,7 @@ def _seed(engine: Engine, settings: Settings) -> None:
                 error=None,
             )
         )
+    return running
 
 
 def _empty(engine: Engine) -> None:
@@ -235,10 +240,20 @@ def served(
         now=NOW,
         field_sales_teams=[FIELD_SALES],
     )
+    portal: RunningPortal | None = None
     try:
-        _seed(engine, settings)
+        portal = _seed(engine, settings)
+        # Write-back goes to the simulated portal the store was synced from.
+        settings = settings.model_copy(
+            update={
+                "hubspot_access_token": SecretStr(PORTAL_TOKEN),
+                "hubspot_base_url": portal.url,
+            }
+        )
         yield from _serve(engine, settings, str(request.param))
     finally:
+        if portal is not None:
+            portal.stop()
         if request.param == "postgresql":
             _empty(engine)
         engine.dispose()
@@ -1051,17 +1066,40 @@ def test_targets_page_runs_the_loop_as_admin(
     assert row.locator("td.change").inner_text() == f"{shares[rep]:.0f} → {new_value:.0f}"
     snap(page, screenshots, served, "12-targets-admin-ja")
 
-    # 5. Push: this server has no CRM to write back to, so the API's 409 is what is shown.
+    # 5. Push to the simulated portal: the dry run's plan of field changes, then apply it.
+    page.select_option('select[name="push-level"]', "achievement")
     page.click('button[name="push-dry-run"]')
-    page.wait_for_selector('#targets-message[data-status="409"]')
-    conflict = httpx.post(served.url + "/v1/targets/push", headers=admin)
-    assert conflict.status_code == 409
-    assert conflict.json()["detail"]["message"] in page.inner_text("#targets-message")
-    assert page.locator('button[name="push-apply"]').count() == 0
+    page.wait_for_selector('table[data-table="push"][data-dry-run="true"]')
+    planned = httpx.post(served.url + "/v1/targets/push", headers=admin)
+    assert planned.status_code == 200, planned.text
+    (plan_out,) = planned.json()["data"]
+    assert plan_out["dry_run"] and plan_out["status"] == "planned" and plan_out["rows"]
+    shown_rows = page.eval_on_selector_all(
+        'table[data-table="push"] tbody tr',
+        "trs => trs.map(tr => [tr.dataset.rep, tr.dataset.kpi, tr.dataset.action,"
+        " Number(tr.querySelector('[data-value]').dataset.value)])",
+    )
+    assert sorted(shown_rows) == sorted(
+        [r["rep_id"], r["kpi"], r["action"], r["new_value"]] for r in plan_out["rows"]
+    )
+    # The rep confirmed and revised above goes out at its new value.
+    assert [rep, "meetings_set", "write", new_value] in shown_rows
+    summary = page.locator(".push-summary")
+    assert summary.get_attribute("data-status") == "planned"
+    page.click('button[name="push-apply"]')
+    page.wait_for_selector('table[data-table="push"][data-dry-run="false"]')
+    applied = summary.get_attribute("data-status")
+    assert applied == "ok", page.inner_text("#content")
+    assert number(summary.get_attribute("data-written") or "") == len(
+        [r for r in plan_out["rows"] if r["action"] == "write"]
+    )
+    again = httpx.post(served.url + "/v1/targets/push", headers=admin).json()["data"][0]
+    assert again["planned"] == 0  # written: nothing left to change
+    snap(page, screenshots, served, "13-targets-push-ja")
 
     page.click('#lang button[data-lang="en"]')
     page.wait_for_function("document.documentElement.lang === 'en'")
     wait_view(page, "targets")
     assert "Revision history" in page.inner_text("#content")
-    snap(page, screenshots, served, "13-targets-admin-en")
+    snap(page, screenshots, served, "14-targets-admin-en")
     assert _http_errors(errors) == []
