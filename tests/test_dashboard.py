@@ -970,9 +970,8 @@ def test_targets_page_runs_the_loop_as_admin(
 
     # 2. Allocate the plan's meetings over the team's reps by skill: a dry run, then drafts.
     page.click('button[name="use-meetings_set"]')
-    page.wait_for_function(
-        "document.querySelector('input[name=\"allocate-value\"]').value === '32'"
-    )
+    # (A selector, not a function: the page's CSP forbids the eval a polled function needs.)
+    page.wait_for_selector('input[name="allocate-value"][value="32"]')
     page.select_option('select[name="allocate-method"]', "skill")
     page.click('button[name="preview"]')
     page.wait_for_selector('table[data-table="allocation"][data-dry-run="true"]')
