@@ -916,8 +916,22 @@ def test_targets_page_is_read_only_without_the_admin_role(
     for absent in ("preview", "allocate", "save", "push-dry-run", "push-apply"):
         assert page.locator(f'button[name="{absent}"]').count() == 0
     assert page.locator('[name^="confirm-"], [name="edit-value"]').count() == 0
-    # The reps' three levels and the history are there to read.
-    assert page.locator('table[data-table="rep-targets"] tbody tr').count() >= 2
+    # The reps' three levels (of the KPI chosen) and the history are there to read.
+    page.select_option('select[name="targets-kpi"]', "calls")
+    page.wait_for_selector('table[data-table="rep-targets"][data-kpi="calls"]')
+    page.wait_for_selector("body[data-state=ready]")
+    stored = served.get("/v1/targets", kpi="calls", grain="month", scope="rep")["data"]
+    levels = {(t["id"], t["level"]): (t["value"], t["status"]) for t in stored}
+    shown_levels = page.eval_on_selector_all(
+        'table[data-table="rep-targets"] tbody tr[data-scope="rep"] td[data-level]',
+        "tds => tds.map(td => [td.closest('tr').dataset.scopeId, td.dataset.level,"
+        " Number(td.dataset.value), td.dataset.status])",
+    )
+    assert {(rep, level): (value, status) for rep, level, value, status in shown_levels} == {
+        key: value for key, value in levels.items() if key[0] in served.reps
+    }
+    assert len(shown_levels) == 3 * len(served.reps)
+    assert "Revision history" in page.inner_text("#content")
     snap(page, screenshots, served, "11-targets-read-only-en")
     assert _http_errors(errors) == []
 

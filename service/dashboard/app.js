@@ -1105,6 +1105,13 @@ function button(name, label, onclick, extra = {}) {
   return h('button', { type: 'button', class: `action ${extra.primary ? 'primary' : ''}`, name, onclick, disabled: extra.disabled }, label);
 }
 
+/** A numbered step of the loop (the numbers follow the steps shown: a reader sees fewer). */
+function step(title, ...children) {
+  const node = section(title, ...children);
+  node.classList.add('step');
+  return node;
+}
+
 function statusBadge(status) {
   return h('span', { class: `tstatus tstatus-${status}`, dataset: { status }, text: t()[`tstatus_${status}`] });
 }
@@ -1135,9 +1142,9 @@ function planSection(month) {
     'div',
     { class: 'form-row rates' },
     PLAN_RATES.map((key) =>
-      h('label', {}, `${kpiName(key)} (%) `, bind(h('input', { type: 'number', name: key, min: 0, max: 100, step: 'any', value: ui.rates[key], placeholder: t().source_derived }), ui.rates, key)),
+      h('label', {}, `${kpiName(key)} (%) `, bind(h('input', { type: 'number', name: key, min: 0, max: 100, step: 'any', value: ui.rates[key], placeholder: t().auto }), ui.rates, key)),
     ),
-    h('label', {}, `${t().avgDealSize} `, bind(h('input', { type: 'number', name: 'avg_deal_size', min: 0, step: 'any', value: ui.rates.avg_deal_size, placeholder: t().source_derived }), ui.rates, 'avg_deal_size')),
+    h('label', {}, `${t().avgDealSize} `, bind(h('input', { type: 'number', name: 'avg_deal_size', min: 0, step: 'any', value: ui.rates.avg_deal_size, placeholder: t().auto }), ui.rates, 'avg_deal_size')),
   );
   const children = [h('p', { class: 'note', text: t().planNote }), form, rates];
   const plan = ui.plan;
@@ -1183,7 +1190,7 @@ function planSection(month) {
       ),
     );
   }
-  return section(t().planHeading, ...children);
+  return step(t().planHeading, ...children);
 }
 
 function allocateSection(month) {
@@ -1260,7 +1267,7 @@ function allocateSection(month) {
       h('p', { class: 'note', text: `${preview.dry_run ? t().dryRunNote : t().writtenNote(preview.written, t()[`tstatus_${preview.status}`])} \u00b7 ${t().parentValue} ${fmt(preview.kpi, preview.value)} (${t()[`vsource_${preview.value_source}`]})` }),
     );
   }
-  return section(t().allocateHeading, ...children);
+  return step(t().allocateHeading, ...children);
 }
 
 function repTargetsSection(month, stored, admin) {
@@ -1302,7 +1309,13 @@ function repTargetsSection(month, stored, admin) {
       admin ? h('td', {}, confirmRow(row.scope, row.id)) : null,
     ),
   );
+  const kpiSelect = select('targets-kpi', ui.kpi, TARGET_KPIS.map((key) => [key, kpiName(key)]), (value) => {
+    ui.kpi = value;
+    ui.preview = null;
+    render();
+  });
   const children = [
+    h('div', { class: 'form-row' }, h('label', {}, `${t().kpi} `, kpiSelect)),
     h('p', { class: 'note', text: t().repTargetsNote(kpiName(ui.kpi)) }),
     h('table', { class: 'grid compact', dataset: { table: 'rep-targets', kpi: ui.kpi } }, h('thead', {}, head), h('tbody', {}, body)),
   ];
@@ -1345,7 +1358,7 @@ function repTargetsSection(month, stored, admin) {
       h('p', { class: 'note', text: t().reasonNote }),
     );
   }
-  return section(t().repTargetsHeading(month), ...children);
+  return step(t().repTargetsHeading(month), ...children);
 }
 
 function pushSection(month) {
@@ -1399,7 +1412,7 @@ function pushSection(month) {
       );
     }
   }
-  return section(t().pushHeading, ...children);
+  return step(t().pushHeading, ...children);
 }
 
 function historySection(history) {
