@@ -851,6 +851,12 @@ def test_three_levels_as_ticks_at_their_positions(
         assert shown_levels == [
             [level, levels[level], shown(levels[level], served.unit(kpi))] for level in levels
         ]
+    # The landing forecast's bars carry the month's minimum and stretch beside the target.
+    ticks = page.eval_on_selector_all(
+        'svg.forecast-chart g.bar-row[data-kpi="won_amount"] line[data-level]',
+        "ls => ls.map(l => l.dataset.level)",
+    )
+    assert sorted(ticks) == ["achievement", "minimum", "stretch"]
     snap(page, screenshots, served, "10-monthly-three-levels")
 
     # The daily view pro-rates all three levels as it does the target: the month's ÷ 21.

@@ -813,7 +813,7 @@ function kpiRow(key, row, extra = {}) {
   );
 }
 
-function forecastSection(forecast, target) {
+function forecastSection(forecast, target, kpiRows = new Map()) {
   if (!forecast) return section(t().forecastHeading('\u2014'), h('p', { class: 'note', text: t().noForecast }));
   const rows = forecast.data
     .filter((row) => row.scope_id === target)
@@ -860,11 +860,13 @@ function forecastSection(forecast, target) {
         actual: row.actual,
         projected: pipeline !== null ? pipeline : runRate,
         target: row.target,
+        // The landing against the month's three levels (the KPI row's targets).
+        levels: row.target === null ? null : levelsOf(kpiRows.get(`${target}|${row.kpi}`)),
         text: `${fmt(row.kpi, row.forecast)} / ${fmt(row.kpi, row.target)}`,
       };
     }),
     title: t().forecastHeading(forecast.meta.as_of),
-    labels: { actual: t().actual, projected: `${t().runRate} / ${t().pipeline}`, target: t().target },
+    labels: { actual: t().actual, projected: `${t().runRate} / ${t().pipeline}`, target: t().lv_achievement, minimum: t().lv_minimum, stretch: t().lv_stretch },
     className: 'forecast-chart',
   });
   const first = rows[0];
@@ -1000,7 +1002,7 @@ async function renderMonthly(main) {
     h('h1', { class: 'view-title', text: t().monthlyHeading(month) }),
     h('div', { class: 'period-row' }, periodControls('month', month, `${first} \u2013 ${last}`, (n) => F.addMonths(month, n)), phaseSelect),
     section(`${t().focusHeading} \u2014 ${t()[`phase_${state.phase}`]}`, cards),
-    forecastSection(forecast, me),
+    forecastSection(forecast, me, rows),
     section(t().allKpisHeading, allTable),
   ];
   if (kids && kids.scope === 'team') {

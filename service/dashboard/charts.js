@@ -195,11 +195,18 @@ export function targetBars({ rows, title, labels, className }) {
     s('text', { x: x + 14, y: legendY, class: 'legend' }, labels.target),
   );
   x += 30 + textWidth(labels.target);
+  let y = legendY;
   for (const level of ['minimum', 'stretch']) {
     if (!labels[level] || !rows.some((row) => row.levels && row.levels[level] !== null && row.levels[level] !== undefined)) continue;
+    if (x + 14 + textWidth(labels[level]) > width) {
+      // Past the right edge: the levels' legend goes on a line of its own.
+      y += 18;
+      x = labelW;
+      svg.setAttribute('viewBox', `0 0 ${width} ${height + 18}`);
+    }
     svg.append(
-      s('line', { x1: x + 5, x2: x + 5, y1: legendY - 11, y2: legendY + 1, class: `level-tick tick-${level}` }),
-      s('text', { x: x + 14, y: legendY, class: 'legend' }, labels[level]),
+      s('line', { x1: x + 5, x2: x + 5, y1: y - 11, y2: y + 1, class: `level-tick tick-${level}` }),
+      s('text', { x: x + 14, y, class: 'legend' }, labels[level]),
     );
     x += 30 + textWidth(labels[level]);
   }
