@@ -187,6 +187,9 @@ def allocate(
 ) -> Allocation:
     """Split a team or org target (stored at ``level``, or ``value``) over its IS reps.
 
+    The reps of ``ctx``'s field-sales teams are left out (and those of
+    ``field_sales_team_ids``, for a caller without them in its context).
+
     Writes the rep targets (drafts; confirmed with ``confirm``) all or nothing unless
     ``dry_run``. Raises KpiRequestError naming the parameter at fault (``reason`` when
     a confirmed rep target would change without one).

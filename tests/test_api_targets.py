@@ -113,6 +113,7 @@ def settings() -> Settings:
         read_tokens=[SecretStr(READ)],
         admin_tokens=[SecretStr(ADMIN)],
         now=NOW,
+        field_sales_teams=["Field"],
     )
 
 
@@ -120,7 +121,7 @@ def settings() -> Settings:
 def client(engine: Engine) -> Iterator[TestClient]:
     put(engine, HISTORY)
     app = create_app(settings(), engine)
-    app.state.kpi = FS_CTX  # ISKPI_FIELD_SALES_TEAMS=Field
+    assert app.state.kpi == FS_CTX  # ISKPI_FIELD_SALES_TEAMS=Field
     with TestClient(app) as test_client:
         yield test_client
 
