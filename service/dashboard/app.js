@@ -2,7 +2,7 @@
 // the weekly bottleneck review, and the monthly landing and factor analysis, each drilling
 // down org → team → rep. Every number comes from the public REST API (/v1/...).
 
-import { Api, AuthError, forgetToken, getToken, setToken } from './api.js';
+import { Api, ApiError, AuthError, forgetToken, getToken, setToken } from './api.js';
 import { LEVELS, levelBar, levelReached, targetBars, trendChart } from './charts.js';
 import * as F from './format.js';
 import { SOURCES, STRINGS, initialLanguage, rememberLanguage } from './i18n.js';
@@ -1038,7 +1038,7 @@ const ui = {
   message: null, // {tone: 'ok'|'error', text, status}
 };
 
-/** Whether the token may write (an admin): a harmless dry-run allocation answers 200, else 403. */
+/** Whether the token may write (an admin): a harmless dry-run allocation is refused 403 for a reader. */
 async function isAdmin(month) {
   if (ctx.admin !== undefined) return ctx.admin;
   try {
@@ -1054,7 +1054,8 @@ async function isAdmin(month) {
     ctx.admin = true;
   } catch (error) {
     if (error instanceof AuthError) throw error;
-    ctx.admin = false;
+    // Only the role refuses with 403; any other refusal (an org without reps, …) is an admin's.
+    ctx.admin = !(error instanceof ApiError && error.status === 403);
   }
   return ctx.admin;
 }
