@@ -872,6 +872,11 @@ def test_three_levels_as_ticks_at_their_positions(
             "ls => ls.map(l => [l.dataset.level, Number(l.dataset.value)])",
         )
         assert ticks == [[level, pytest.approx(value / MONTH_DAYS)] for level, value in of.items()]
+    # The daily trend draws the day's three levels as lines (the org's: the month's ÷ 21).
+    lines = page.eval_on_selector_all(
+        "svg.trend-chart line[data-level]", "ls => ls.map(l => l.dataset.level)"
+    )
+    assert sorted(lines) == ["achievement", "minimum", "stretch"]
     # The weekly funnel chart carries the minimum and the stretch as ticks beside the target.
     page.click('#views a[data-view="weekly"]')
     wait_view(page, "weekly")

@@ -575,6 +575,7 @@ async function renderDaily(main) {
 
   const selfKey = `${selfId()}|calls`;
   const callTarget = countTargets(rows.day.get(selfKey), rows.week.get(selfKey), rows.month.get(selfKey), cal).day;
+  const callLevels = countLevels(rows.day.get(selfKey), rows.week.get(selfKey), rows.month.get(selfKey), cal, 'day');
   const byDay = new Map();
   for (const row of trend) {
     if (!byDay.has(row.period_start)) byDay.set(row.period_start, { day: row.period_start, calls: 0, rate: null });
@@ -593,8 +594,9 @@ async function renderDaily(main) {
       trendChart({
         points,
         target: callTarget,
+        levels: callLevels,
         title: t().trendHeading,
-        labels: { calls: kpiName('calls'), rate: kpiName('connect_rate'), target: t().proRated },
+        labels: { calls: kpiName('calls'), rate: kpiName('connect_rate'), target: t().proRated, minimum: t().lv_minimum, stretch: t().lv_stretch },
         formatRate: (v) => `${Math.round(v * 100)}%`,
       }),
     ),
@@ -1060,6 +1062,7 @@ async function isAdmin(month) {
   return ctx.admin;
 }
 
+/** The page's message: the API's text of a refusal, or a function of the language (re-rendered in it). */
 function say(tone, text, status = null) {
   ui.message = { tone, text, status };
 }
@@ -1224,7 +1227,7 @@ function allocateSection(month) {
         }),
       (answer) => {
         ui.preview = answer;
-        say('ok', dryRun ? t().previewDone : t().allocated(answer.written));
+        say('ok', () => dryRun ? t().previewDone : t().allocated(answer.written));
       },
     );
   const children = [
@@ -1296,7 +1299,7 @@ function repTargetsSection(month, stored, admin) {
             null,
             drafts.map((target) => ({ kpi: target.kpi, grain: 'month', period_start: first, scope: target.scope, id: target.id, level: target.level, value: target.value, status: 'confirmed' })),
           ),
-        () => say('ok', t().confirmed(nameOf(scope, id))),
+        () => say('ok', () => t().confirmed(nameOf(scope, id))),
       ),
     );
   };
@@ -1341,7 +1344,7 @@ function repTargetsSection(month, stored, admin) {
             { kpi: ui.kpi, grain: 'month', period_start: first, scope: row.scope, id: row.id, level: edit.level, value: edit.value === '' ? null : Number(edit.value), reason: edit.reason || null },
           ]),
         () => {
-          say('ok', t().saved(nameOf(row.scope, row.id)));
+          say('ok', () => t().saved(nameOf(row.scope, row.id)));
           edit.value = '';
           edit.reason = '';
         },
@@ -1374,7 +1377,7 @@ function pushSection(month) {
       () => api.send('POST', '/v1/targets/push', { dry_run: String(dryRun), level: ui.pushLevel }, {}),
       (answer) => {
         ui.push = { ...answer, dryRun, level: ui.pushLevel };
-        say('ok', dryRun ? t().pushPlanned : t().pushApplied);
+        say('ok', () => dryRun ? t().pushPlanned : t().pushApplied);
       },
     );
   const children = [
@@ -1466,7 +1469,7 @@ async function renderTargets(main) {
   if (!admin) content.push(h('p', { class: 'note warn', id: 'read-only', text: t().readOnly }));
   if (ui.message) {
     content.push(
-      h('p', { class: `message ${ui.message.tone}`, id: 'targets-message', role: ui.message.tone === 'error' ? 'alert' : 'status', dataset: { status: raw(ui.message.status) }, text: ui.message.text }),
+      h('p', { class: `message ${ui.message.tone}`, id: 'targets-message', role: ui.message.tone === 'error' ? 'alert' : 'status', dataset: { status: raw(ui.message.status) }, text: typeof ui.message.text === 'function' ? ui.message.text() : ui.message.text }),
     );
   }
   content.push(planSection(month));

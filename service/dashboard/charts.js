@@ -45,7 +45,7 @@ function frame(width, height, label) {
  * Calls per day as bars and the connect rate as a line (right axis).
  * points: [{day, calls, rate}]; target: calls per business day or null.
  */
-export function trendChart({ points, target, labels, formatRate, title }) {
+export function trendChart({ points, target, levels = {}, labels, formatRate, title }) {
   const width = 760;
   const height = 240;
   const pad = { left: 48, right: 52, top: 16, bottom: 38 };
@@ -53,7 +53,8 @@ export function trendChart({ points, target, labels, formatRate, title }) {
   const innerH = height - pad.top - pad.bottom;
   const svg = frame(width, height, title);
   svg.classList.add('trend-chart');
-  const maxCalls = niceMax(Math.max(target || 0, ...points.map((p) => p.calls || 0)));
+  const others = ['minimum', 'stretch'].filter((level) => levels[level] !== null && levels[level] !== undefined);
+  const maxCalls = niceMax(Math.max(target || 0, ...others.map((level) => levels[level]), ...points.map((p) => p.calls || 0)));
   const rates = points.map((p) => p.rate).filter((r) => r !== null && r !== undefined);
   // Quarters of 10, 15, 20 or 25 points.
   const maxRate = Math.min(1, Math.ceil(Math.max(0.4, ...rates) / 0.2) * 0.2);
@@ -99,7 +100,12 @@ export function trendChart({ points, target, labels, formatRate, title }) {
   });
   if (target) {
     svg.append(
-      s('line', { x1: pad.left, x2: width - pad.right, y1: y(target), y2: y(target), class: 'target-line' }),
+      s('line', { x1: pad.left, x2: width - pad.right, y1: y(target), y2: y(target), class: 'target-line', 'data-level': 'achievement' }),
+    );
+  }
+  for (const level of others) {
+    svg.append(
+      s('line', { x1: pad.left, x2: width - pad.right, y1: y(levels[level]), y2: y(levels[level]), class: `level-line tick-${level}`, 'data-level': level }),
     );
   }
   const path = [];
@@ -117,11 +123,20 @@ export function trendChart({ points, target, labels, formatRate, title }) {
     s('line', { x1: pad.left + 150, x2: pad.left + 170, y1: legendY - 4, y2: legendY - 4, class: 'line-rate' }),
     s('text', { x: pad.left + 176, y: legendY, class: 'legend' }, labels.rate),
   );
+  let x = pad.left + 330;
   if (target) {
     svg.append(
-      s('line', { x1: pad.left + 330, x2: pad.left + 350, y1: legendY - 4, y2: legendY - 4, class: 'target-line' }),
-      s('text', { x: pad.left + 356, y: legendY, class: 'legend' }, labels.target),
+      s('line', { x1: x, x2: x + 20, y1: legendY - 4, y2: legendY - 4, class: 'target-line' }),
+      s('text', { x: x + 26, y: legendY, class: 'legend' }, labels.target),
     );
+    x += 40 + textWidth(labels.target);
+  }
+  for (const level of others) {
+    svg.append(
+      s('line', { x1: x, x2: x + 20, y1: legendY - 4, y2: legendY - 4, class: `level-line tick-${level}` }),
+      s('text', { x: x + 26, y: legendY, class: 'legend' }, labels[level]),
+    );
+    x += 40 + textWidth(labels[level]);
   }
   return svg;
 }
