@@ -2,7 +2,8 @@
 
 The demo's team is Japanese: it runs in Asia/Tokyo with JP holidays unless ISKPI_TIMEZONE
 or ISKPI_HOLIDAYS say otherwise. It syncs three months of history by default (``--months``
-for more), stores suggested month targets for the reps when there are none, and points
+for more), stores this month's suggested targets at all three levels (org, teams, reps) when there
+are none, and points
 write-back at the simulated CRM, so `iskpi targets push` (dry run and apply) works against it.
 """
 
@@ -20,7 +21,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from connectors.base import SourceConnector
-    from kpi import KpiContext
+    from kpi import KpiContext, Level, Scope
 
 # Tokens of the demo's API when none are configured; never used outside `iskpi demo`.
 DEMO_READ_TOKEN = "demo-read"
@@ -28,25 +29,60 @@ DEMO_ADMIN_TOKEN = "demo-admin"
 DEMO_HUBSPOT_TOKEN = "demo-token"
 DEMO_TIMEZONE = "Asia/Tokyo"
 DEMO_HOLIDAYS = "JP"
-# The KPIs the default mapping writes back (SPEC §9).
-WRITEBACK_KPIS = ("calls", "meetings_set", "won_amount")
+# The KPIs the demo enters targets for, at all three levels, so every view shows progress.
+DEMO_TARGET_KPIS = (
+    "calls",
+    "effective_contacts",
+    "meetings_set",
+    "deals_created",
+    "won_count",
+    "won_amount",
+    "connect_rate",
+    "effective_contact_rate",
+    "meeting_conversion_rate",
+)
+DEMO_TARGET_SCOPES: tuple[Scope, ...] = ("org", "team", "rep")
+DEMO_WHO = "demo"
 
 
 def seed_targets(engine: Engine, ctx: KpiContext) -> int:
-    """Suggested rep targets for this month's write-back KPIs, unless the month has some."""
+    """This month's suggested targets at all three levels, confirmed, unless it has some.
+
+    For the main KPIs of the org, each team and each rep: the suggestion's minimum,
+    achievement and stretch (0.9×, 1.0×, 1.1× of the trailing three months' pace), stored
+    as confirmed targets by "demo", so a new user sees progress against all three at once.
+    """
     from kpi import Target, list_targets, put_targets, suggest_targets
     from kpi.periods import period_start
 
     month = period_start(ctx.today(), "month")
-    if list_targets(engine, grain="month", scope="rep", start=month, end=month):
+    if list_targets(engine, grain="month", start=month, end=month, level=None):
         return 0
-    targets = [
-        Target(kpi, "month", month, "rep", s.scope_id, float(round(s.achievement)))
-        for kpi in WRITEBACK_KPIS
-        for s in suggest_targets(engine, ctx, kpi=kpi, scope="rep")
-        if s.achievement is not None
-    ]
-    return put_targets(engine, targets)
+    targets: list[Target] = []
+    for scope in DEMO_TARGET_SCOPES:
+        for kpi in DEMO_TARGET_KPIS:
+            for s in suggest_targets(engine, ctx, kpi=kpi, scope=scope):
+                levels: tuple[tuple[Level, float | None], ...] = (
+                    ("minimum", s.minimum),
+                    ("achievement", s.achievement),
+                    ("stretch", s.stretch),
+                )
+                targets += [
+                    Target(
+                        kpi,
+                        "month",
+                        month,
+                        scope,
+                        s.scope_id,
+                        value,
+                        level=level,
+                        status="confirmed",
+                        reason="suggested by the demo",
+                    )
+                    for level, value in levels
+                    if value is not None and value > 0
+                ]
+    return put_targets(engine, targets, ctx, who=DEMO_WHO)
 
 
 def demo_command(
@@ -142,7 +178,9 @@ def demo_command(
             raise typer.Exit(1)
         seeded = seed_targets(engine, ctx)
         if seeded:
-            console.print(f"stored {seeded} suggested rep targets for this month's write-back")
+            console.print(
+                f"stored {seeded} suggested targets for this month (minimum, target, stretch)"
+            )
         if serve_:
             env = [f"ISKPI_DATABASE_URL={database}", f"ISKPI_TIMEZONE={settings.timezone}"]
             if settings.holidays:
