@@ -1,4 +1,4 @@
-"""Field and value mappings from CRM payloads to normalized records (SPEC §4), as data.
+"""Field and value mappings from CRM payloads to normalized records (docs/sync.md), as data.
 
 A mapping has one part per source (``hubspot``, ``salesforce``), each with:
 
@@ -11,13 +11,13 @@ A mapping has one part per source (``hubspot``, ``salesforce``), each with:
     per record kind: normalized reference field → the object type it is associated with
     (HubSpot only; Salesforce references are plain fields such as ``WhoId``).
 ``writeback``
-    where KPI targets are written back (SPEC §9): per grain (``month``), KPI key → the
+    where KPI targets are written back (docs/writeback.md): per grain (``month``), KPI key → the
     destination ``"Object.Field"`` (or a list of them; ``""`` writes nothing), plus options.
 ``values``
     named value maps (CRM value → normalized value; looked up case-insensitively) and
     value sets (CRM values with one meaning, e.g. the email statuses that are not "sent").
 
-The defaults below are SPEC §4. ``ISKPI_MAPPING_FILE`` names a TOML file merged over them
+The defaults below are docs/sync.md. ``ISKPI_MAPPING_FILE`` names a TOML file merged over them
 by :func:`load_mapping`; any field name or value map can be overridden:
 
 .. code-block:: toml
@@ -339,7 +339,7 @@ HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "call_lists": (),
 }
 
-# Write-back (SPEC §9): the rep's user record. HubSpot: the users object (0-115) behind the
+# Write-back (docs/writeback.md): the rep's user record. HubSpot: the users object (0-115) behind the
 # owner's userId, properties created in the group below when missing.
 HUBSPOT_WRITEBACK: dict[str, dict[str, tuple[str, ...]]] = {
     "month": {
@@ -553,7 +553,7 @@ VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
 
 
 def default_mapping() -> Mapping:
-    """The SPEC §4 defaults (a fresh copy: callers may not share mutable state)."""
+    """The docs/sync.md defaults (a fresh copy: callers may not share mutable state)."""
 
     def copy_nested(table: dict[str, dict[str, T]]) -> dict[str, dict[str, T]]:
         return {key: dict(inner) for key, inner in table.items()}

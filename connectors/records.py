@@ -1,4 +1,4 @@
-"""Normalized records: what every connector produces, whatever the CRM (SPEC §4).
+"""Normalized records: what every connector produces, whatever the CRM (docs/sync.md).
 
 Connectors map CRM payloads to these frozen dataclasses; the store upserts them
 keyed on (source, crm_id). Foreign references (rep, contact, deal) are CRM ids

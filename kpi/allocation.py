@@ -1,4 +1,4 @@
-"""Top-down allocation (SPEC §11 POST /v1/targets/allocate): a team or org target split over its IS reps.
+"""Top-down allocation (docs/targets.md POST /v1/targets/allocate): a team or org target split over its IS reps.
 
 Counts and sums are split so the rep targets add up exactly to the parent: each
 rep's exact quota (parent × weight ÷ Σ weights, in exact fractions) is floored to

@@ -107,7 +107,7 @@ DEAL_BYS = frozenset({"deal_type"})
 # Breakdowns a per-rep-per-business-day band still means something for.
 PER_DAY_BAND_BYS = frozenset({None, "rep", "team", "weekday"})
 
-# SPEC §4: a call is reached (着電) when it rang through to someone or something.
+# docs/sync.md: a call is reached (着電) when it rang through to someone or something.
 REACHED_OUTCOMES = ("connected", "no_answer", "voicemail", "live_message", "wrong_number")
 BANT_FIELDS = ("bant_budget", "bant_authority", "bant_need", "bant_timing")
 
@@ -307,7 +307,7 @@ class RowEnv:
 
     buckets: TimeBuckets
     effective_ms: int
-    # Follow-ups: completed by the end of the local due day (SPEC §10: 23:59:59.999 local).
+    # Follow-ups: completed by the end of the local due day (docs/kpi-catalog.md: 23:59:59.999 local).
     on_time: Callable[[FromClause], ColumnElement[bool]]
     lead: FromClause | None = None
 
@@ -343,7 +343,7 @@ def _not_deleted(t: FromClause) -> ColumnElement[bool]:
 
 
 def _calls_where(t: FromClause) -> list[ColumnElement[bool]]:
-    # A call with no direction is not outbound (SPEC §10).
+    # A call with no direction is not outbound (docs/kpi-catalog.md).
     return [_not_deleted(t), t.c.direction == "outbound"]
 
 
@@ -818,7 +818,7 @@ def not_field_sales(
 
 
 def inside_sales_only(ctx: KpiContext, scope: str, table: FromClause) -> list[ColumnElement[bool]]:
-    """Filters keeping a listing of reps (or teams) to inside sales (SPEC §5)."""
+    """Filters keeping a listing of reps (or teams) to inside sales (docs/kpi-catalog.md)."""
     if scope == "rep":
         return not_field_sales(ctx, table.c.source, table.c.crm_id)
     teams = field_sales_teams(ctx)
@@ -854,7 +854,7 @@ def first_touches(
     lead_filter: list[ColumnElement[bool]],
     touch_filter: Callable[[FromClause], list[ColumnElement[bool]]] = lambda t: [],
 ) -> Select[Any]:
-    """Per lead: its first touch at or after its creation (SPEC §10 lead_response_minutes)."""
+    """Per lead: its first touch at or after its creation (docs/kpi-catalog.md lead_response_minutes)."""
     touch = _touches(touch_filter)
     on = and_(
         touch.c.source == leads.c.source,
@@ -1621,7 +1621,7 @@ def compile_rows(
         if band.per_rep_day:
             if req.by not in PER_DAY_BAND_BYS:
                 continue
-            # Per rep per business day, scaled by business days × reps in scope (SPEC §5, §10).
+            # Per rep per business day, scaled by business days × reps in scope (docs/kpi-catalog.md).
             scale = w.c.business_days * w.c.active_reps
             plan["band_columns"] = (
                 add(literal(band.low, Float) * scale, f"{key}__band_low", Float),

@@ -1,4 +1,4 @@
-"""compute(): dense KPI rows (SPEC §7, §10) with targets, achievement and band status.
+"""compute(): dense KPI rows (docs/api.md, docs/kpi-catalog.md) with targets, achievement and band status.
 
 Also the costs CAC divides (targets live in kpi/targets.py). Everything here
 runs on a Connection or an Engine the caller owns; nothing here commits
@@ -61,7 +61,7 @@ class RowBand(NamedTuple):
 
 
 class RowTargets(NamedTuple):
-    """A row's targets at the three levels (SPEC §11); None where unset."""
+    """A row's targets at the three levels (docs/targets.md); None where unset."""
 
     minimum: float | None
     achievement: float | None
@@ -72,7 +72,7 @@ NO_TARGETS = RowTargets(None, None, None)
 
 
 class KpiRow(NamedTuple):
-    """One KPI value: the SPEC §7 row (a named tuple: a year of daily rows is 584,000 of them)."""
+    """One KPI value: the docs/api.md row (a named tuple: a year of daily rows is 584,000 of them)."""
 
     kpi: str
     tier: str
@@ -158,7 +158,7 @@ def scope_members(
 ) -> list[tuple[str, str]]:
     """(scope id, name) of every known, non-deleted rep or team (the org for org).
 
-    With ``ctx``, a listing leaves out field-sales reps and teams (SPEC §5); a rep or
+    With ``ctx``, a listing leaves out field-sales reps and teams (docs/kpi-catalog.md); a rep or
     team asked for by its id is found whatever its kind. ``leavers``: a rep asked for by
     its id is found after it left (deactivated or deleted) too.
     """
@@ -286,7 +286,7 @@ def compute(
 ) -> list[KpiRow]:
     """KPI rows for every period overlapping [start, end] (each row covers its whole period).
 
-    Dense per SPEC §10: one row per KPI × period × scope id × breakdown value present
+    Dense per docs/kpi-catalog.md: one row per KPI × period × scope id × breakdown value present
     in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts every
     record at the end of that local day, by its own timestamp (a deal closed before it
     but created after it is cut too; call-list members count touches before it only),

@@ -1,4 +1,4 @@
-"""Planning (逆算), funnel diagnosis and target suggestions (SPEC §6, §10).
+"""Planning (逆算), funnel diagnosis and target suggestions (docs/targets.md, docs/kpi-catalog.md).
 
 Every figure over activity rows comes from ``compute`` (SQL); Python only chains
 the few per-stage numbers:
@@ -147,7 +147,7 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class Plan:
-    """SPEC §6 plan (逆算): from a won target to the meetings, contacts and calls it needs."""
+    """docs/targets.md plan (逆算): from a won target to the meetings, contacts and calls it needs."""
 
     month: date
     as_of: date
@@ -214,7 +214,7 @@ class FunnelStage:
 
 @dataclass(frozen=True)
 class Funnel:
-    """SPEC §6 funnel diagnosis of a month for one scope id."""
+    """docs/targets.md funnel diagnosis of a month for one scope id."""
 
     month: date
     scope: str
@@ -266,7 +266,7 @@ class SuggestionMonth:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """SPEC §6, §10 target suggestion for one KPI, scope id and target period, by pace.
+    """docs/targets.md, docs/kpi-catalog.md target suggestion for one KPI, scope id and target period, by pace.
 
     Counts and sums: Σ of the included months ÷ Σ of their business days × the target
     period's business days, each level rounded to a whole number (whole currency units).
@@ -320,7 +320,7 @@ class Suggestion:
 
 
 def round_up(value: float) -> int:
-    """SPEC §10: rounded to 6 decimal places, then up (so float noise never adds one)."""
+    """docs/kpi-catalog.md: rounded to 6 decimal places, then up (so float noise never adds one)."""
     return math.ceil(round(value, 6))
 
 

@@ -1,4 +1,4 @@
-"""Reps as targets see them (SPEC §5, §11): skill levels from tenure, first activity, IS reps in scope.
+"""Reps as targets see them (docs/kpi-catalog.md, docs/targets.md): skill levels from tenure, first activity, IS reps in scope.
 
 A rep's tenure starts at the earlier of its first activity in the store (a call,
 an email or a meeting booked) and the CRM's created date of the user. Under 6
@@ -181,7 +181,7 @@ def rep_levels(
 
 
 def set_rep_level(bind: Connection | Engine, rep_id: str, level: SkillLevel | None) -> None:
-    """Override a rep's skill level (SPEC §7 PUT /v1/reps/{id}); None goes back to tenure."""
+    """Override a rep's skill level (docs/api.md PUT /v1/reps/{id}); None goes back to tenure."""
     if level is not None and level not in SKILL_LEVELS:
         raise KpiRequestError(
             "level", f"unknown level {level!r}; one of {', '.join(SKILL_LEVELS)}, or null"
@@ -210,7 +210,7 @@ def is_reps(
 ) -> list[tuple[str, str]]:
     """(rep id, name) of the active, non-deleted inside-sales reps of the org or a team.
 
-    The reps of ``ctx``'s field-sales teams (SPEC §5) are left out, and so are those of
+    The reps of ``ctx``'s field-sales teams (docs/kpi-catalog.md) are left out, and so are those of
     ``field_sales_team_ids`` (<source>:<crm id> of teams), for callers without a context.
     """
     reps = table_of(Rep)

@@ -1,4 +1,4 @@
-"""Targets (SPEC §7 /v1/targets, §11): three levels, draft and confirmed, and their revisions.
+"""Targets (docs/api.md /v1/targets, §11): three levels, draft and confirmed, and their revisions.
 
 A target is ``(kpi, grain, period_start, scope, id, level)`` → value. Its status is
 ``draft`` (a proposal: the seed's bottom-up step) or ``confirmed`` (agreed). Every
@@ -40,7 +40,7 @@ TargetKey = tuple[str, str, date, str, str, str]  # kpi, grain, period_start, sc
 
 @dataclass(frozen=True)
 class Target:
-    """A KPI target (SPEC §7 /v1/targets: kpi, grain, period_start, scope, id, level, value).
+    """A KPI target (docs/api.md /v1/targets: kpi, grain, period_start, scope, id, level, value).
 
     As input to ``put_targets``: ``value`` None deletes the target; ``status`` None keeps
     the stored status (a new target is a draft); ``reason`` explains a change.
@@ -90,7 +90,7 @@ class StoredTarget(Target):
 
 @dataclass(frozen=True)
 class Revision:
-    """One recorded change of a target (SPEC §11): old and new value and status, why, who, when."""
+    """One recorded change of a target (docs/targets.md): old and new value and status, why, who, when."""
 
     id: int
     kpi: str
@@ -448,7 +448,7 @@ def list_revisions(
     level: Level | None = None,
     limit: int | None = 1000,
 ) -> list[Revision]:
-    """Revisions matching the filters, newest first (SPEC §11 GET /v1/targets/history)."""
+    """Revisions matching the filters, newest first (docs/targets.md GET /v1/targets/history)."""
     table = table_of(KpiTargetRevision)
     where = _filters(
         table,

@@ -1,4 +1,4 @@
-"""Bearer-token access: read tokens read, admin tokens read and write (SPEC §7).
+"""Bearer-token access: read tokens read, admin tokens read and write (docs/api.md).
 
 A caller is named for audit records by the token's role and 1-based position in
 its list plus an HMAC-SHA256 of the token keyed with the server's audit secret

@@ -1,4 +1,4 @@
-"""The REST API (SPEC §7) through HTTP, on SQLite and PostgreSQL.
+"""The REST API (docs/api.md) through HTTP, on SQLite and PostgreSQL.
 
 The store is the KPI engine's hand-worked October 2026 fixture (tests/support/kpi_records.py:
 Asia/Tokyo, JP holidays, 21 business days). Values below are worked out from it:
@@ -436,7 +436,7 @@ def test_day_grain_year_answers_in_one_request(client: TestClient) -> None:
     assert date.fromisoformat(body["data"][-1]["period_start"]) == date(2026, 12, 31)
 
 
-# --- plan, funnel, suggestion (SPEC §6; stores of tests/support/planning.py) --------------------
+# --- plan, funnel, suggestion (docs/targets.md; stores of tests/support/planning.py) --------------------
 
 
 def planning_client(engine: Engine, records: list[Any], now: datetime) -> TestClient:
@@ -493,7 +493,7 @@ def test_funnel_reproduces_the_seed_example(engine: Engine) -> None:
 def test_suggestion_is_the_trailing_mean_times_the_factors(engine: Engine) -> None:
     client = planning_client(engine, HISTORY, PLANNING_NOW)
     [org] = get(client, "/v1/targets/suggest", kpi="effective_contact_rate")["data"]
-    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (SPEC §10).
+    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (docs/api.md).
     assert [m["value"] for m in org["months"]] == [0.5, 0.375, None]
     assert (org["minimum"], org["achievement"], org["stretch"]) == (0.36, 0.4, 0.44)
     assert_422(client.get("/v1/targets/suggest", params={"kpi": "nope"}, headers=auth()), "kpi")

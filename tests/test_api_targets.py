@@ -1,4 +1,4 @@
-"""Targets through the API and the CLI (SPEC §3, §6, §7, §11), on SQLite and PostgreSQL.
+"""Targets through the API and the CLI (docs/cli.md, docs/targets.md, docs/api.md), on SQLite and PostgreSQL.
 
 Levels, status and reasons round-trip through GET and PUT /v1/targets, revisions through
 GET /v1/targets/history; POST /v1/targets/allocate splits a parent target (sums, ties,

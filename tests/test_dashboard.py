@@ -182,7 +182,7 @@ def _seed(engine: Engine, settings: Settings) -> RunningPortal:
                 factor = 2.0  # … and one team calling too little: a volume cause
             value = round(row.value * factor, 4 if row.value < 1 else 0) or 1
             targets.append(Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, value))
-            # The three levels: a minimum and a stretch around the target (SPEC §11).
+            # The three levels: a minimum and a stretch around the target (docs/targets.md).
             for level, times in LEVEL_FACTORS.items():
                 other = round(value * times, 4 if row.value < 1 else 0)
                 targets.append(

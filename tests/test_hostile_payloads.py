@@ -8,10 +8,10 @@ properties, and ids repeated on a page. The fakes serve them through their fault
 repeats a record's JSON on its page). After the sync (which must end ``ok``):
 
 - every hostile record is either in quarantine with a reason naming the field, or stored as the
-  SPEC says (a date outside the month, an unknown disposition as outcome ``unknown``);
+  docs say (a date outside the month, an unknown disposition as outcome ``unknown``);
 - the KPIs of rep A, from the rollups and from the raw rows, equal those of the clean records
   alone, worked out by hand below; rep B holds the calls with values the mapping does not know,
-  counted as the SPEC says (a call, not reached).
+  counted as docs/sync.md says (a call, not reached).
 """
 
 from __future__ import annotations
@@ -190,7 +190,7 @@ class HubSpotMonth:
             },
             associations={"contacts": [self.lead], "deals": [deal]},
         )
-        # Rep B: values the mapping does not know (stored as the SPEC says).
+        # Rep B: values the mapping does not know (stored as docs/sync.md says).
         self.b_unknown = self.call(at(7), "OUTBOUND", "zzz-not-a-disposition", "0", owner=self.b)
         self.hub.update("calls", self.b_unknown, {"hs_call_status": "TELEPORTED"})
         self.b_sideways = self.call(at(7, 11), "SIDEWAYS", CONNECTED, "90000", owner=self.b)

@@ -1,4 +1,4 @@
-"""Every KPI of SPEC §5 on a small store, against values worked out by hand.
+"""Every KPI of docs/kpi-catalog.md on a small store, against values worked out by hand.
 
 Each test runs on SQLite and PostgreSQL (the ``engine`` fixture) and, where the
 daily rollups could answer, both from the raw rows and from the rollups.

@@ -1,4 +1,4 @@
-"""Plan (逆算), funnel diagnosis and target suggestions (SPEC §6, §10) against hand-worked numbers.
+"""Plan (逆算), funnel diagnosis and target suggestions (docs/targets.md, docs/kpi-catalog.md) against hand-worked numbers.
 
 Each test runs on SQLite and PostgreSQL (the ``engine`` fixture). "Now" is 15 Oct
 2026 12:00 JST, so the trailing three complete months are July–September 2026.
@@ -520,7 +520,7 @@ def test_funnel_without_targets(seed_month: Engine) -> None:
 # --- target suggestion --------------------------------------------------------------------------
 
 
-# SPEC §6, §10 changed from the months' mean to the pace: counts Σ ÷ Σ business days × the
+# docs/targets.md, docs/kpi-catalog.md changed from the months' mean to the pace: counts Σ ÷ Σ business days × the
 # target month's business days, rates pooled. Business days (JP): July 22, August 20
 # (Mountain Day, Tue 11 Aug), September 19, October 21, November 19 (Culture Day, Labour
 # Thanksgiving), June 22.

@@ -1,4 +1,4 @@
-"""Writing targets back into CRM fields (SPEC §9, §10), on SQLite and PostgreSQL.
+"""Writing targets back into CRM fields (docs/writeback.md), on SQLite and PostgreSQL.
 
 The real clients (hubspot-api-client over HTTP, simple-salesforce over HTTPS with a test CA)
 push to the simulated CRMs, which validate writes as the real APIs do and log every write

@@ -1,4 +1,4 @@
-"""The HubSpot HTTP client: the token, pacing, rate limits and error classification (SPEC §8).
+"""The HubSpot HTTP client: the token, pacing, rate limits and error classification (docs/sync.md).
 
 Every request of the source and the writer goes through :meth:`HubSpotClient.request`, one
 generated-client call at a time. Search requests are paced to ``searches_per_second`` (5,

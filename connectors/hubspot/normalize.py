@@ -1,4 +1,4 @@
-"""HubSpot JSON → normalized records (SPEC §4): pure functions, no I/O.
+"""HubSpot JSON → normalized records (docs/sync.md): pure functions, no I/O.
 
 HubSpot sends every property value as a string; the parsers here turn them into aware UTC
 datetimes, numbers and flags, and a value that cannot be one rejects its record
@@ -213,7 +213,7 @@ class _Props:
 
 def _direction(value: str | None, mapping: SourceMapping, outbound_set: str) -> Direction | None:
     if value is None:
-        return None  # no direction is not outbound (SPEC §10)
+        return None  # no direction is not outbound (docs/sync.md)
     return "outbound" if mapping.contains(outbound_set, value) else "inbound"
 
 

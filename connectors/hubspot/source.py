@@ -1,4 +1,4 @@
-"""The HubSpot source: CRM v3 objects to pages of normalized records (SPEC §4, §8).
+"""The HubSpot source: CRM v3 objects to pages of normalized records (docs/sync.md).
 
 Streams, in sync order: ``owners`` (→ Rep and Team: teams come from the owners'
 ``teams``, the primary one is the rep's team), ``contacts`` (→ Lead), ``calls``,

@@ -1,4 +1,4 @@
-"""The Salesforce HTTP client: auth, the quota guard and error classification (SPEC §2, §8).
+"""The Salesforce HTTP client: auth, the quota guard and error classification (docs/configuration.md, docs/sync.md).
 
 Every request of the source and the writer goes through :meth:`SalesforceClient.call`, one
 simple-salesforce call at a time, over a requests session whose every request has a timeout.

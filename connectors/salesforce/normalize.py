@@ -1,4 +1,4 @@
-"""Salesforce records → normalized records (SPEC §4): pure functions, no I/O.
+"""Salesforce records → normalized records (docs/sync.md): pure functions, no I/O.
 
 Values come as REST JSON or as Bulk API CSV strings (:func:`typed_row` gives the latter the
 former's types); a value that cannot be parsed rejects its record (RecordRejected) with the
@@ -300,7 +300,7 @@ def map_lead(payload: dict[str, Any], mapping: SourceMapping, tz: tzinfo) -> Lea
 
 def _direction(value: str | None, mapping: SourceMapping) -> Direction | None:
     if value is None:
-        return None  # no direction is not outbound (SPEC §10)
+        return None  # no direction is not outbound (docs/sync.md)
     return "outbound" if mapping.contains("call_outbound", value) else "inbound"
 
 

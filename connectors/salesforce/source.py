@@ -1,4 +1,4 @@
-"""The Salesforce source: SObjects to pages of normalized records (SPEC §4, §8).
+"""The Salesforce source: SObjects to pages of normalized records (docs/sync.md).
 
 Streams, in sync order: ``roles`` (UserRole → Team), ``users`` (User → Rep; only the
 ``user_types`` of the mapping, Standard by default), ``leads`` (Lead), ``calls`` (Task with

@@ -1,4 +1,4 @@
-"""The `iskpi` command line (SPEC §3), one module per command group.
+"""The `iskpi` command line (docs/cli.md), one module per command group.
 
 - sync.py: `sync`, `serve`, `migrate`;
 - demo.py: `demo`;

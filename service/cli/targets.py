@@ -1,4 +1,4 @@
-"""`iskpi targets push` and `iskpi targets allocate` (SPEC §3, §9, §11).
+"""`iskpi targets push` and `iskpi targets allocate` (docs/cli.md, docs/writeback.md, docs/targets.md).
 
 - ``push``: the plan of field changes for the month's rep targets; ``--apply`` writes them.
 - ``allocate``: split a team or org target over its inside-sales reps; ``--apply`` writes

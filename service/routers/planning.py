@@ -1,4 +1,4 @@
-"""The manager's month (SPEC §6): landing forecast, plan (逆算), funnel diagnosis."""
+"""The manager's month (docs/targets.md): landing forecast, plan (逆算), funnel diagnosis."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Write-back of targets (SPEC §7, §9): POST /v1/targets/push, GET /v1/targets/pushes.
+"""Write-back of targets (docs/api.md, docs/writeback.md): POST /v1/targets/push, GET /v1/targets/pushes.
 
 Errors of a push the CRM stopped: **409** when the CRM is not set up for it (a destination
 field or property missing and not creatable, a scope or field permission missing, another

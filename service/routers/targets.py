@@ -1,4 +1,4 @@
-"""Targets (SPEC §7, §11): levels, status, revisions, allocation, skill levels, suggestions.
+"""Targets (docs/api.md, docs/targets.md): levels, status, revisions, allocation, skill levels, suggestions.
 
 GET, PUT /v1/targets; GET /v1/targets/history; POST /v1/targets/allocate; PUT /v1/reps/{id};
 GET /v1/targets/suggest; and the costs CAC divides (GET, PUT /v1/costs). Writes are admin
@@ -57,7 +57,7 @@ PeriodStartField = Field(
 
 
 class TargetIn(BaseModel):
-    """A target of one KPI, period, scope id and level (SPEC §7, §11); value null deletes it."""
+    """A target of one KPI, period, scope id and level (docs/api.md, docs/targets.md); value null deletes it."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -252,7 +252,7 @@ def get_target_history(
 
 
 class AllocateIn(BaseModel):
-    """A team or org target to split over its inside-sales reps (SPEC §11)."""
+    """A team or org target to split over its inside-sales reps (docs/targets.md)."""
 
     model_config = ConfigDict(
         extra="forbid",

@@ -44,7 +44,7 @@ def _token_key(settings: Settings) -> str:
 
 
 def hubspot_client(settings: Settings) -> HubSpotClient:
-    """The HubSpot client of SPEC §2: the private-app token and the base URL."""
+    """The HubSpot client of docs/configuration.md: the private-app token and the base URL."""
     if settings.hubspot_access_token is None:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     return HubSpotClient(
@@ -81,7 +81,7 @@ def _store_refresh_token(engine: Engine | None, key: str, token: str) -> None:
 
 
 def salesforce_client(settings: Settings, engine: Engine | None = None) -> SalesforceClient:
-    """The Salesforce client of SPEC §2: a session id, an OAuth connected app, or both.
+    """The Salesforce client of docs/configuration.md: a session id, an OAuth connected app, or both.
 
     With ``engine``, a refresh token the connected app rotated is read from and kept in the
     store, so every process uses the latest one.

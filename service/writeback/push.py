@@ -1,4 +1,4 @@
-"""Write targets back into CRM fields (SPEC §9, §10): plan, dry run, batched push, audit.
+"""Write targets back into CRM fields (docs/writeback.md): plan, dry run, batched push, audit.
 
 A push, per source:
 

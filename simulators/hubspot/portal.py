@@ -186,7 +186,7 @@ class HubSpotPortal(PortalStore):
         # Search allows 5 requests a second per portal; a real client must pace or back off.
         self.enforce_search_rate_limit = enforce_search_rate_limit
         self.search_requests_per_second = 5
-        # Private apps on Professional/Enterprise: 190 requests per 10 s (SPEC §8). Off by
+        # Private apps on Professional/Enterprise: 190 requests per 10 s (docs/sync.md). Off by
         # default, since honouring it makes a million-record first sync take minutes.
         self.enforce_burst_limit = enforce_burst_limit
         self.burst_limit = 190

@@ -1,4 +1,4 @@
-"""A seeded inside-sales team in HubSpot's own property names (SPEC §4), for the demo portal.
+"""A seeded inside-sales team in HubSpot's own property names (docs/sync.md), for the demo portal.
 
 Owners sit in inside-sales teams plus one field-sales team; contacts (leads) arrive
 every business day and are worked by calls and emails within minutes; effective calls
@@ -35,7 +35,7 @@ DAY = 24 * HOUR
 # Business hours 9:00–19:00 Asia/Tokyo are 00:00–10:00 UTC of the same date.
 WORKDAY = 10 * HOUR
 
-# HubSpot's default call dispositions (SPEC §4).
+# HubSpot's default call dispositions (docs/sync.md).
 CALL_DISPOSITIONS: dict[str, str] = {
     "connected": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
     "no_answer": "73a0d17f-1163-4015-bdd5-ec830791da20",

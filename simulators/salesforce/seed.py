@@ -1,4 +1,4 @@
-"""A seeded inside-sales team in Salesforce's own objects and fields (SPEC §4), for the demo org.
+"""A seeded inside-sales team in Salesforce's own objects and fields (docs/sync.md), for the demo org.
 
 The team, its leads and its activity come from the HubSpot generator (simulators/hubspot/seed.py)
 with the same seed, so every distribution — volumes, connect and conversion rates, talk time,
@@ -632,7 +632,7 @@ class _Translator:
                 {
                     "Subject": cols["hs_task_subject"][i],
                     "TaskSubtype": "Task",
-                    # A follow-up is never Type Call: that would make it a call (SPEC §10).
+                    # A follow-up is never Type Call: that would make it a call (docs/sync.md).
                     "Type": "Email" if cols["hs_task_type"][i] == "EMAIL" else "Other",
                     "Status": status,
                     "Priority": "Normal",
