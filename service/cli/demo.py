@@ -1,7 +1,8 @@
 """`iskpi demo`: simulated CRMs, synced through the real connectors over HTTP, then served.
 
 The demo's team is Japanese: it runs in Asia/Tokyo with JP holidays unless ISKPI_TIMEZONE
-or ISKPI_HOLIDAYS say otherwise. It syncs three months of history by default (``--months``
+or ISKPI_HOLIDAYS say otherwise, and its "Field Sales" team is field sales unless
+ISKPI_FIELD_SALES_TEAMS says otherwise. It syncs three months of history by default (``--months``
 for more), stores this month's suggested targets at all three levels (org, teams, reps) when there
 are none, and points
 write-back at the simulated CRM, so `iskpi targets push` (dry run and apply) works against it.
@@ -29,6 +30,7 @@ DEMO_ADMIN_TOKEN = "demo-admin"
 DEMO_HUBSPOT_TOKEN = "demo-token"
 DEMO_TIMEZONE = "Asia/Tokyo"
 DEMO_HOLIDAYS = "JP"
+DEMO_FIELD_SALES_TEAMS = ["Field Sales"]  # the seeded team that receives the deals
 # The KPIs the demo enters targets for, at all three levels, so every view shows progress.
 DEMO_TARGET_KPIS = (
     "calls",
@@ -117,6 +119,8 @@ def demo_command(
         update["timezone"] = DEMO_TIMEZONE
     if "holidays" not in settings.model_fields_set:
         update["holidays"] = DEMO_HOLIDAYS
+    if "field_sales_teams" not in settings.model_fields_set:
+        update["field_sales_teams"] = DEMO_FIELD_SALES_TEAMS
     settings = settings.model_copy(update=update)
     portal_running: RunningPortal | None = None
     salesforce: SalesforceDemo | None = None
