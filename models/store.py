@@ -4,25 +4,30 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Connection,
     Float,
     Integer,
     Numeric,
     String,
     Table,
+    bindparam,
     delete,
     func,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from models.base import UTCDateTime
 from models.crm import CrmRecord
@@ -127,6 +132,106 @@ def unfit(model: type[CrmRecord], row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    # What UTCDateTime and SQLite's DATETIME make of a value, in one C-level call: naive UTC
+    # text with microseconds always present, so stored values compare as SQLAlchemy binds them.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store only takes aware timestamps")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _aware_timestamp(value: datetime | None) -> datetime | None:
+    # psycopg sends an aware datetime as timestamptz as it is; only a naive one is refused.
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store only takes aware timestamps")
+    return value
+
+
+Convert = Callable[[Any], Any]
+
+
+def _converter(column: Any, dialect: Any) -> Convert | None:
+    """How one column's value is handed to the driver, or None when the driver takes it as is."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return _sqlite_timestamp if dialect.name == "sqlite" else _aware_timestamp
+    if isinstance(kind, (Boolean, String, Float)):
+        return None  # both drivers bind str, bool and float natively
+    process: Convert | None = kind.dialect_impl(dialect).bind_processor(dialect)
+    return process
+
+
+@dataclass(frozen=True)
+class _UpsertPlan:
+    """A page upsert of one table and column list, compiled once for the driver."""
+
+    columns: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...]  # Python-side defaults of columns rows leave out
+    converts: tuple[tuple[int, Convert], ...]  # (position, converter) of columns that need one
+    head: str  # INSERT INTO t (…) VALUES
+    row: str  # one row's placeholders
+    tail: str  # ON CONFLICT … DO UPDATE SET …
+    rows_per_statement: int
+    sql: dict[int, str] = field(default_factory=dict, compare=False)  # by rows a statement
+
+
+_PLANS: dict[tuple[str, str | None, str, tuple[str, ...]], _UpsertPlan] = {}
+# PostgreSQL takes at most 65,535 parameters a statement; SQLite runs one prepared row at a time.
+PG_MAX_PARAMETERS = 65_535
+PG_MAX_ROWS = 1_000
+
+
+def _upsert_plan(
+    conn: Connection, table: Table, key: Sequence[str], given: Sequence[str]
+) -> _UpsertPlan:
+    dialect = conn.dialect
+    cache_key = (dialect.name, table.schema, table.name, tuple(given))
+    plan = _PLANS.get(cache_key)
+    if plan is not None:
+        return plan
+    defaults = tuple(
+        (c.name, c.default.arg)
+        for c in table.columns
+        if c.name not in given and isinstance(c.default, ScalarElementColumnDefault)
+    )
+    columns = (*given, *(name for name, _ in defaults))
+    quote = dialect.identifier_preparer.quote
+    marker = "?" if dialect.name == "sqlite" else "%s"
+    converts = tuple(
+        (i, convert)
+        for i, name in enumerate(columns)
+        if (convert := _converter(table.c[name], dialect)) is not None
+    )
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in key)
+    plan = _UpsertPlan(
+        columns=columns,
+        defaults=defaults,
+        converts=converts,
+        head=(
+            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+            f"({', '.join(quote(c) for c in columns)}) VALUES "
+        ),
+        row="(" + ", ".join([marker] * len(columns)) + ")",
+        tail=f" ON CONFLICT ({', '.join(quote(c) for c in key)}) DO UPDATE SET {updates}",
+        rows_per_statement=(
+            1 if dialect.name == "sqlite" else min(PG_MAX_ROWS, PG_MAX_PARAMETERS // len(columns))
+        ),
+    )
+    _PLANS[cache_key] = plan
+    return plan
+
+
+def _statement(plan: _UpsertPlan, rows: int) -> str:
+    sql = plan.sql.get(rows)
+    if sql is None:
+        sql = plan.sql[rows] = plan.head + ", ".join([plan.row] * rows) + plan.tail
+    return sql
+
+
 def upsert_records(
     conn: Connection, model: type[CrmRecord], rows: Sequence[Mapping[str, Any]], synced_at: datetime
 ) -> int:
@@ -136,17 +241,31 @@ def upsert_records(
     key = model.upsert_key
     unique = _last_per_key(rows, key)
     table = table_of(model)
-    values = [{**row, "synced_at": synced_at} for row in unique]
-    stmt = upsert(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: stmt.excluded[name] for name in values[0] if name not in key},
-    )
-    # One statement for the page, executed with the page's rows as its parameter sets:
-    # the compiled statement is cached, where a multi-row VALUES would be compiled anew
-    # for every page (which costs more than the database's work). psycopg pipelines
-    # the parameter sets to PostgreSQL in one round trip.
-    conn.execute(stmt, values)
+    given = [name for name in unique[0] if name != "synced_at"]
+    plan = _upsert_plan(conn, table, key, [*given, "synced_at"])
+    # Values go to the driver as they are, but for the few columns it cannot take so
+    # (timestamps on SQLite, decimals): SQLAlchemy's per-value bind processing cost more
+    # than the database's work. The SQL is built once per table and column list.
+    extra = tuple(value for _, value in plan.defaults)
+    pick = itemgetter(*given)
+    values: list[list[Any]] = []
+    for row in unique:
+        picked = pick(row)
+        value = [*(picked if len(given) > 1 else (picked,)), synced_at, *extra]
+        for i, convert in plan.converts:
+            value[i] = convert(value[i])
+        values.append(value)
+    driver_sql = conn.exec_driver_sql
+    if plan.rows_per_statement == 1:
+        # SQLite: one prepared statement stepped through the page's rows.
+        driver_sql(_statement(plan, 1), [tuple(v) for v in values])
+        return len(unique)
+    # PostgreSQL: one multi-row INSERT … ON CONFLICT per page (psycopg prepares it once a
+    # page size repeats), not a round of per-row statements.
+    step = plan.rows_per_statement
+    for start in range(0, len(values), step):
+        chunk = values[start : start + step]
+        driver_sql(_statement(plan, len(chunk)), tuple(v for value in chunk for v in value))
     return len(unique)
 
 
@@ -233,6 +352,16 @@ def release_from_quarantine(
         )
 
 
+def has_quarantined(conn: Connection, source: str, stream: str) -> bool:
+    """Whether the quarantine holds any record of a stream (so a page may release some)."""
+    found = conn.execute(
+        select(QuarantinedRecord.id)
+        .where(QuarantinedRecord.source == source, QuarantinedRecord.stream == stream)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def load_state(conn: Connection, source: str, stream: str) -> dict[str, Any] | None:
     """The saved state of a stream, or None before its first sync."""
     state = conn.execute(
@@ -241,19 +370,30 @@ def load_state(conn: Connection, source: str, stream: str) -> dict[str, Any] | N
     return dict(state) if state is not None else None
 
 
+@cache
+def _save_state_statement(dialect: str) -> Upsert:
+    # Built once: constructing the upsert (its EXCLUDED columns) cost more than running it.
+    table = table_of(SyncState)
+    stmt = upsert_for(dialect, table).values(
+        source=bindparam("source"),
+        stream=bindparam("stream"),
+        state=bindparam("state", type_=table.c.state.type),
+        updated_at=bindparam("updated_at", type_=table.c.updated_at.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["source", "stream"],
+        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+    )
+
+
 def save_state(
     conn: Connection, source: str, stream: str, state: Mapping[str, Any], at: datetime
 ) -> None:
     """Save a stream's state (in the caller's transaction, beside its page)."""
-    table = table_of(SyncState)
-    stmt = upsert(conn, table).values(
-        source=source, stream=stream, state=dict(state), updated_at=at
+    conn.execute(
+        _save_state_statement(conn.dialect.name),
+        {"source": source, "stream": stream, "state": dict(state), "updated_at": at},
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["source", "stream"],
-        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-    )
-    conn.execute(stmt)
 
 
 def clear_state(conn: Connection, source: str) -> None:

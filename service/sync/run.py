@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Engine, bindparam, insert, select, update
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
@@ -26,7 +26,7 @@ from connectors.records import Rejected
 from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
 from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
 from service.errors import SyncAlreadyRan
-from service.sync.locks import source_lock
+from service.sync.locks import SourceLock, source_lock
 from service.sync.prefetch import prefetched
 
 log = logging.getLogger(__name__)
@@ -82,7 +82,14 @@ def _store_page(
     report: SyncReport,
     at: datetime,
     rollups: RollupMaintainer | None,
-) -> None:
+    lock: SourceLock,
+    held: bool,
+) -> bool:
+    """Store one page, its state and the run's figures in one transaction (one commit).
+
+    ``held``: whether the quarantine may hold records of the stream; returns it after the
+    page. A page releases from the quarantine only then, not with a DELETE every page.
+    """
     by_kind: dict[str, list[dict[str, Any]]] = defaultdict(list)
     rejected = list(page.rejected)
     kept: list[str] = []
@@ -117,34 +124,53 @@ def _store_page(
             store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
             if rollups and token is not None:
                 rollups.after_upsert(conn, token)
-        store.release_from_quarantine(conn, source, page.stream, kept)
-        store.quarantine(
-            conn,
-            source,
-            page.stream,
-            [
-                {
-                    "crm_id": _quarantine_key(r.crm_id, r.payload),
-                    "payload": r.payload,
-                    "reason": r.reason,
-                }
-                for r in rejected
-            ],
-            run_id,
-        )
-        store.save_state(conn, source, page.stream, page.state, at)
-        report.records[page.stream] = report.records.get(page.stream, 0) + stored
-        report.quarantined += len(rejected)
-        report.api_calls += page.api_calls
-        conn.execute(
-            update(SyncRun)
-            .where(SyncRun.id == run_id)
-            .values(
-                records=dict(report.records),
-                quarantined=report.quarantined,
-                api_calls=report.api_calls,
+        if held:
+            store.release_from_quarantine(conn, source, page.stream, kept)
+        if rejected:
+            store.quarantine(
+                conn,
+                source,
+                page.stream,
+                [
+                    {
+                        "crm_id": _quarantine_key(r.crm_id, r.payload),
+                        "payload": r.payload,
+                        "reason": r.reason,
+                    }
+                    for r in rejected
+                ],
+                run_id,
             )
+        store.save_state(conn, source, page.stream, page.state, at)
+        records = {**report.records, page.stream: report.records.get(page.stream, 0) + stored}
+        conn.execute(
+            _PROGRESS,
+            {
+                "run_id": run_id,
+                "p_records": records,
+                "p_quarantined": report.quarantined + len(rejected),
+                "p_api_calls": report.api_calls + page.api_calls,
+            },
         )
+        # The lease is extended (SQLite) or the lock checked (PostgreSQL) before the commit,
+        # so a page is never committed by a run that lost its lock.
+        lock.renew(conn)
+    report.records = records
+    report.quarantined += len(rejected)
+    report.api_calls += page.api_calls
+    return held or bool(rejected)
+
+
+# The run's figures after each page, built once (constructing it cost more than running it).
+_PROGRESS = (
+    update(SyncRun)
+    .where(SyncRun.id == bindparam("run_id"))
+    .values(
+        records=bindparam("p_records", type_=SyncRun.__table__.c.records.type),
+        quarantined=bindparam("p_quarantined"),
+        api_calls=bindparam("p_api_calls"),
+    )
+)
 
 
 def _own_states(pages: Iterator[Page]) -> Iterator[Page]:
@@ -253,11 +279,13 @@ def run_sync(
                     progress.stream_started(spec.name)
                 with engine.connect() as conn:
                     state = store.load_state(conn, source, spec.name)
+                    held = store.has_quarantined(conn, source, spec.name)
                 try:
                     pages = _own_states(connector.pull(spec.name, state, until=started_at))
                     for page in prefetched(pages):
-                        _store_page(engine, source, spec, page, run_id, report, clock(), rollups)
-                        lock.renew()
+                        held = _store_page(
+                            engine, source, spec, page, run_id, report, clock(), rollups, lock, held
+                        )
                         if progress:
                             progress.page_stored(spec.name, page)
                 except (AuthError, QuotaExhausted):
