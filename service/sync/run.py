@@ -3,7 +3,9 @@
 A run holds the source's lock, records itself in sync_runs, and for each
 stream of the connector stores every page together with the stream state the
 page ends at. A run killed at any point therefore resumes from its last stored
-page; upserts on (source, crm_id) make re-reading a page harmless.
+page; upserts on (source, crm_id) make re-reading a page harmless. While the
+store is behind the fetch, the pages already fetched share one transaction (up
+to BATCH_PAGES), which ends with the state of its last page: one commit for them.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, bindparam, insert, select, update
+from sqlalchemy import Connection, Engine, bindparam, insert, select, update
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
@@ -27,7 +29,7 @@ from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, sto
 from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
 from service.errors import SyncAlreadyRan
 from service.sync.locks import SourceLock, source_lock
-from service.sync.prefetch import prefetched
+from service.sync.prefetch import Prefetched, prefetched
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +76,7 @@ def _quarantine_key(crm_id: str | None, payload: dict[str, object]) -> str:
 
 
 def _store_page(
-    engine: Engine,
+    conn: Connection,
     source: str,
     spec: StreamSpec,
     page: Page,
@@ -82,10 +84,9 @@ def _store_page(
     report: SyncReport,
     at: datetime,
     rollups: RollupMaintainer | None,
-    lock: SourceLock,
     held: bool,
 ) -> bool:
-    """Store one page, its state and the run's figures in one transaction (one commit).
+    """Store one page, its state and the run's figures in the caller's transaction.
 
     ``held``: whether the quarantine may hold records of the stream; returns it after the
     page. A page releases from the quarantine only then, not with a DELETE every page.
@@ -104,58 +105,42 @@ def _store_page(
             payload = json.loads(json.dumps(row, default=str))
             rejected.append(Rejected(record.crm_id, payload, reason))
     stored = 0
-    with engine.begin() as conn:
-        for kind, rows in by_kind.items():
-            # The KPI rollups note the (rep, day) keys these rows had and get, so the
-            # end of the run recomputes exactly those days.
-            token = (
-                rollups.before_upsert(conn, kind, source, [r["crm_id"] for r in rows])
-                if rollups
-                else None
-            )
-            stored += store.upsert_records(conn, TABLE_BY_KIND[kind], rows, at)
-            if rollups and token is not None:
-                rollups.after_upsert(conn, token)
-        if page.missing_crm_ids:
-            kind = spec.record_type.kind
-            token = (
-                rollups.before_upsert(conn, kind, source, page.missing_crm_ids) if rollups else None
-            )
-            store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
-            if rollups and token is not None:
-                rollups.after_upsert(conn, token)
-        if held:
-            store.release_from_quarantine(conn, source, page.stream, kept)
-        if rejected:
-            store.quarantine(
-                conn,
-                source,
-                page.stream,
-                [
-                    {
-                        "crm_id": _quarantine_key(r.crm_id, r.payload),
-                        "payload": r.payload,
-                        "reason": r.reason,
-                    }
-                    for r in rejected
-                ],
-                run_id,
-            )
-        store.save_state(conn, source, page.stream, page.state, at)
-        records = {**report.records, page.stream: report.records.get(page.stream, 0) + stored}
-        conn.execute(
-            _PROGRESS,
-            {
-                "run_id": run_id,
-                "p_records": records,
-                "p_quarantined": report.quarantined + len(rejected),
-                "p_api_calls": report.api_calls + page.api_calls,
-            },
+    for kind, rows in by_kind.items():
+        # The KPI rollups note the (rep, day) keys these rows had and get, so the
+        # end of the run recomputes exactly those days.
+        token = (
+            rollups.before_upsert(conn, kind, source, [r["crm_id"] for r in rows])
+            if rollups
+            else None
         )
-        # The lease is extended (SQLite) or the lock checked (PostgreSQL) before the commit,
-        # so a page is never committed by a run that lost its lock.
-        lock.renew(conn)
-    report.records = records
+        stored += store.upsert_records(conn, TABLE_BY_KIND[kind], rows, at)
+        if rollups and token is not None:
+            rollups.after_upsert(conn, token)
+    if page.missing_crm_ids:
+        kind = spec.record_type.kind
+        token = rollups.before_upsert(conn, kind, source, page.missing_crm_ids) if rollups else None
+        store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
+        if rollups and token is not None:
+            rollups.after_upsert(conn, token)
+    if held:
+        store.release_from_quarantine(conn, source, page.stream, kept)
+    if rejected:
+        store.quarantine(
+            conn,
+            source,
+            page.stream,
+            [
+                {
+                    "crm_id": _quarantine_key(r.crm_id, r.payload),
+                    "payload": r.payload,
+                    "reason": r.reason,
+                }
+                for r in rejected
+            ],
+            run_id,
+        )
+    store.save_state(conn, source, page.stream, page.state, at)
+    report.records[page.stream] = report.records.get(page.stream, 0) + stored
     report.quarantined += len(rejected)
     report.api_calls += page.api_calls
     return held or bool(rejected)
@@ -171,6 +156,81 @@ _PROGRESS = (
         api_calls=bindparam("p_api_calls"),
     )
 )
+
+
+# A transaction takes up to this many pages, or pages for this long, while the store is
+# behind the fetch; a page whose successor is not fetched yet is committed at once.
+BATCH_PAGES = 10
+BATCH_SECONDS = 0.5
+
+
+def _store_stream(
+    engine: Engine,
+    source: str,
+    spec: StreamSpec,
+    pages: Prefetched[Page],
+    run_id: int,
+    report: SyncReport,
+    clock: Callable[[], datetime],
+    rollups: RollupMaintainer | None,
+    lock: SourceLock,
+    held: bool,
+    progress: SyncProgress | None,
+) -> None:
+    """Store a stream's pages, one commit for each page or for the few pages already fetched.
+
+    Each transaction ends with the state of its last page, the run's figures and the lock's
+    renewal, so a run killed at any point resumes after the last committed page. A fetch
+    failure commits the pages stored before it, then propagates.
+    """
+    failure: Exception | None = None
+    done = False
+    while not done and failure is None:
+        batch: list[Page] = []
+        before = (dict(report.records), report.quarantined, report.api_calls)
+        try:
+            with engine.begin() as conn:
+                began = time.monotonic()
+                while True:
+                    try:
+                        page = next(pages)
+                    except StopIteration:
+                        done = True
+                        break
+                    except Exception as exc:  # the fetch failed: keep what is stored
+                        failure = exc
+                        break
+                    held = _store_page(
+                        conn, source, spec, page, run_id, report, clock(), rollups, held
+                    )
+                    batch.append(page)
+                    if (
+                        len(batch) >= BATCH_PAGES
+                        or time.monotonic() - began >= BATCH_SECONDS
+                        or not pages.ready()
+                    ):
+                        break
+                if batch:
+                    conn.execute(
+                        _PROGRESS,
+                        {
+                            "run_id": run_id,
+                            "p_records": dict(report.records),
+                            "p_quarantined": report.quarantined,
+                            "p_api_calls": report.api_calls,
+                        },
+                    )
+                    # Extended (SQLite) or checked (PostgreSQL) before the commit: pages are
+                    # never committed by a run that lost its lock.
+                    lock.renew(conn)
+        except BaseException:
+            report.records, report.quarantined, report.api_calls = before
+            raise
+        if progress:
+            for page in batch:
+                progress.page_stored(spec.name, page)
+    if failure is not None:
+        raise failure
 
 
 def _own_states(pages: Iterator[Page]) -> Iterator[Page]:
@@ -281,13 +341,25 @@ def run_sync(
                     state = store.load_state(conn, source, spec.name)
                     held = store.has_quarantined(conn, source, spec.name)
                 try:
-                    pages = _own_states(connector.pull(spec.name, state, until=started_at))
-                    for page in prefetched(pages):
-                        held = _store_page(
-                            engine, source, spec, page, run_id, report, clock(), rollups, lock, held
+                    pages = prefetched(
+                        _own_states(connector.pull(spec.name, state, until=started_at))
+                    )
+                    try:
+                        _store_stream(
+                            engine,
+                            source,
+                            spec,
+                            pages,
+                            run_id,
+                            report,
+                            clock,
+                            rollups,
+                            lock,
+                            held,
+                            progress,
                         )
-                        if progress:
-                            progress.page_stored(spec.name, page)
+                    finally:
+                        pages.close()
                 except (AuthError, QuotaExhausted):
                     raise
                 except ConnectorError as exc:
