@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from connectors.base import SourceConnector
 from service.api_docs import add_docs
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
-from service.errors import HANDLED, handle_error
+from service.errors import handle_error, handled_errors
 from service.limits import BodyLimit
 from service.routers import dashboard, kpis, planning, push, sync, targets
 from service.routers.common import last_successful_sync
@@ -58,7 +58,7 @@ def create_app(
     app.add_middleware(WritesInvalidate, clock=app.state.data_version)
     app.add_middleware(BodyLimit)
     app.state.connectors = connectors
-    for error in HANDLED:
+    for error in handled_errors():
         app.add_exception_handler(error, handle_error)
     for module in (kpis, planning, targets, push, sync, dashboard):
         app.include_router(module.router)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import hashlib
 import threading
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from connectors.base import SourceConnector
 from connectors.hubspot import HubSpotClient, HubSpotSource
 from connectors.mapping import load_mapping
-from connectors.salesforce import OAuthApp, SalesforceClient, SalesforceSource
 from service.errors import SourceNotConfigured
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.salesforce import SalesforceClient
 
 SOURCES = ("hubspot", "salesforce")
 
@@ -45,6 +48,9 @@ def hubspot_client(settings: Settings) -> HubSpotClient:
 
 def salesforce_client(settings: Settings) -> SalesforceClient:
     """The Salesforce client of SPEC §2: a session id, an OAuth connected app, or both."""
+    # Imported when Salesforce is used: simple-salesforce costs a HubSpot-only run its start-up.
+    from connectors.salesforce import OAuthApp, SalesforceClient
+
     instance_url = settings.salesforce_instance_url
     if not instance_url:
         raise SourceNotConfigured(
@@ -116,6 +122,8 @@ def build_connectors(settings: Settings, which: str = "all") -> list[SourceConne
             HubSpotSource(hubspot_client(settings), mapping=mapping, lookback=lookback)
         )
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
+        from connectors.salesforce import SalesforceSource
+
         connectors.append(
             SalesforceSource(
                 salesforce_client(settings),
