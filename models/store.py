@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
@@ -172,17 +172,11 @@ class _UpsertPlan:
     columns: tuple[str, ...]
     defaults: tuple[tuple[str, Any], ...]  # Python-side defaults of columns rows leave out
     converts: tuple[tuple[int, Convert], ...]  # (position, converter) of columns that need one
-    head: str  # INSERT INTO t (…) VALUES
-    row: str  # one row's placeholders
-    tail: str  # ON CONFLICT … DO UPDATE SET …
-    rows_per_statement: int
-    sql: dict[int, str] = field(default_factory=dict, compare=False)  # by rows a statement
+    sql: str  # INSERT … ON CONFLICT … DO UPDATE: a row's values (SQLite), or arrays (PostgreSQL)
+    by_column: bool  # parameters are one array per column (PostgreSQL), not a tuple per row
 
 
 _PLANS: dict[tuple[str, str | None, str, tuple[str, ...]], _UpsertPlan] = {}
-# PostgreSQL takes at most 65,535 parameters a statement; SQLite runs one prepared row at a time.
-PG_MAX_PARAMETERS = 65_535
-PG_MAX_ROWS = 1_000
 
 
 def _upsert_plan(
@@ -200,36 +194,38 @@ def _upsert_plan(
     )
     columns = (*given, *(name for name, _ in defaults))
     quote = dialect.identifier_preparer.quote
-    marker = "?" if dialect.name == "sqlite" else "%s"
     converts = tuple(
         (i, convert)
         for i, name in enumerate(columns)
         if (convert := _converter(table.c[name], dialect)) is not None
     )
+    head = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(c) for c in columns)}) "
+    )
+    if dialect.name == "sqlite":
+        values = "VALUES (" + ", ".join(["?"] * len(columns)) + ")"
+    else:
+        # One array a column, unnested into rows: a short statement whatever the page size,
+        # which psycopg parses once and prepares, and one round trip a page.
+        values = (
+            "SELECT * FROM unnest("
+            + ", ".join(f"%s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+            + ")"
+        )
     updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in key)
     plan = _UpsertPlan(
         columns=columns,
         defaults=defaults,
         converts=converts,
-        head=(
-            f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
-            f"({', '.join(quote(c) for c in columns)}) VALUES "
+        sql=(
+            f"{head}{values} ON CONFLICT ({', '.join(quote(c) for c in key)}) "
+            f"DO UPDATE SET {updates}"
         ),
-        row="(" + ", ".join([marker] * len(columns)) + ")",
-        tail=f" ON CONFLICT ({', '.join(quote(c) for c in key)}) DO UPDATE SET {updates}",
-        rows_per_statement=(
-            1 if dialect.name == "sqlite" else min(PG_MAX_ROWS, PG_MAX_PARAMETERS // len(columns))
-        ),
+        by_column=dialect.name != "sqlite",
     )
     _PLANS[cache_key] = plan
     return plan
-
-
-def _statement(plan: _UpsertPlan, rows: int) -> str:
-    sql = plan.sql.get(rows)
-    if sql is None:
-        sql = plan.sql[rows] = plan.head + ", ".join([plan.row] * rows) + plan.tail
-    return sql
 
 
 def upsert_records(
@@ -255,17 +251,12 @@ def upsert_records(
         for i, convert in plan.converts:
             value[i] = convert(value[i])
         values.append(value)
-    driver_sql = conn.exec_driver_sql
-    if plan.rows_per_statement == 1:
+    if plan.by_column:
+        # PostgreSQL: the page as one array per column, in one INSERT … SELECT FROM unnest.
+        conn.exec_driver_sql(plan.sql, tuple(list(column) for column in zip(*values, strict=True)))
+    else:
         # SQLite: one prepared statement stepped through the page's rows.
-        driver_sql(_statement(plan, 1), [tuple(v) for v in values])
-        return len(unique)
-    # PostgreSQL: one multi-row INSERT … ON CONFLICT per page (psycopg prepares it once a
-    # page size repeats), not a round of per-row statements.
-    step = plan.rows_per_statement
-    for start in range(0, len(values), step):
-        chunk = values[start : start + step]
-        driver_sql(_statement(plan, len(chunk)), tuple(v for value in chunk for v in value))
+        conn.exec_driver_sql(plan.sql, [tuple(v) for v in values])
     return len(unique)
 
 
