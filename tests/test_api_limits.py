@@ -245,8 +245,10 @@ def test_iskpi_serve_bounds_headers_and_redacts_tokens_in_the_access_log(tmp_pat
         )
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(300):
+        deadline = time.monotonic() + 120  # start-up on a loaded 2-core machine
+        while True:
             assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, "iskpi serve did not answer /healthz"
             try:
                 if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
                     break

@@ -334,7 +334,7 @@ def post_allocate(
     ctx: KpiContextDep,
     body: Annotated[AllocateIn, Body()],
     as_of: Annotated[
-        date | None, Query(description="the day skill levels and history are read as of")
+        BoundedDate | None, Query(description="the day skill levels and history are read as of")
     ] = None,
 ) -> AllocationOut:
     """Split a team or org target into rep targets that sum exactly to it (largest remainder).
