@@ -1,4 +1,8 @@
-"""Bearer-token access: read tokens read, admin tokens read and write (SPEC §7).
+"""Bearer-token access: read < write < admin (SPEC §7).
+
+Read tokens read; write tokens (members) also write review notes and actions; admin
+tokens also write targets and costs, and run syncs and pushes. A route answers 403 to a
+token whose role is below its own.
 
 A caller is named for audit records by the token's role and 1-based position in
 its list plus a short SHA-256 fingerprint (``admin#2 (sha256:1f2e3d4c)``), so a
@@ -19,7 +23,8 @@ from pydantic import SecretStr
 from service.deps import SettingsDep
 from service.errors import Forbidden, Unauthorized
 
-Access = Literal["read", "admin"]
+Access = Literal["read", "write", "admin"]
+RANK: dict[str, int] = {"read": 0, "write": 1, "admin": 2}
 
 _bearer = HTTPBearer(auto_error=False)
 
@@ -51,9 +56,12 @@ def caller_of(settings: SettingsDep, credentials: HTTPAuthorizationCredentials |
     if credentials is not None:
         presented = credentials.credentials
         admin = _match(presented, settings.admin_tokens)
+        write = _match(presented, settings.write_tokens)
         read = _match(presented, settings.read_tokens)
         if admin is not None:
             return _caller("admin", admin, presented)
+        if write is not None:
+            return _caller("write", write, presented)
         if read is not None:
             return _caller("read", read, presented)
     raise Unauthorized("a valid bearer token is required")
@@ -64,6 +72,16 @@ async def require_read(
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Caller:
     return caller_of(settings, credentials)
+
+
+async def require_write(
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    caller = caller_of(settings, credentials)
+    if RANK[caller.access] < RANK["write"]:
+        raise Forbidden("this route needs a write (member) or admin token")
+    return caller
 
 
 async def require_admin(
@@ -77,4 +95,5 @@ async def require_admin(
 
 
 ReadAccess = Annotated[Caller, Depends(require_read)]
+WriteAccess = Annotated[Caller, Depends(require_write)]
 AdminAccess = Annotated[Caller, Depends(require_admin)]

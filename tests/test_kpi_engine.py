@@ -221,9 +221,10 @@ def test_rep_scope(store_engine: Engine, path: str) -> None:
     assert r3["win_rate"].value is None  # nothing closed in October (d7 closes in November)
     assert r3["lead_response_minutes"].value is None  # L5 never touched
     r5 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r5"}
-    # r5 made no call or email: zero reps in scope, a zero band, and 0 is within it.
+    # r5 made no call or email: zero reps in scope, an empty band (0 to 0): no status, not
+    # "within" (a row with no activity is not green).
     assert r5["calls"].value == 0 and r5["calls"].band == (0, 0)
-    assert r5["calls"].status == "within"
+    assert r5["calls"].status is None
     assert r5["connect_rate"].value is None and r5["connect_rate"].denominator == 0
 
 
@@ -463,8 +464,10 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "target": None,
         "achievement": None,
         "band": {"low": 0.0, "high": 0.0},
-        "status": "within",
+        "status": None,  # an empty band: not green
         "targets": {"minimum": None, "achievement": None, "stretch": None},
+        "pace_target": None,
+        "pace_achievement": None,
     }
 
 
