@@ -772,10 +772,7 @@ def _rollup_fact(req: Request, fact: Fact) -> Select[Any]:
 def rollups_answer(req: Request) -> bool:
     """Whether the daily rollups can answer this request's activity facts."""
     return (
-        req.use_rollups
-        and req.by not in LEAD_BYS
-        and req.by != "hour"
-        and req.before_hour is None
+        req.use_rollups and req.by not in LEAD_BYS and req.by != "hour" and req.before_hour is None
     )
 
 
@@ -1718,7 +1715,10 @@ def compile_rows(
                         else_=null(),
                     )
                     pace_target, pace_achievement = f"{key}__pace_target", f"{key}__pace"
-                    outer += [pace.label(pace_target), _ratio(value_col, pace).label(pace_achievement)]
+                    outer += [
+                        pace.label(pace_target),
+                        _ratio(value_col, pace).label(pace_achievement),
+                    ]
         columns.append(
             KpiColumns(
                 spec=spec,
