@@ -16,7 +16,7 @@ from sqlalchemy import Connection, Engine, and_, or_, select
 from kpi import KPIS, KpiContext, KpiRequestError
 from kpi.engine import _connection, parse_scope_id, scope_members
 from models.sheets import ImprovementAction, SheetNote, SheetNoteWrite
-from models.store import table_of
+from models.store import table_of, upsert
 from service.errors import NotFound, Unprocessable
 from service.sheets.periods import PeriodError, SheetKind, parse_period, parse_week, week_name
 
@@ -174,28 +174,21 @@ def write_notes(
                 table.c.field == field,
                 table.c.subject == subject,
             )
-            # Row-locked on PostgreSQL, so two writers of one field are ordered; last one wins.
-            locking = select(table.c.id, table.c.text).where(where)
-            if conn.dialect.name == "postgresql":
-                locking = locking.with_for_update()
-            old = conn.execute(locking).first()
-            if old is None:
-                conn.execute(
-                    table.insert().values(
-                        **key,
-                        field=field,
-                        subject=subject,
-                        text=text,
-                        updated_at=at,
-                        updated_by=who,
-                    )
+            old = conn.execute(select(table.c.text).where(where)).first()
+            # An upsert: two first writes of one field at once never collide; the last wins.
+            stmt = upsert(conn, table).values(
+                **key, field=field, subject=subject, text=text, updated_at=at, updated_by=who
+            )
+            conn.execute(
+                stmt.on_conflict_do_update(
+                    index_elements=[*key, "field", "subject"],
+                    set_={
+                        "text": stmt.excluded.text,
+                        "updated_at": stmt.excluded.updated_at,
+                        "updated_by": stmt.excluded.updated_by,
+                    },
                 )
-            else:
-                conn.execute(
-                    table.update()
-                    .where(table.c.id == old.id)
-                    .values(text=text, updated_at=at, updated_by=who)
-                )
+            )
             conn.execute(
                 log.insert().values(
                     **key,
