@@ -189,7 +189,10 @@ def post_action(
     return create_action(engine, ctx, action, who=caller.name)
 
 
-@router.patch("/v1/actions/{action_id}", responses=WRITE_RESPONSES)
+@router.patch(
+    "/v1/actions/{action_id}",
+    responses={**WRITE_RESPONSES, 404: {"model": ErrorOut, "description": "no such action"}},
+)
 def patch_action(
     caller: WriteAccess,
     engine: EngineDep,

@@ -48,6 +48,8 @@ def check_scope(
     conn: Connection, scope: str, scope_id: str | None, where: str = "query"
 ) -> tuple[str, str]:
     """(scope id, name) of the one org, team or rep a sheet is for; a 422 naming scope or id."""
+    if scope_id is not None and "\x00" in scope_id:
+        raise Unprocessable(where, "id", message="an id holds no NUL character")
     try:
         key = parse_scope_id(scope, scope_id)
     except KpiRequestError as exc:
@@ -61,6 +63,8 @@ def check_scope(
 
 
 def _rep_exists(conn: Connection, rep_id: str) -> bool:
+    if "\x00" in rep_id:
+        return False
     try:
         key = parse_scope_id("rep", rep_id)
     except KpiRequestError:
@@ -119,6 +123,8 @@ def note_updates(
 def _check_text(value: object, *loc: str) -> str:
     if not isinstance(value, str):
         raise Unprocessable("body", *loc, message="a text")
+    if "\x00" in value:  # PostgreSQL text holds no NUL
+        raise Unprocessable("body", *loc, message="a text without NUL characters")
     if len(value) > MAX_NOTE:
         raise Unprocessable(
             "body", *loc, message=f"at most {MAX_NOTE:,} characters, not {len(value):,}"
@@ -269,6 +275,8 @@ def _action_dict(row: Any, today: date) -> dict[str, Any]:
 def create_action(engine: Engine, ctx: KpiContext, action: ActionIn, *, who: str) -> dict[str, Any]:
     """A new open action; a 422 naming the field (title, owner, due, kpi, week, scope, id)."""
     title = action.title.strip()
+    if "\x00" in title:
+        raise Unprocessable("body", "title", message="a text without NUL characters")
     if not title:
         raise Unprocessable("body", "title", message="a title is required")
     if len(title) > MAX_TITLE:
@@ -278,7 +286,7 @@ def create_action(engine: Engine, ctx: KpiContext, action: ActionIn, *, who: str
         raise Unprocessable(
             "body", "due", message=f"{action.due} is before the action's creation day, {today}"
         )
-    if action.kpi is not None and action.kpi not in KPIS:
+    if action.kpi is not None and action.kpi not in KPIS:  # (a NUL is no KPI key)
         raise Unprocessable("body", "kpi", message=f"unknown KPI {action.kpi!r}")
     week_start: date | None = None
     if action.week is not None:
@@ -354,6 +362,8 @@ def list_actions(
     actions and every overdue one, of the sheet's scope id (and, for a rep, those it owns)."""
     if status is not None and status not in ACTION_STATUSES:
         raise Unprocessable("query", "status", message=f"one of {', '.join(ACTION_STATUSES)}")
+    if owner is not None and "\x00" in owner:
+        raise Unprocessable("query", "owner", message="a rep id holds no NUL character")
     today = ctx.today()
     table = table_of(ImprovementAction)
     late = and_(table.c.status == "open", table.c.due < today)
