@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable, Iterator
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -17,11 +17,11 @@ from fastapi.testclient import TestClient
 from openpyxl import load_workbook
 from sqlalchemy import Engine, func, select
 
-from kpi import Target, put_targets
+from kpi import KpiRequestError, Target, compute, put_targets
 from models import SheetNote, SheetNoteWrite
 from service.app import create_app
 from tests.support.api import ADMIN, READ, WRITE, auth, settings_for
-from tests.support.kpi_records import put
+from tests.support.kpi_records import CTX, put
 from tests.support.sheets import (
     DEC_1_MORNING,
     DEC_3_AFTERNOON,
@@ -312,6 +312,11 @@ def test_notes_refusals_name_the_field_and_write_nothing(clients: Clients, engin
     assert put_notes("daily", period="2026-12-03", notes=ok).status_code == 200
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(SheetNote)).scalar_one() == 1
+    # PostgreSQL text holds no NUL: refused as a 422, never a 500.
+    assert_422(put_notes("weekly", period="2026-W49", notes={"hypotheses": "a\x00b"}), "hypotheses")
+    assert_422(
+        put_notes("weekly", period="2026-W49", scope="rep", id="hubspot:\x00", notes={}), "id"
+    )
     # GETs refuse the same periods.
     assert_422(client.get("/v1/sheets/weekly", params={"week": "2026-W60"}, headers=auth()), "week")
     assert_422(
@@ -470,6 +475,25 @@ def test_xlsx_has_the_json_numbers(clients: Clients, kind: str, params: dict[str
             assert got[1] == rep["name"]
             for column, kpi in enumerate(header[2:], start=2):
                 assert got[column] == rep["kpis"][kpi]["actual"]
+
+
+def test_midday_cut_is_sql_on_each_record_s_own_time(engine: Engine) -> None:
+    # compute(before_hour=12) at day grain: d4 at 12:00:00 JST is after the cut, d3 at
+    # 11:59:59 before it; the rollups cannot answer an hour cut, so it reads raw rows.
+    put(engine, SHEETS_FIXTURE)
+    day = date(2026, 12, 3)
+    rows = compute(engine, CTX, kpis=["calls", "connect_rate"], grain="day", start=day, end=day)
+    noon = compute(
+        engine, CTX, kpis=["calls", "connect_rate"], grain="day", start=day, end=day, before_hour=12
+    )
+    assert [(r.kpi, r.value, r.numerator) for r in rows] == [
+        ("calls", 5, 5),
+        ("connect_rate", 0.6, 3),
+    ]
+    assert [(r.kpi, r.numerator) for r in noon] == [("calls", 3), ("connect_rate", 2)]
+    with pytest.raises(KpiRequestError) as refused:
+        compute(engine, CTX, grain="day", start=day, end=day, before_hour=25)
+    assert refused.value.param == "before_hour"
 
 
 def test_week_target_wins_over_the_months(clients: Clients, engine: Engine) -> None:
