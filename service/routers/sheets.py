@@ -197,7 +197,7 @@ def patch_action(
     caller: WriteAccess,
     engine: EngineDep,
     ctx: KpiContextDep,
-    action_id: Annotated[int, Path(description="the action's id")],
+    action_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="the action's id")],
     body: ActionPatch,
 ) -> dict[str, Any]:
     """Set an action's status (open, done, dropped) and its result."""
