@@ -7,8 +7,10 @@ the few per-stage numbers:
   decimal places and then up (40 ÷ 0.10 is 400, not 401), each step dividing the
   previous step's rounded value. Rates not given are the scope's trailing three
   complete months pooled (Σ numerator / Σ denominator).
-- ``funnel``: a month's stages against their month targets; the bottleneck is the
-  rate stage furthest below target, the cause ``volume`` when calls are short.
+- ``funnel``: a month's stages against their month targets (a running month's count
+  stages against their pace); the bottleneck is the rate stage furthest below target,
+  the cause ``volume`` when calls are short. ``diagnose`` is that step alone, for the
+  weekly review sheet's stages.
 - ``suggest_targets``: the trailing three complete months' pace (per business day, × the
   target period's business days; rates pooled) × factors.
 
