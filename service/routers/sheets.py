@@ -5,7 +5,7 @@ Reading needs a read token; writing notes and actions a write (member) or admin 
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Path, Query, Response
@@ -139,6 +139,47 @@ class NotesIn(BaseModel):
     )
 
 
+class ActionOut(BaseModel):
+    id: int
+    title: str
+    owner: str = Field(description="the rep who owns it")
+    due: date
+    kpi: str | None
+    week: str | None = Field(description="YYYY-Www")
+    scope: Scope
+    scope_id: str
+    status: ActionStatus
+    result: str | None
+    overdue: bool = Field(description="open and due before today")
+    created_at: datetime
+    created_by: str = Field(description="the caller's audit name")
+    updated_at: datetime
+    updated_by: str
+
+
+class ActionsOut(BaseModel):
+    data: list[ActionOut]
+
+
+class NoteUpdate(BaseModel):
+    at: datetime
+    by: str = Field(description="the caller's audit name")
+
+
+class NotesOut(BaseModel):
+    kind: SheetKind
+    period: str
+    period_start: date
+    scope: Scope
+    scope_id: str
+    notes: dict[str, str | dict[str, str] | None] = Field(
+        description="every field of the sheet, null when never written; rep_notes {rep id: text}"
+    )
+    updated: dict[str, NoteUpdate] = Field(
+        description="per field (rep_notes.<rep id> for a rep's note), who wrote it last and when"
+    )
+
+
 @router.put(
     "/v1/sheets/{kind}/notes",
     responses=WRITE_RESPONSES,
@@ -148,9 +189,9 @@ def put_sheet_notes(
     engine: EngineDep,
     kind: Annotated[SheetKind, Path(description="daily, weekly or monthly")],
     body: NotesIn,
-) -> dict[str, Any]:
+) -> NotesOut:
     """Write some of a sheet's notes: the last writer wins per field; every write is audited."""
-    return write_notes(
+    written = write_notes(
         engine,
         kind,
         period=body.period,
@@ -159,6 +200,7 @@ def put_sheet_notes(
         notes=dict(body.notes),
         who=caller.name,
     )
+    return NotesOut.model_validate(written)
 
 
 class ActionCreate(BaseModel):
@@ -183,10 +225,10 @@ class ActionPatch(BaseModel):
 @router.post("/v1/actions", status_code=201, responses=WRITE_RESPONSES)
 def post_action(
     caller: WriteAccess, engine: EngineDep, ctx: KpiContextDep, body: ActionCreate
-) -> dict[str, Any]:
+) -> ActionOut:
     """A new improvement action, open."""
     action = ActionIn(body.title, body.owner, body.due, body.kpi, body.week, body.scope, body.id)
-    return create_action(engine, ctx, action, who=caller.name)
+    return ActionOut.model_validate(create_action(engine, ctx, action, who=caller.name))
 
 
 @router.patch(
@@ -199,10 +241,12 @@ def patch_action(
     ctx: KpiContextDep,
     action_id: Annotated[int, Path(ge=1, le=2**31 - 1, description="the action's id")],
     body: ActionPatch,
-) -> dict[str, Any]:
+) -> ActionOut:
     """Set an action's status (open, done, dropped) and its result."""
-    return update_action(
-        engine, ctx, action_id, status=body.status, result=body.result, who=caller.name
+    return ActionOut.model_validate(
+        update_action(
+            engine, ctx, action_id, status=body.status, result=body.result, who=caller.name
+        )
     )
 
 
@@ -216,6 +260,8 @@ def get_actions(
     ] = None,
     owner: Annotated[str | None, Query(description="a rep id")] = None,
     overdue: Annotated[bool, Query(description="only open actions due before today")] = False,
-) -> dict[str, Any]:
+) -> ActionsOut:
     """Improvement actions by due date."""
-    return {"data": list_actions(engine, ctx, status=status, owner=owner, overdue=overdue)}
+    return ActionsOut.model_validate(
+        {"data": list_actions(engine, ctx, status=status, owner=owner, overdue=overdue)}
+    )
