@@ -50,6 +50,13 @@ class Page:
     # Records of this stream's type that the CRM no longer lists at all (e.g. a
     # deactivated owner); the store flags them deleted.
     missing_crm_ids: list[str] = field(default_factory=list)
+    # Records of this stream's type merged into another (merged id → the id it became, e.g. a
+    # HubSpot contact's hs_merged_object_ids): the store flags the merged ones deleted and
+    # points the records that referenced them (activities' and deals' contacts) at the survivor.
+    merged_crm_ids: dict[str, str] = field(default_factory=dict)
+    # Narrows ``missing_crm_ids`` to the records with these values, for records keyed within a
+    # parent: {"list_crm_id": "123"} flags members of that one list.
+    missing_within: dict[str, str] = field(default_factory=dict)
 
 
 class SourceConnector(Protocol):

@@ -1,4 +1,4 @@
-"""Field and value mappings from CRM payloads to normalized records (SPEC §4), as data.
+"""Field and value mappings from CRM payloads to normalized records (docs/sync.md), as data.
 
 A mapping has one part per source (``hubspot``, ``salesforce``), each with:
 
@@ -11,13 +11,13 @@ A mapping has one part per source (``hubspot``, ``salesforce``), each with:
     per record kind: normalized reference field → the object type it is associated with
     (HubSpot only; Salesforce references are plain fields such as ``WhoId``).
 ``writeback``
-    where KPI targets are written back (SPEC §9): per grain (``month``), KPI key → the
+    where KPI targets are written back (docs/writeback.md): per grain (``month``), KPI key → the
     destination ``"Object.Field"`` (or a list of them; ``""`` writes nothing), plus options.
 ``values``
     named value maps (CRM value → normalized value; looked up case-insensitively) and
     value sets (CRM values with one meaning, e.g. the email statuses that are not "sent").
 
-The defaults below are SPEC §4. ``ISKPI_MAPPING_FILE`` names a TOML file merged over them
+The defaults below are docs/sync.md. ``ISKPI_MAPPING_FILE`` names a TOML file merged over them
 by :func:`load_mapping`; any field name or value map can be overridden:
 
 .. code-block:: toml
@@ -43,6 +43,7 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [hubspot.values]
     email_not_sent = ["BOUNCED", "FAILED"]  # a value set replaces the default list
     call_outbound = ["OUTBOUND", "OUTBOUND_DIALER"]
+    call_lists = ["123", "October calling"]   # contact lists by listId or name
 
     [salesforce.fields.deal]
     rep_crm_id = "Inside_Sales_Rep__c"    # the Opportunity lookup holding the IS rep
@@ -54,8 +55,13 @@ by :func:`load_mapping`; any field name or value map can be overridden:
     [salesforce.values.call_disposition]
     "Reached - Demo Booked" = "connected"
 
+    [salesforce.values.deal_type]
+    "Upsell" = "existing"                 # a custom Opportunity Type
+    "Partner - New*" = "new"              # a trailing * matches every value starting so
+
     [salesforce.values]
     call_types = ["Call", "Outbound Call"]
+    call_lists = ["Q4 Tokyo calling", "701A000000abcdEIAQ"]   # campaigns by Name or Id
 
     [salesforce.writeback.month]
     calls = "IS_Target_Calls__c"          # a field of User (the default object)
@@ -86,16 +92,24 @@ HubSpot value maps and sets: ``call_disposition`` (disposition id → call outco
 ``call_status`` (hs_call_status → call outcome, used when there is no known disposition),
 ``meeting_outcome`` (hs_meeting_outcome → meeting outcome), ``company_size`` (numemployees
 range → company-size bucket), ``email_not_sent`` (hs_email_status values that are not
-sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound).
+sent), ``call_outbound`` and ``email_outbound`` (direction values that are outbound),
+``deal_type`` (dealtype → ``new`` or ``existing``; another value leaves it unknown).
+``list_processing_types`` (the contact lists synced as call lists, by ``processingType``:
+MANUAL and SNAPSHOT) and ``call_lists`` (list ids or names: when set, exactly these lists are
+synced, whatever their processing type).
 
 Salesforce value maps: ``call_disposition`` (CallDisposition label → call outcome),
 ``meeting_outcome`` (Meeting_Outcome__c label → meeting outcome), ``task_status`` (Task
-Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass unchanged).
+Status → the follow-up status vocabulary HubSpot uses; unlisted statuses pass unchanged),
+``deal_type`` (Opportunity Type → ``new`` or ``existing``; ``"Existing Customer*"`` matches
+every type starting so; another value leaves it unknown).
 Value sets: ``call_outbound`` (CallType values that are outbound), ``call_subtypes`` and
 ``call_types`` (a Task is a call when its TaskSubtype or its Type is listed; a call is never
 a follow-up), ``email_subtypes``, ``task_subtypes``, ``user_types`` (User.UserType values
-synced as reps), and the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
-``contact_id_prefixes``. A Salesforce field mapped to ``""`` is not read; the connector also
+synced as reps), the Id key prefixes ``deal_id_prefixes``, ``lead_id_prefixes`` and
+``contact_id_prefixes``, ``campaign_types`` (the Campaign Types synced as call lists:
+Telemarketing) and ``call_lists`` (Campaign Ids or Names: when set, exactly these campaigns
+are synced, whatever their Type). A Salesforce field mapped to ``""`` is not read; the connector also
 leaves empty any mapped field the org does not have (it describes the objects first).
 """
 
@@ -108,7 +122,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from connectors.base import FieldRef
-from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, MEETING_OUTCOMES
+from connectors.records import CALL_OUTCOMES, COMPANY_SIZES, DEAL_TYPES, MEETING_OUTCOMES
 
 T = TypeVar("T")
 SOURCES: tuple[str, ...] = ("hubspot", "salesforce")
@@ -153,12 +167,23 @@ class SourceMapping:
         return sorted(set(self.fields.get(kind, {}).values()))
 
     def value(self, name: str, raw: str | None) -> str | None:
-        """Look a CRM value up in a value map (case-insensitively); None when absent."""
+        """Look a CRM value up in a value map (case-insensitively); None when absent.
+
+        A key ending in ``*`` matches the values that start with the rest of it, when no key
+        matches exactly (the longest such key wins).
+        """
         if raw is None:
             return None
         wanted = raw.strip().casefold()
+        prefixed: list[tuple[str, str]] = []
         for key, normalized in self.values[name].items():
-            if key.casefold() == wanted:
+            folded = key.casefold()
+            if folded == wanted:
+                return normalized
+            if folded.endswith("*"):
+                prefixed.append((folded[:-1], normalized))
+        for prefix, normalized in sorted(prefixed, key=lambda item: -len(item[0])):
+            if wanted.startswith(prefix):
                 return normalized
         return None
 
@@ -197,6 +222,8 @@ HUBSPOT_FIELDS: dict[str, dict[str, str]] = {
         "sql_at": "hs_lifecyclestage_salesqualifiedlead_date",
         "score": "hubspotscore",
         "rep_crm_id": "hubspot_owner_id",
+        # The ids merged into this contact (";"-separated): their activities follow it.
+        "merged_crm_ids": "hs_merged_object_ids",
         "modified_at": "lastmodifieddate",
     },
     "call": {
@@ -248,6 +275,7 @@ HUBSPOT_FIELDS: dict[str, dict[str, str]] = {
         "bant_timing": "bant_timing",
         "handoff_rating": "handoff_rating",
         "lead_source": "hs_analytics_source",
+        "deal_type": "dealtype",  # through the ``deal_type`` value map
         "modified_at": "hs_lastmodifieddate",
     },
 }
@@ -294,15 +322,24 @@ HUBSPOT_VALUES: dict[str, dict[str, str]] = {
         "500-1000": "250-999",
         "1000+": "1000+",
     },
+    # dealtype's default options; another value leaves the deal's type unknown.
+    "deal_type": {
+        "newbusiness": "new",
+        "existingbusiness": "existing",
+    },
 }
 
 HUBSPOT_SETS: dict[str, tuple[str, ...]] = {
     "email_not_sent": ("BOUNCED", "FAILED", "SCHEDULED", "SENDING"),
     "call_outbound": ("OUTBOUND",),
     "email_outbound": ("EMAIL",),
+    # Contact lists synced as call lists: these processing types (DYNAMIC lists are segments,
+    # not lists to work), unless ``call_lists`` names the lists (by list id or name).
+    "list_processing_types": ("MANUAL", "SNAPSHOT"),
+    "call_lists": (),
 }
 
-# Write-back (SPEC §9): the rep's user record. HubSpot: the users object (0-115) behind the
+# Write-back (docs/writeback.md): the rep's user record. HubSpot: the users object (0-115) behind the
 # owner's userId, properties created in the group below when missing.
 HUBSPOT_WRITEBACK: dict[str, dict[str, tuple[str, ...]]] = {
     "month": {
@@ -332,6 +369,7 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "manager_crm_id": "ManagerId",
         "active": "IsActive",
         "user_type": "UserType",  # only the user types in the ``user_types`` set are reps
+        "crm_created_at": "CreatedDate",
         "modified_at": "SystemModstamp",
     },
     "lead": {  # Lead
@@ -416,6 +454,19 @@ SALESFORCE_FIELDS: dict[str, dict[str, str]] = {
         "handoff_rating": "Handoff_Rating__c",
         "lead_source": "LeadSource",
         "contact_crm_id": "ContactId",  # the primary contact, when no lead was converted into it
+        "deal_type": "Type",  # through the ``deal_type`` value map
+        "modified_at": "SystemModstamp",
+    },
+    "call_list": {  # Campaign of a Type in ``campaign_types`` (or named in ``call_lists``)
+        "name": "Name",
+        "list_kind": "Type",
+        "modified_at": "SystemModstamp",
+    },
+    "call_list_member": {  # CampaignMember of such a campaign
+        "list_crm_id": "CampaignId",
+        "lead_crm_id": "LeadId",
+        "contact_crm_id": "ContactId",  # mapped to the Lead converted into it, like a WhoId
+        "added_at": "CreatedDate",
         "modified_at": "SystemModstamp",
     },
 }
@@ -451,6 +502,12 @@ SALESFORCE_VALUES: dict[str, dict[str, str]] = {
         "Waiting on someone else": "WAITING",
         "Deferred": "DEFERRED",
     },
+    # Opportunity Type's default picklist: "New Customer", "Existing Customer - Upgrade", ...
+    # (a key ending in ``*`` matches every value that starts with the rest of it).
+    "deal_type": {
+        "New Customer": "new",
+        "Existing Customer*": "existing",
+    },
 }
 
 SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
@@ -463,6 +520,10 @@ SALESFORCE_SETS: dict[str, tuple[str, ...]] = {
     "deal_id_prefixes": ("006",),  # key prefix of Opportunity ids (for Event.WhatId)
     "lead_id_prefixes": ("00Q",),  # key prefix of Lead ids (WhoId)
     "contact_id_prefixes": ("003",),  # key prefix of Contact ids (WhoId, mapped to the lead)
+    # Campaigns synced as call lists: these Types, unless ``call_lists`` names the campaigns
+    # (by Id or Name).
+    "campaign_types": ("Telemarketing",),
+    "call_lists": (),
 }
 
 # Write-back: custom fields on User; ForecastingQuota (the standard quota object, one record
@@ -487,11 +548,12 @@ VALUE_DOMAINS: dict[str, tuple[str, ...]] = {
     "call_status": CALL_OUTCOMES,
     "meeting_outcome": MEETING_OUTCOMES,
     "company_size": COMPANY_SIZES,
+    "deal_type": DEAL_TYPES,
 }
 
 
 def default_mapping() -> Mapping:
-    """The SPEC §4 defaults (a fresh copy: callers may not share mutable state)."""
+    """The docs/sync.md defaults (a fresh copy: callers may not share mutable state)."""
 
     def copy_nested(table: dict[str, dict[str, T]]) -> dict[str, dict[str, T]]:
         return {key: dict(inner) for key, inner in table.items()}

@@ -1,4 +1,4 @@
-"""Normalized records: what every connector produces, whatever the CRM (SPEC §4).
+"""Normalized records: what every connector produces, whatever the CRM (docs/sync.md).
 
 Connectors map CRM payloads to these frozen dataclasses; the store upserts them
 keyed on (source, crm_id). Foreign references (rep, contact, deal) are CRM ids
@@ -49,7 +49,36 @@ MEETING_OUTCOMES: tuple[str, ...] = ("scheduled", "completed", "rescheduled", "n
 
 Direction = Literal["outbound", "inbound"]
 
+# A deal wins a new customer or sells more to an existing one (by=deal_type).
+DealType = Literal["new", "existing"]
+DEAL_TYPES: tuple[str, ...] = ("new", "existing")
+
 COMPANY_SIZES: tuple[str, ...] = ("1-9", "10-49", "50-249", "250-999", "1000+")
+
+NUL = "\x00"
+
+
+def plain_text(value: Any) -> str | None:
+    """A CRM value as stripped text with its NUL bytes (U+0000) removed; None when missing or blank.
+
+    Both normalizers read free text through this. PostgreSQL text cannot hold U+0000 (SQLite
+    can), so one NUL in a name or a note would fail its page on every run; stripped here, both
+    engines store the same text. Ids are not free text: a record whose id holds a NUL is
+    quarantined instead (:func:`nul_in_id`).
+    """
+    if value is None:
+        return None
+    text = str(value)
+    if NUL in text:
+        text = text.replace(NUL, "")
+    return text.strip() or None
+
+
+def nul_in_id(value: Any) -> str | None:
+    """Why a record's raw id cannot be used (it holds a NUL byte), or None."""
+    if isinstance(value, str) and NUL in value:
+        return "the record's id holds a NUL byte (U+0000): quarantined, not guessed at"
+    return None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -86,6 +115,9 @@ class Rep(Record):
     active: bool = True
     # HubSpot: the owner's userId (the CRM users object's hs_internal_user_id), for write-back.
     user_id: str | None = None
+    # When the CRM created the user (HubSpot owner createdAt, Salesforce User.CreatedDate):
+    # the start of the rep's tenure when it is older than the first activity synced.
+    crm_created_at: datetime | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -174,9 +206,54 @@ class Deal(Record):
     handoff_rating: float | None = None
     lead_source: str | None = None
     contact_crm_id: str | None = None
+    deal_type: DealType | None = None  # None when the CRM does not say, or says something else
 
 
-RECORD_TYPES: tuple[type[Record], ...] = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)
+@dataclass(frozen=True, kw_only=True)
+class CallList(Record):
+    """A list of leads to work: a HubSpot static contact list, a Salesforce Campaign."""
+
+    kind: ClassVar[str] = "call_list"
+
+    name: str
+    # What the CRM calls it: HubSpot processingType (MANUAL, SNAPSHOT), Salesforce Campaign Type.
+    list_kind: str | None = None
+
+    def as_row(self) -> dict[str, Any]:
+        """The record as a column → value mapping (``list_kind`` is the ``kind`` column)."""
+        row = super().as_row()
+        row["kind"] = row.pop("list_kind")
+        return row
+
+
+@dataclass(frozen=True, kw_only=True)
+class CallListMember(Record):
+    """A lead's membership of a call list, from the time it was added.
+
+    ``crm_id`` is the membership's id within its list (the CampaignMember Id; for HubSpot the
+    member contact's id), so a member is keyed by (source, list_crm_id, crm_id).
+    ``contact_crm_id`` names the lead the way activities do (their contact).
+    """
+
+    kind: ClassVar[str] = "call_list_member"
+
+    list_crm_id: str
+    added_at: datetime
+    contact_crm_id: str | None = None
+
+
+RECORD_TYPES: tuple[type[Record], ...] = (
+    Team,
+    Rep,
+    Lead,
+    Call,
+    Email,
+    Meeting,
+    FollowUpTask,
+    Deal,
+    CallList,
+    CallListMember,
+)
 
 
 @dataclass(frozen=True)

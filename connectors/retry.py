@@ -11,6 +11,10 @@ becomes of the request:
     refresh   renew the credentials once and send again (Salesforce INVALID_SESSION_ID); a
               second refusal, or a client that cannot refresh, raises the error
 
+A failure to connect at all (the host's name does not resolve, the connection is refused) is
+kind ``unreachable``: a ``retry`` rule gets one retry after UNREACHABLE_WAIT_SECONDS, then its
+error, which names the host; backing off for minutes would not bring a missing host back.
+
 Every wait goes through the injected ``sleep``, so tests and the bench run without waiting.
 The errors are the operator's messages (connectors/errors.py); none carries a token.
 """
@@ -32,7 +36,11 @@ T = TypeVar("T")
 
 # What a failed attempt was: an HTTP answer, no answer (a timeout, a dropped connection), or a
 # server whose certificate is not trusted.
-FailureKind = Literal["http", "transport", "tls"]
+# "unreachable": no connection at all (the host's name does not resolve, the connection is
+# refused): one short retry, then the error, naming the host; a sync fails in seconds.
+FailureKind = Literal["http", "transport", "tls", "unreachable"]
+UNREACHABLE_RETRIES = 1
+UNREACHABLE_WAIT_SECONDS = 1.0
 # What becomes of the request (see the module docstring).
 Resolution = Literal["fail", "retry", "refresh"]
 
@@ -50,6 +58,7 @@ class Failure:
     body: Mapping[str, Any] = field(default_factory=dict)  # the parsed JSON error body
     cause: str = ""  # the exception's type name, for transport failures
     refreshed: bool = False  # the credentials were already renewed for this request
+    host: str = ""  # the host that could not be reached (kind "unreachable")
 
 
 @dataclass(frozen=True)
@@ -78,7 +87,54 @@ def server_error(failure: Failure) -> bool:
 
 def transport(failure: Failure) -> bool:
     """A rule's match: no answer at all (timeout, refused or dropped connection)."""
-    return failure.kind == "transport"
+    return failure.kind in ("transport", "unreachable")
+
+
+def unreachable(failure: Failure) -> bool:
+    """A rule's match: the host could not be reached at all (DNS failure, connection refused)."""
+    return failure.kind == "unreachable"
+
+
+def unreachable_cause(exc: BaseException) -> tuple[str, str] | None:
+    """(host, what happened) when ``exc`` is a failure to connect at all, else None.
+
+    Walks the exception's causes and the wrappers the HTTP libraries use (requests wraps
+    urllib3's MaxRetryError, which holds the NewConnectionError or NameResolutionError).
+    """
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        item = todo.pop()
+        if not isinstance(item, BaseException) or item in seen:
+            continue
+        seen.append(item)
+        todo.extend([item.__cause__, item.__context__, getattr(item, "reason", None), *item.args])
+    names = {type(e).__name__ for e in seen}
+    text = " ".join(str(e) for e in seen).lower()
+    if (
+        "NameResolutionError" in names
+        or "name or service not known" in text
+        or ("nodename nor servname" in text)
+        or "temporary failure in name resolution" in text
+        or "getaddrinfo failed" in text
+    ):
+        what = "its name does not resolve (DNS)"
+    elif "ConnectionRefusedError" in names or "connection refused" in text:
+        what = "the connection was refused"
+    elif "NewConnectionError" in names or "ConnectError" in names:
+        what = "no connection could be made"
+    else:
+        return None
+    host = ""
+    for item in seen:
+        # urllib3: a NewConnectionError's ``conn``, a MaxRetryError's pool (``__dict__``:
+        # its ``pool`` property warns of deprecation).
+        for holder in (vars(item).get("pool"), vars(item).get("conn")):
+            host = host or str(getattr(holder, "host", "") or "")
+        request = getattr(item, "_request", None)
+        if request is not None and not host:
+            host = str(request.url.host)
+    return host, what
 
 
 def anything(failure: Failure) -> bool:
@@ -139,6 +195,13 @@ class Retrier:
                     raise
                 failure = dataclasses.replace(failure, refreshed=refreshed)
             rule = classify(table, failure)
+            if failure.kind == "unreachable" and rule.then == "retry":
+                if attempt >= UNREACHABLE_RETRIES:
+                    raise rule.error(failure, attempt + 1, 0.0) from None
+                log.info("%s %s: %s unreachable, one retry", self.crm, label, failure.host)
+                self.sleep(UNREACHABLE_WAIT_SECONDS)
+                attempt += 1
+                continue
             if rule.then == "fail":
                 raise rule.error(failure, attempt + 1, 0.0) from None
             if rule.then == "refresh":

@@ -1,4 +1,4 @@
-"""The KPI engine: the three-tier catalog as data, compiled to SQL (SPEC §5, §6, §7, §10).
+"""The KPI engine: the three-tier catalog as data, compiled to SQL (docs/kpi-catalog.md, docs/targets.md, docs/api.md).
 
     from kpi import KpiContext, compute
     rows = compute(engine, KpiContext(timezone="Asia/Tokyo", holidays="JP"),

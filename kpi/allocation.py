@@ -1,4 +1,4 @@
-"""Top-down allocation (SPEC §11 POST /v1/targets/allocate): a team or org target split over its IS reps.
+"""Top-down allocation (docs/targets.md POST /v1/targets/allocate): a team or org target split over its IS reps.
 
 Counts and sums are split so the rep targets add up exactly to the parent: each
 rep's exact quota (parent × weight ÷ Σ weights, in exact fractions) is floored to
@@ -187,6 +187,9 @@ def allocate(
 ) -> Allocation:
     """Split a team or org target (stored at ``level``, or ``value``) over its IS reps.
 
+    The reps of ``ctx``'s field-sales teams are left out (and those of
+    ``field_sales_team_ids``, for a caller without them in its context).
+
     Writes the rep targets (drafts; confirmed with ``confirm``) all or nothing unless
     ``dry_run``. Raises KpiRequestError naming the parameter at fault (``reason`` when
     a confirmed rep target would change without one).
@@ -236,7 +239,7 @@ def allocate(
             raise KpiRequestError(
                 "value", f"{total:g} is split into whole units: give a whole number"
             )
-        members = is_reps(conn, scope, scope_id, field_sales_team_ids=field_sales_team_ids)
+        members = is_reps(conn, scope, scope_id, ctx=ctx, field_sales_team_ids=field_sales_team_ids)
         if not members:
             raise KpiRequestError("id", f"no active inside-sales reps in {parent_id}")
         levels = {

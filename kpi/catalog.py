@@ -1,4 +1,4 @@
-"""The KPI catalog (SPEC §5) as data: one frozen spec per KPI, in the seed's three tiers.
+"""The KPI catalog (docs/kpi-catalog.md) as data: one frozen spec per KPI, in the seed's three tiers.
 
 Numerators and denominators name measures: additive counts and sums over
 the store's records, which kpi/compiler.py turns into SQL. A KPI is a

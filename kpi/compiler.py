@@ -108,7 +108,7 @@ DEAL_BYS = frozenset({"deal_type"})
 # Breakdowns a per-rep-per-business-day band still means something for.
 PER_DAY_BAND_BYS = frozenset({None, "rep", "team", "weekday"})
 
-# SPEC §4: a call is reached (着電) when it rang through to someone or something.
+# docs/sync.md: a call is reached (着電) when it rang through to someone or something.
 REACHED_OUTCOMES = ("connected", "no_answer", "voicemail", "live_message", "wrong_number")
 BANT_FIELDS = ("bant_budget", "bant_authority", "bant_need", "bant_timing")
 
@@ -311,7 +311,7 @@ class RowEnv:
 
     buckets: TimeBuckets
     effective_ms: int
-    # Follow-ups: completed by the end of the local due day (SPEC §10: 23:59:59.999 local).
+    # Follow-ups: completed by the end of the local due day (docs/kpi-catalog.md: 23:59:59.999 local).
     on_time: Callable[[FromClause], ColumnElement[bool]]
     lead: FromClause | None = None
 
@@ -347,7 +347,7 @@ def _not_deleted(t: FromClause) -> ColumnElement[bool]:
 
 
 def _calls_where(t: FromClause) -> list[ColumnElement[bool]]:
-    # A call with no direction is not outbound (SPEC §10).
+    # A call with no direction is not outbound (docs/kpi-catalog.md).
     return [_not_deleted(t), t.c.direction == "outbound"]
 
 
@@ -826,7 +826,7 @@ def not_field_sales(
 
 
 def inside_sales_only(ctx: KpiContext, scope: str, table: FromClause) -> list[ColumnElement[bool]]:
-    """Filters keeping a listing of reps (or teams) to inside sales (SPEC §5)."""
+    """Filters keeping a listing of reps (or teams) to inside sales (docs/kpi-catalog.md)."""
     if scope == "rep":
         return not_field_sales(ctx, table.c.source, table.c.crm_id)
     teams = field_sales_teams(ctx)
@@ -862,7 +862,7 @@ def first_touches(
     lead_filter: list[ColumnElement[bool]],
     touch_filter: Callable[[FromClause], list[ColumnElement[bool]]] = lambda t: [],
 ) -> Select[Any]:
-    """Per lead: its first touch at or after its creation (SPEC §10 lead_response_minutes)."""
+    """Per lead: its first touch at or after its creation (docs/kpi-catalog.md lead_response_minutes)."""
     touch = _touches(touch_filter)
     on = and_(
         touch.c.source == leads.c.source,
@@ -1331,12 +1331,13 @@ def needed_measures(specs: Sequence[KpiSpec], req: Request) -> list[str]:
 # --- the frame: dense keys --------------------------------------------------------------------
 
 
-def _scopes(req: Request) -> Select[Any]:
+def _scopes(req: Request, *, leavers: bool = False) -> Select[Any]:
+    """The scope ids every period lists (known, not deleted); ``leavers``: the deleted reps."""
     colon = sql_text(":")
     if req.scope == "org":
         return select(sql_text("org").label("scope_id"), sql_text("org").label("scope_name"))
     model = table_of(Rep if req.scope == "rep" else Team)
-    where = [model.c.deleted == false()]
+    where = [model.c.deleted == (true() if leavers else false())]
     if req.scope_key is not None:
         where += [model.c.source == req.scope_key[0], model.c.crm_id == req.scope_key[1]]
     else:
@@ -1378,6 +1379,12 @@ def _period_values(req: Request) -> FromClause:
 class _Compiled:
     facts: list[Select[Any]] = field(default_factory=list)
     measures: list[str] = field(default_factory=list)
+    # Per fact: whether its rows are a rep's activity (a forecast snapshot or a cost is not).
+    activity: list[bool] = field(default_factory=list)
+
+
+# Facts whose rows do not show that a rep worked in a period (a leaver's rows need activity).
+NOT_ACTIVITY = frozenset({"forecast", "costs"})
 
 
 def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[str]]:
@@ -1399,12 +1406,16 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
                 continue
             compiled.facts.append(special)
             provides = SPECIAL_PROVIDES[fact_name]
+        compiled.activity.append(fact_name not in NOT_ACTIVITY)
         compiled.measures += [m for m in provides if m not in compiled.measures]
 
     all_measures = compiled.measures
     scopes = _scopes(req).cte("scopes")
+    # A rep who left (deactivated or deleted in the CRM) keeps the rows of the periods where it
+    # has activity, so a team's total is the sum of its reps' rows, the leaver's included.
+    leavers = _scopes(req, leavers=True).cte("leavers") if req.scope == "rep" else None
 
-    def project(sel: Select[Any]) -> Select[Any]:
+    def project(sel: Select[Any], activity: bool) -> Select[Any]:
         sq = sel.subquery()
         return select(
             sq.c.period_start,
@@ -1412,23 +1423,30 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
             sq.c.by_value,
             _typed_null(String).label("scope_name"),
             _typed_null(Integer).label("business_days"),
-            sql_int(0).label("in_frame"),
+            # 0: a fact row; NULL (which MIN and MAX skip): one that is no rep's activity.
+            (sql_int(0) if activity else _typed_null(Integer)).label("in_frame"),
             *((sq.c[m] if m in sq.c else _typed_null(Float)).label(m) for m in all_measures),
         )
 
-    parts = [project(s) for s in compiled.facts]
+    parts = [project(s, a) for s, a in zip(compiled.facts, compiled.activity, strict=True)]
     periods = _period_values(req)
     frame_measures = [_typed_null(Float).label(m) for m in all_measures]
+    frames: list[Select[Any]] = []
     if req.by is None:
-        frame = select(
-            periods.c.period_start,
-            scopes.c.scope_id,
-            _typed_null(String).label("by_value"),
-            scopes.c.scope_name,
-            periods.c.business_days,
-            sql_int(1).label("in_frame"),
-            *frame_measures,
-        ).select_from(periods.join(scopes, true()))
+        for listed, flag in ((scopes, 1), (leavers, 2)):
+            if listed is None:
+                continue
+            frames.append(
+                select(
+                    periods.c.period_start,
+                    listed.c.scope_id,
+                    _typed_null(String).label("by_value"),
+                    listed.c.scope_name,
+                    periods.c.business_days,
+                    sql_int(flag).label("in_frame"),
+                    *frame_measures,
+                ).select_from(periods.join(listed, true()))
+            )
     else:
         # Breakdown values present in the data of the scope ids shown.
         facts = union_all(*parts).cte("facts") if parts else None
@@ -1439,30 +1457,46 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
                 .subquery("bys")
             )
         else:
+            shown: FromClause = scopes
+            if leavers is not None:
+                shown = union_all(select(scopes.c.scope_id), select(leavers.c.scope_id)).subquery(
+                    "shown"
+                )
             bys = (
                 select(facts.c.by_value)
                 .distinct()
-                .select_from(facts.join(scopes, scopes.c.scope_id == facts.c.scope_id))
+                .select_from(facts.join(shown, shown.c.scope_id == facts.c.scope_id))
                 .subquery("bys")
             )
             parts = [select(*facts.c)]
-        if req.by == "weekday":
-            from_ = periods.join(bys, bys.c.by_value == periods.c.weekday).join(scopes, true())
-        else:
-            from_ = periods.join(bys, true()).join(scopes, true())
         business_days = (
             periods.c.business_days if req.by in PER_DAY_BAND_BYS else _typed_null(Integer)
         )
-        frame = select(
-            periods.c.period_start,
-            scopes.c.scope_id,
-            bys.c.by_value,
-            scopes.c.scope_name,
-            business_days.label("business_days"),
-            sql_int(1).label("in_frame"),
-            *frame_measures,
-        ).select_from(from_)
-    rows = union_all(*parts, frame).subquery("keyed")
+        for listed, flag in ((scopes, 1), (leavers, 2)):
+            if listed is None:
+                continue
+            if req.by == "weekday":
+                from_ = periods.join(bys, bys.c.by_value == periods.c.weekday).join(listed, true())
+            else:
+                from_ = periods.join(bys, true()).join(listed, true())
+            frames.append(
+                select(
+                    periods.c.period_start,
+                    listed.c.scope_id,
+                    bys.c.by_value,
+                    listed.c.scope_name,
+                    business_days.label("business_days"),
+                    sql_int(flag).label("in_frame"),
+                    *frame_measures,
+                ).select_from(from_)
+            )
+    rows = union_all(*parts, *frames).subquery("keyed")
+    # A listed key (in_frame 1) always has its row; a leaver's (2) only with a fact row (0).
+    in_frame = func.max(rows.c.in_frame) == 1
+    if leavers is not None:
+        in_frame = or_(
+            in_frame, and_(func.max(rows.c.in_frame) == 2, func.min(rows.c.in_frame) == 0)
+        )
     w = (
         select(
             type_coerce(rows.c.period_start, Date).label("period_start"),
@@ -1480,7 +1514,7 @@ def compile_measures(req: Request, measures: Sequence[str]) -> tuple[CTE, list[s
             ),
         )
         .group_by(rows.c.period_start, rows.c.scope_id, rows.c.by_value)
-        .having(func.max(rows.c.in_frame) == 1)
+        .having(in_frame)
         .cte("w")
     )
     return w, all_measures
@@ -1543,16 +1577,15 @@ def _status(
     value: ColumnElement[Any],
     low: ColumnElement[Any] | None,
     high: ColumnElement[Any] | None,
-    *,
-    scaled: bool = False,
 ) -> ColumnElement[Any]:
     """below / within / above the band (an open side never fails); NULL without a value.
 
-    A scaled band of 0 to 0 (no business day or no rep in scope) is empty: NULL, not within.
+    NULL too when the band is empty: a per-day band scaled by no business day (or no rep)
+    is 0–0, which measures nothing, so a 0 in it is not "within".
     """
     whens: list[tuple[ColumnElement[bool], Any]] = [(value.is_(None), null())]
-    if scaled and low is not None and high is not None:
-        whens.append((and_(low == 0, high == 0), null()))
+    if low is not None and high is not None:
+        whens.append((and_(func.coalesce(low, 0) == 0, func.coalesce(high, 0) == 0), null()))
     if low is not None:
         whens.append((value < low, "below"))
     if high is not None:
@@ -1615,7 +1648,7 @@ def compile_rows(
         if band.per_rep_day:
             if req.by not in PER_DAY_BAND_BYS:
                 continue
-            # Per rep per business day, scaled by business days × reps in scope (SPEC §5, §10).
+            # Per rep per business day, scaled by business days × reps in scope (docs/kpi-catalog.md).
             scale = w.c.business_days * w.c.active_reps
             plan["band_columns"] = (
                 add(literal(band.low, Float) * scale, f"{key}__band_low", Float),
@@ -1679,9 +1712,7 @@ def compile_rows(
                 low_label, high_label = plan["band_columns"]
                 status = f"{key}__status"
                 outer.append(
-                    _status(
-                        value_col, values_.c[low_label], values_.c[high_label], scaled=True
-                    ).label(status)
+                    _status(value_col, values_.c[low_label], values_.c[high_label]).label(status)
                 )
             elif plan["band"] != (None, None):
                 low, high = plan["band"]
@@ -1704,7 +1735,7 @@ def compile_rows(
                     pivot.c[f"{key}__stretch"].label(target_stretch),
                 ]
                 if running is not None and spec.kind in ("count", "sum"):
-                    # SPEC §6, §12: target × business days elapsed ÷ business days in the
+                    # docs/sheets.md: target × business days elapsed ÷ business days in the
                     # period, on the running period's rows only.
                     run_start, elapsed, total = running
                     pace = case(

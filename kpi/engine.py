@@ -1,4 +1,4 @@
-"""compute(): dense KPI rows (SPEC §7, §10) with targets, achievement and band status.
+"""compute(): dense KPI rows (docs/api.md, docs/kpi-catalog.md) with targets, achievement and band status.
 
 Also the costs CAC divides (targets live in kpi/targets.py). Everything here
 runs on a Connection or an Engine the caller owns; nothing here commits
@@ -61,7 +61,7 @@ class RowBand(NamedTuple):
 
 
 class RowTargets(NamedTuple):
-    """A row's targets at the three levels (SPEC §11); None where unset."""
+    """A row's targets at the three levels (docs/targets.md); None where unset."""
 
     minimum: float | None
     achievement: float | None
@@ -72,7 +72,7 @@ NO_TARGETS = RowTargets(None, None, None)
 
 
 class KpiRow(NamedTuple):
-    """One KPI value: the SPEC §7 row (a named tuple: a year of daily rows is 584,000 of them)."""
+    """One KPI value: the docs/api.md row (a named tuple: a year of daily rows is 584,000 of them)."""
 
     kpi: str
     tier: str
@@ -91,7 +91,7 @@ class KpiRow(NamedTuple):
     band: RowBand
     status: str | None
     targets: RowTargets = NO_TARGETS  # ``target`` is ``targets.achievement``
-    # A running period's count or sum with a target (SPEC §6, §12): target × business days
+    # A running period's count or sum with a target (docs/sheets.md): target × business days
     # elapsed ÷ business days in the period, and value ÷ that; None on other rows.
     pace_target: float | None = None
     pace_achievement: float | None = None
@@ -157,16 +157,19 @@ def scope_members(
     scope: str,
     key: tuple[str, str] | None,
     ctx: KpiContext | None = None,
+    *,
+    leavers: bool = False,
 ) -> list[tuple[str, str]]:
     """(scope id, name) of every known, non-deleted rep or team (the org for org).
 
-    With ``ctx``, a listing leaves out field-sales reps and teams (SPEC §5); a rep or
-    team asked for by its id is found whatever its kind.
+    With ``ctx``, a listing leaves out field-sales reps and teams (docs/kpi-catalog.md); a rep or
+    team asked for by its id is found whatever its kind. ``leavers``: a rep asked for by
+    its id is found after it left (deactivated or deleted) too.
     """
     if scope == "org":
         return [("org", "org")]
     table = table_of(Rep if scope == "rep" else Team)
-    where = [table.c.deleted == false()]
+    where = [] if leavers and key is not None and scope == "rep" else [table.c.deleted == false()]
     if key is not None:
         where += [table.c.source == key[0], table.c.crm_id == key[1]]
     elif ctx is not None:
@@ -288,7 +291,7 @@ def compute(
 ) -> list[KpiRow]:
     """KPI rows for every period overlapping [start, end] (each row covers its whole period).
 
-    Dense per SPEC §10: one row per KPI × period × scope id × breakdown value present
+    Dense per docs/kpi-catalog.md: one row per KPI × period × scope id × breakdown value present
     in the data, ordered by kpi, scope_id, period_start, by_value. ``as_of`` cuts every
     record at the end of that local day, by its own timestamp (a deal closed before it
     but created after it is cut too; call-list members count touches before it only),
@@ -316,13 +319,14 @@ def compute(
     key = parse_scope_id(scope, scope_id)
     periods = period_starts(grain, start, end, ctx.fiscal_year_start_month)
     with _connection(bind) as conn:
-        members = scope_members(conn, scope, key, ctx)
+        # A rep who left still has the rows of the periods where it worked (compile_rows).
+        members = scope_members(conn, scope, key, ctx, leavers=True)
         if key is not None and not members:
             raise KpiRequestError("id", f"no {scope} with id {scope_id!r}")
         least = len(specs) * len(periods) * len(members)
         if max_rows is not None and least > max_rows:
             raise _too_many(least, max_rows)
-        if not specs or not members:
+        if not specs:
             return []
         rollups = use_rollups and rollups_current(conn, ctx)
         unflushed = pending(conn) if rollups else Pending()

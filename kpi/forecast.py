@@ -1,4 +1,4 @@
-"""The landing forecast (着地予測, SPEC §6) and the snapshot the sync stores after each run.
+"""The landing forecast (着地予測, docs/targets.md) and the snapshot the sync stores after each run.
 
 As of day D of a month: counts run at their pace, actual × business days in the
 month / business days elapsed (the 1st through D); won_amount is the amount

@@ -1,6 +1,6 @@
 """Grains, business-time-zone bucketing in SQL, and business days.
 
-Periods are cut in the business time zone (SPEC §2): a record belongs to the
+Periods are cut in the business time zone (docs/configuration.md): a record belongs to the
 local day of its timestamp; weeks are ISO weeks starting on Monday; months are
 calendar months; quarters and fiscal years start in the fiscal year's first
 month (``KpiContext.fiscal_year_start_month``), so an April year's quarters
@@ -234,7 +234,7 @@ def wide_segments(zone_name: str) -> tuple[tuple[datetime, int], ...]:
 
 
 def _day_start_offset(day: date, zone: ZoneInfo) -> int:
-    # The offset that turns the day's first instant into local midnight (SPEC: days are
+    # The offset that turns the day's first instant into local midnight (docs/kpi-catalog.md: days are
     # cut in the business time zone; a skipped midnight starts the day at the transition).
     midnight = datetime(day.year, day.month, day.day, tzinfo=UTC)
     return int((midnight - day_start_utc(day, zone)).total_seconds())

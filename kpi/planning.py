@@ -1,12 +1,16 @@
-"""Planning (逆算), funnel diagnosis and target suggestions (SPEC §6, §10).
+"""Planning (逆算), funnel diagnosis and target suggestions (docs/targets.md, docs/kpi-catalog.md).
 
 Every figure over activity rows comes from ``compute`` (SQL); Python only chains
 the few per-stage numbers:
 
-- ``plan``: from a won target back to the activity needed, each step rounded to 6
-  decimal places and then up (40 ÷ 0.10 is 400, not 401), each step dividing the
-  previous step's rounded value. Rates not given are the scope's trailing three
-  complete months pooled (Σ numerator / Σ denominator).
+- ``plan``: from a won target back to the activity needed: meetings = won ÷
+  meeting_win_rate (IS-sourced deals won per meeting set), contacts = meetings ÷
+  meeting_conversion_rate, calls = contacts ÷ effective_contact_rate. Each step is
+  rounded to 6 decimal places and then up (40 ÷ 0.10 is 400, not 401), each step
+  dividing the previous step's rounded value. The won target is a whole count of
+  IS-sourced deals, or an amount ÷ the average IS-sourced deal size, rounded up. Rates
+  (and the deal size) not given are the scope's trailing three complete months pooled
+  (Σ numerator / Σ denominator).
 - ``funnel``: a month's stages against their month targets (a running month's count
   stages against their pace); the bottleneck is the rate stage furthest below target,
   the cause ``volume`` when calls are short. ``diagnose`` is that step alone, for the
@@ -50,7 +54,7 @@ Cause = Literal["volume", "quality"]
 
 # The plan's chain: (stage, the rate that divides the previous stage into it).
 PLAN_CHAIN: tuple[tuple[str, str], ...] = (
-    ("meetings_set", "win_rate"),
+    ("meetings_set", "meeting_win_rate"),
     ("effective_contacts", "meeting_conversion_rate"),
     ("calls", "effective_contact_rate"),
 )
@@ -58,7 +62,7 @@ PLAN_RATES: tuple[str, ...] = tuple(rate for _, rate in PLAN_CHAIN)
 
 # What a plan rate's numerator and denominator count, for the error when it cannot be derived.
 _RATE_COUNTS: dict[str, tuple[str, str]] = {
-    "win_rate": ("won deals", "closed deals"),
+    "meeting_win_rate": ("IS-sourced deals won", "meetings set"),
     "meeting_conversion_rate": ("meetings set", "effective contacts"),
     "effective_contact_rate": ("effective contacts", "calls"),
 }
@@ -145,18 +149,20 @@ class PlanStep:
 
 @dataclass(frozen=True)
 class Plan:
-    """SPEC §6 plan (逆算): from a won target to the meetings, contacts and calls it needs."""
+    """docs/targets.md plan (逆算): from a won target to the meetings, contacts and calls it needs."""
 
     month: date
     as_of: date
     scope: str
     scope_id: str
     scope_name: str
-    won_target: float
+    won_target: int  # IS-sourced deals to win: as given, or the amount ÷ avg_deal_size, up
+    won_amount_target: float | None  # the amount given (None: a count was given)
+    avg_deal_size: PlanRate | None  # the amount path's divisor (None: a count was given)
     business_days: int
-    reps: int  # non-deleted, active reps in the scope (1 at rep scope)
-    rates: tuple[PlanRate, ...]  # win_rate, meeting_conversion_rate, effective_contact_rate
-    trailing_months: tuple[date, ...] | None  # the months derived rates pooled; None: all given
+    reps: int  # non-deleted, active inside-sales reps in the scope (1 at rep scope)
+    rates: tuple[PlanRate, ...]  # meeting_win_rate, meeting_conversion_rate, effective_contact_rate
+    trailing_months: tuple[date, ...] | None  # the months derived figures pooled; None: all given
     steps: tuple[PlanStep, ...]  # won_count, meetings_set, effective_contacts, calls
 
     def as_dict(self) -> dict[str, Any]:
@@ -167,6 +173,8 @@ class Plan:
             "scope_id": self.scope_id,
             "scope_name": self.scope_name,
             "won_target": self.won_target,
+            "won_amount_target": self.won_amount_target,
+            "avg_deal_size": None if self.avg_deal_size is None else self.avg_deal_size.as_dict(),
             "business_days": self.business_days,
             "reps": self.reps,
             "rates": [r.as_dict() for r in self.rates],
@@ -190,7 +198,7 @@ class FunnelStage:
     achievement: float | None  # None without a target, with a 0 target, or without an actual
     hint: Hint | None  # the seed's hint for calls and the three rates
     # A running period's count stage: target × business days elapsed ÷ in the period, and
-    # actual ÷ that; the stage is short when it is behind its pace (SPEC §6).
+    # actual ÷ that; the stage is short when it is behind its pace (docs/targets.md).
     pace_target: float | None = None
     pace_achievement: float | None = None
 
@@ -219,7 +227,7 @@ class FunnelStage:
 
 @dataclass(frozen=True)
 class Funnel:
-    """SPEC §6 funnel diagnosis of a month for one scope id."""
+    """docs/targets.md funnel diagnosis of a month for one scope id."""
 
     month: date
     scope: str
@@ -271,7 +279,7 @@ class SuggestionMonth:
 
 @dataclass(frozen=True)
 class Suggestion:
-    """SPEC §6, §10 target suggestion for one KPI, scope id and target period, by pace.
+    """docs/targets.md, docs/kpi-catalog.md target suggestion for one KPI, scope id and target period, by pace.
 
     Counts and sums: Σ of the included months ÷ Σ of their business days × the target
     period's business days, each level rounded to a whole number (whole currency units).
@@ -314,7 +322,6 @@ class Suggestion:
             "method": self.method,
             "per_business_day": self.per_business_day,
             "base": self.base,
-            "mean": self.base,  # the field's earlier name: the router's model still reads it
             "factors": list(self.factors),
             "minimum": self.minimum,
             "achievement": self.achievement,
@@ -326,7 +333,7 @@ class Suggestion:
 
 
 def round_up(value: float) -> int:
-    """SPEC §10: rounded to 6 decimal places, then up (so float noise never adds one)."""
+    """docs/kpi-catalog.md: rounded to 6 decimal places, then up (so float noise never adds one)."""
     return math.ceil(round(value, 6))
 
 
@@ -394,29 +401,84 @@ def _pace(value: float, divisor: int) -> float | None:
 # --- plan ---------------------------------------------------------------------------------------
 
 
+def _check_number(param: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise KpiRequestError(param, f"a finite number, not {value!r}")
+    return float(value)
+
+
+def _won_count(won_target: object) -> int:
+    """The won target as a whole count of deals above 0, or KpiRequestError naming it."""
+    number = _check_number("won_target", won_target)
+    if number <= 0:
+        raise KpiRequestError("won_target", f"a number of deals above 0, not {won_target!r}")
+    if not number.is_integer():
+        raise KpiRequestError(
+            "won_target",
+            f"a whole number of deals, not {won_target!r}; give an amount as won_amount_target",
+        )
+    return int(number)
+
+
+def _pooled(history: Sequence[KpiRow], key: str) -> tuple[float, float]:
+    """Σ numerator and Σ denominator of ``key`` over the trailing months' rows."""
+    rows = [r for r in history if r.kpi == key]
+    return (
+        float(sum(r.numerator or 0 for r in rows)),
+        float(sum(r.denominator or 0 for r in rows)),
+    )
+
+
 def plan(
     bind: Connection | Engine,
     ctx: KpiContext,
     *,
-    won_target: float,
-    win_rate: float | None = None,
+    won_target: float | None = None,
+    won_amount_target: float | None = None,
+    avg_deal_size: float | None = None,
+    meeting_win_rate: float | None = None,
     meeting_conversion_rate: float | None = None,
     effective_contact_rate: float | None = None,
+    win_rate: float | None = None,
     month: date | None = None,
     scope: Scope = "org",
     scope_id: str | None = None,
     as_of: date | None = None,
 ) -> Plan:
-    """The activity a won target needs in ``month`` (default: as_of's month; as_of: today)."""
-    if (
-        isinstance(won_target, bool)
-        or not isinstance(won_target, int | float)
-        or not math.isfinite(won_target)
-        or won_target <= 0
-    ):
-        raise KpiRequestError("won_target", f"a finite number above 0, not {won_target!r}")
+    """The activity a won target needs in ``month`` (default: as_of's month; as_of: today).
+
+    ``won_target`` is a whole count of IS-sourced deals; ``won_amount_target`` an amount,
+    turned into a count by ÷ ``avg_deal_size`` (default: the IS-sourced won deals' mean over
+    the trailing months), rounded up. ``win_rate`` is the old name of ``meeting_win_rate``.
+    """
+    if won_target is None and won_amount_target is None:
+        raise KpiRequestError("won_target", "give won_target (deals) or won_amount_target")
+    if won_target is not None and won_amount_target is not None:
+        raise KpiRequestError(
+            "won_amount_target", "give won_target (deals) or won_amount_target, not both"
+        )
+    amount: float | None = None
+    if won_amount_target is not None:
+        amount = _check_number("won_amount_target", won_amount_target)
+        if amount <= 0:
+            raise KpiRequestError(
+                "won_amount_target", f"an amount above 0, not {won_amount_target!r}"
+            )
+        if avg_deal_size is not None:
+            if _check_number("avg_deal_size", avg_deal_size) <= 0:
+                raise KpiRequestError("avg_deal_size", f"an amount above 0, not {avg_deal_size!r}")
+    elif avg_deal_size is not None:
+        raise KpiRequestError("avg_deal_size", "avg_deal_size goes with won_amount_target")
+    count = None if won_target is None else _won_count(won_target)
+    if win_rate is not None:
+        if meeting_win_rate is not None and meeting_win_rate != win_rate:
+            raise KpiRequestError(
+                "win_rate", "win_rate is the old name of meeting_win_rate: give one of them"
+            )
+        _check_rate("win_rate", win_rate)
+        meeting_win_rate = win_rate
     given = {
-        "win_rate": win_rate,
+        "meeting_win_rate": meeting_win_rate,
         "meeting_conversion_rate": meeting_conversion_rate,
         "effective_contact_rate": effective_contact_rate,
     }
@@ -428,6 +490,10 @@ def plan(
     first = (month or day).replace(day=1)
     window = trailing_months(day)
     missing = [k for k in PLAN_RATES if given[k] is None]
+    size_missing = amount is not None and avg_deal_size is None
+    # The amount path's deal size: IS-sourced won amount ÷ IS-sourced deals won, the latter
+    # being meeting_win_rate's numerator.
+    wanted = [*missing, *(["is_won_amount", "meeting_win_rate"] if size_missing else [])]
     with _connection(bind) as conn:
         member_id, member_name = _one_member(conn, scope, scope_id, "plan")
         reps = _reps_in_scope(conn, ctx, scope, parse_scope_id(scope, scope_id))
@@ -435,7 +501,7 @@ def plan(
             compute(
                 conn,
                 ctx,
-                kpis=missing,
+                kpis=list(dict.fromkeys(wanted)),
                 grain="month",
                 start=window[0],
                 end=window[-1],
@@ -444,18 +510,45 @@ def plan(
                 as_of=day,
                 max_rows=None,
             )
-            if missing
+            if wanted
             else []
         )
+    size: PlanRate | None = None
+    if amount is not None:
+        if avg_deal_size is not None:
+            size = PlanRate("avg_deal_size", float(avg_deal_size), "given", None, None)
+        else:
+            won_amount = float(sum(r.value or 0 for r in history if r.kpi == "is_won_amount"))
+            won_deals, _ = _pooled(history, "meeting_win_rate")
+            if not won_deals:
+                raise KpiRequestError(
+                    "avg_deal_size",
+                    f"no IS-sourced deals won in {_span(window)} to derive it from; give it",
+                )
+            if not won_amount:
+                raise KpiRequestError(
+                    "avg_deal_size",
+                    f"the IS-sourced deals won in {_span(window)} have no amount; give it",
+                )
+            size = PlanRate(
+                "avg_deal_size", won_amount / won_deals, "derived", won_amount, won_deals
+            )
+        need = amount / size.value
+        if not need <= MAX_PLAN_VALUE:
+            raise KpiRequestError(
+                "won_amount_target",
+                f"the plan would need more than {MAX_PLAN_VALUE:,.0f} deals won "
+                f"({amount:,.6g} ÷ avg_deal_size {size.value:.6g}); check the amount",
+            )
+        count = round_up(need)
+    assert count is not None
     rates: dict[str, PlanRate] = {}
     for key in PLAN_RATES:
         value = given[key]
         if value is not None:
             rates[key] = PlanRate(key, float(value), "given", None, None)
             continue
-        rows = [r for r in history if r.kpi == key]
-        numerator = float(sum(r.numerator or 0 for r in rows))
-        denominator = float(sum(r.denominator or 0 for r in rows))
+        numerator, denominator = _pooled(history, key)
         won, out_of = _RATE_COUNTS[key]
         if not denominator:
             raise KpiRequestError(key, f"no {out_of} in {_span(window)} to derive it from; give it")
@@ -476,13 +569,14 @@ def plan(
             per_rep_per_business_day=_pace(value, business_days * reps),
         )
 
-    steps = [step("won_count", float(won_target), None)]
-    previous = float(won_target)
+    target_param = "won_target" if amount is None else "won_amount_target"
+    steps = [step("won_count", count, None)]
+    previous = count
     for stage, key in PLAN_CHAIN:
         need = previous / rates[key].value
         if not need <= MAX_PLAN_VALUE:  # also catches inf from a vanishing rate
             raise KpiRequestError(
-                "won_target" if rates[key].source == "derived" else key,
+                target_param if rates[key].source == "derived" else key,
                 f"the plan would need more than {MAX_PLAN_VALUE:,.0f} {stage} a month "
                 f"({previous:,.6g} ÷ {key} {rates[key].value:.6g}); check the target and the rates",
             )
@@ -494,11 +588,13 @@ def plan(
         scope=scope,
         scope_id=member_id,
         scope_name=member_name,
-        won_target=float(won_target),
+        won_target=count,
+        won_amount_target=amount,
+        avg_deal_size=size,
         business_days=business_days,
         reps=reps,
         rates=tuple(rates[k] for k in PLAN_RATES),
-        trailing_months=window if missing else None,
+        trailing_months=window if wanted else None,
         steps=tuple(steps),
     )
 
@@ -549,7 +645,7 @@ def funnel(
 def diagnose(
     start: date, scope: str, scope_id: str, scope_name: str, stages: tuple[FunnelStage, ...]
 ) -> Funnel:
-    """The bottleneck and cause of funnel stages (in FUNNEL_STAGES order), per SPEC §6."""
+    """The bottleneck and cause of funnel stages (in FUNNEL_STAGES order), as docs/targets.md describes."""
     short = [s for s in stages if s.kind == "rate" and s.below_target]
     # min() keeps the first of equals: the earlier stage in the funnel wins a tie.
     worst = min(short, key=lambda s: s.achievement or 0.0) if short else None

@@ -1,4 +1,4 @@
-"""Reps as targets see them (SPEC §5, §11): skill levels from tenure, first activity, IS reps in scope.
+"""Reps as targets see them (docs/kpi-catalog.md, docs/targets.md): skill levels from tenure, first activity, IS reps in scope.
 
 A rep's tenure starts at the earlier of its first activity in the store (a call,
 an email or a meeting booked) and the CRM's created date of the user. Under 6
@@ -18,7 +18,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, Engine, false, func, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 
-from kpi.compiler import Scope
+from kpi.compiler import Scope, not_field_sales
 from kpi.engine import KpiRequestError, _connection, parse_scope_id
 from kpi.periods import KpiContext, day_start_utc
 from models.crm import Call, Email, Meeting, Rep
@@ -181,7 +181,7 @@ def rep_levels(
 
 
 def set_rep_level(bind: Connection | Engine, rep_id: str, level: SkillLevel | None) -> None:
-    """Override a rep's skill level (SPEC §7 PUT /v1/reps/{id}); None goes back to tenure."""
+    """Override a rep's skill level (docs/api.md PUT /v1/reps/{id}); None goes back to tenure."""
     if level is not None and level not in SKILL_LEVELS:
         raise KpiRequestError(
             "level", f"unknown level {level!r}; one of {', '.join(SKILL_LEVELS)}, or null"
@@ -205,15 +205,18 @@ def is_reps(
     scope: Scope,
     scope_id: str | None,
     *,
+    ctx: KpiContext | None = None,
     field_sales_team_ids: Collection[str] = (),
 ) -> list[tuple[str, str]]:
     """(rep id, name) of the active, non-deleted inside-sales reps of the org or a team.
 
-    ``field_sales_team_ids`` (<source>:<crm id> of teams) are field sales and left out
-    (SPEC §5): until KpiContext names them, the caller passes them.
+    The reps of ``ctx``'s field-sales teams (docs/kpi-catalog.md) are left out, and so are those of
+    ``field_sales_team_ids`` (<source>:<crm id> of teams), for callers without a context.
     """
     reps = table_of(Rep)
     where: list[ColumnElement[bool]] = [reps.c.deleted == false(), reps.c.active == true()]
+    if ctx is not None:
+        where += not_field_sales(ctx, reps.c.source, reps.c.crm_id)
     key = parse_scope_id(scope, scope_id)
     if scope == "team" and key is not None:
         where += [reps.c.source == key[0], reps.c.team_crm_id == key[1]]

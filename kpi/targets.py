@@ -1,4 +1,4 @@
-"""Targets (SPEC §7 /v1/targets, §11): three levels, draft and confirmed, and their revisions.
+"""Targets (docs/api.md /v1/targets, §11): three levels, draft and confirmed, and their revisions.
 
 A target is ``(kpi, grain, period_start, scope, id, level)`` → value. Its status is
 ``draft`` (a proposal: the seed's bottom-up step) or ``confirmed`` (agreed). Every
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, Literal, get_args
 
-from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, select, tuple_
+from sqlalchemy import ColumnElement, Connection, Engine, delete, insert, null, select, tuple_
 
 from kpi.catalog import KPIS, KpiSpec
 from kpi.engine import KpiRequestError, _connection, parse_scope_id, scope_members
@@ -40,7 +40,7 @@ TargetKey = tuple[str, str, date, str, str, str]  # kpi, grain, period_start, sc
 
 @dataclass(frozen=True)
 class Target:
-    """A KPI target (SPEC §7 /v1/targets: kpi, grain, period_start, scope, id, level, value).
+    """A KPI target (docs/api.md /v1/targets: kpi, grain, period_start, scope, id, level, value).
 
     As input to ``put_targets``: ``value`` None deletes the target; ``status`` None keeps
     the stored status (a new target is a draft); ``reason`` explains a change.
@@ -74,6 +74,7 @@ class Target:
             "level": self.level,
             "value": self.value,
             "status": self.status,
+            "reason": self.reason,
             "updated_at": None if self.updated_at is None else self.updated_at.isoformat(),
             "updated_by": self.updated_by,
         }
@@ -89,7 +90,7 @@ class StoredTarget(Target):
 
 @dataclass(frozen=True)
 class Revision:
-    """One recorded change of a target (SPEC §11): old and new value and status, why, who, when."""
+    """One recorded change of a target (docs/targets.md): old and new value and status, why, who, when."""
 
     id: int
     kpi: str
@@ -369,13 +370,33 @@ def list_targets(
     end: date | None = None,
     level: Level | None = "achievement",
     status: Status | None = None,
+    with_reason: bool = False,
 ) -> list[StoredTarget]:
     """Targets matching the filters, ordered by kpi, grain, period_start, scope, id, level.
 
     ``level`` defaults to the achievement level (what write-back pushes); None lists all
-    three. ``status`` None lists drafts and confirmed targets.
+    three. ``status`` None lists drafts and confirmed targets. ``with_reason`` reads each
+    target's ``reason``: its latest revision's (None without revisions).
     """
     table = table_of(KpiTarget)
+    reason: ColumnElement[Any] = null()
+    if with_reason:
+        rev = table_of(KpiTargetRevision)
+        reason = (
+            select(rev.c.reason)
+            .where(
+                rev.c.kpi == table.c.kpi,
+                rev.c.grain == table.c.grain,
+                rev.c.period_start == table.c.period_start,
+                rev.c.scope == table.c.scope,
+                rev.c.scope_id == table.c.scope_id,
+                rev.c.level == table.c.level,
+            )
+            .order_by(rev.c.changed_at.desc(), rev.c.id.desc())
+            .limit(1)
+            .correlate(table)
+            .scalar_subquery()
+        )
     where = _filters(
         table, kpi=kpi, grain=grain, scope=scope, scope_id=scope_id, start=start, end=end
     )
@@ -397,6 +418,7 @@ def list_targets(
                 table.c.status,
                 table.c.updated_at,
                 table.c.updated_by,
+                reason.label("reason"),
             )
             .where(*where)
             .order_by(
@@ -408,8 +430,8 @@ def list_targets(
             )
         )
         targets = [
-            StoredTarget(kpi_, grain_, start_, scope_, id_, value, level_, status_, None, at, by)
-            for kpi_, grain_, start_, scope_, id_, value, level_, status_, at, by in rows
+            StoredTarget(kpi_, grain_, start_, scope_, id_, value, level_, status_, why, at, by)
+            for kpi_, grain_, start_, scope_, id_, value, level_, status_, at, by, why in rows
         ]
     # minimum, achievement, stretch within a key (the SQL order is by key only).
     return sorted(targets, key=lambda t: (*t.key[:5], order.get(t.level, 9)))
@@ -426,7 +448,7 @@ def list_revisions(
     level: Level | None = None,
     limit: int | None = 1000,
 ) -> list[Revision]:
-    """Revisions matching the filters, newest first (SPEC §11 GET /v1/targets/history)."""
+    """Revisions matching the filters, newest first (docs/targets.md GET /v1/targets/history)."""
     table = table_of(KpiTargetRevision)
     where = _filters(
         table,

@@ -15,7 +15,7 @@ from models.crm import (
     Rep,
     Team,
 )
-from models.sync import QuarantinedRecord, SyncLock, SyncRun, SyncState
+from models.sync import QuarantinedRecord, StoreMeta, SyncLock, SyncRun, SyncState
 
 __all__ = [
     "TABLE_BY_KIND",
@@ -31,6 +31,7 @@ __all__ = [
     "Meeting",
     "QuarantinedRecord",
     "Rep",
+    "StoreMeta",
     "SyncLock",
     "SyncRun",
     "SyncState",

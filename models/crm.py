@@ -1,4 +1,4 @@
-"""The normalized CRM records (SPEC §4), one table per record kind.
+"""The normalized CRM records (docs/sync.md), one table per record kind.
 
 Every row is keyed by (source, crm_id); references to reps, contacts and deals
 are CRM ids of the same source, because a CRM hands records over in any order.

@@ -126,7 +126,7 @@ class RollupState(Base):
 
 
 class KpiTarget(Base):
-    """A target for one KPI, grain, period, scope id and level (SPEC §7 /v1/targets, §11)."""
+    """A target for one KPI, grain, period, scope id and level (docs/api.md /v1/targets, §11)."""
 
     __tablename__ = "kpi_targets"
     __table_args__ = (
@@ -148,7 +148,7 @@ class KpiTarget(Base):
 
 
 class KpiTargetRevision(Base):
-    """One change of a confirmed target, or the confirmation of one (SPEC §11); never updated."""
+    """One change of a confirmed target, or the confirmation of one (docs/targets.md); never updated."""
 
     __tablename__ = "kpi_target_revisions"
     __table_args__ = (

@@ -1,4 +1,4 @@
-"""Tables of the review sheets (SPEC §12): their notes, the notes' audit log, improvement actions.
+"""Tables of the review sheets (docs/sheets.md): their notes, the notes' audit log, improvement actions.
 
 A note is one free-text field of one sheet (``kind`` daily, weekly or monthly) for one
 period (the day, the ISO week's Monday, the month's first day) and scope id; the monthly

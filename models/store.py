@@ -17,6 +17,7 @@ from sqlalchemy import (
     Numeric,
     String,
     Table,
+    case,
     delete,
     func,
     select,
@@ -68,6 +69,8 @@ LATEST = datetime(9999, 12, 30, tzinfo=UTC)
 # An expected close date may be a placeholder such as 9999-12-31; no day is cut from it.
 PLACEHOLDER_DATES = frozenset({("deals", "closed_at")})
 INT32 = (-(2**31), 2**31 - 1)
+# The connectors strip it from free text; an id or anything else still holding one is quarantined.
+NUL = "\x00"
 
 
 Check = Callable[[Any], str | None]
@@ -80,6 +83,8 @@ def _check(table: str, name: str, kind: Any) -> Check | None:
         return lambda v: (
             f"{name}: {len(v):,} characters, more than the {length} the store keeps"
             if len(v) > length
+            else f"{name}: holds a NUL byte (U+0000), which PostgreSQL cannot store"
+            if NUL in v
             else None
         )
     if isinstance(kind, Integer) and not isinstance(kind, BigInteger):
@@ -175,12 +180,47 @@ def flag_deleted(
         )
 
 
+def referencing(
+    conn: Connection, model: type[CrmRecord], source: str, column: str, crm_ids: Sequence[str]
+) -> list[str]:
+    """The CRM ids of the rows whose reference ``column`` names one of ``crm_ids``."""
+    if not crm_ids:
+        return []
+    table = table_of(model)
+    found = conn.execute(
+        select(table.c.crm_id).where(table.c.source == source, table.c[column].in_(crm_ids))
+    )
+    return list(found.scalars())
+
+
+def repoint(
+    conn: Connection,
+    model: type[CrmRecord],
+    source: str,
+    column: str,
+    survivors: Mapping[str, str],
+    at: datetime,
+) -> None:
+    """Point a reference ``column`` from merged records at the ones they became (old → new id)."""
+    if survivors:
+        table = table_of(model)
+        reference = table.c[column]
+        conn.execute(
+            update(table)
+            .where(table.c.source == source, reference.in_(list(survivors)))
+            .values({column: case(dict(survivors), value=reference), "synced_at": at})
+        )
+
+
 def _json_safe(value: Any) -> Any:
     # JSON has no Infinity or NaN (PostgreSQL refuses them), yet a CRM's 1e400 parses to inf.
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)
+    # PostgreSQL keeps a \u0000 in json but fails any query reading it as text: drop it.
+    if isinstance(value, str):
+        return value.replace(NUL, "") if NUL in value else value
     if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
+        return {_json_safe(k): _json_safe(v) for k, v in value.items()}
     if isinstance(value, list):
         return [_json_safe(v) for v in value]
     return value
@@ -197,6 +237,7 @@ def quarantine(
             {
                 **r,
                 "payload": _json_safe(r["payload"]),
+                "reason": _json_safe(r["reason"]),
                 "source": source,
                 "stream": stream,
                 "run_id": run_id,

@@ -1,4 +1,4 @@
-"""Tables of the write-back of targets into CRM fields (SPEC §9): audits, their rows, last pushes.
+"""Tables of the write-back of targets into CRM fields (docs/writeback.md): audits, their rows, last pushes.
 
 Every push (dry runs too) is one ``writeback_pushes`` row: who asked, when, for which source
 and month, how it ended and the API requests it cost. Its plan is ``writeback_push_rows``,

@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
 from service.api_docs import add_docs
+from service.auth import AuthBeforeBody
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.errors import HANDLED, handle_error
-from service.limits import BodyLimit
+from service.limits import BodyLimit, BuildGate, HeaderLimit
 from service.routers import dashboard, kpis, planning, push, sheets, sync, targets, teams
 from service.routers.common import last_successful_sync
 from service.settings import Settings, kpi_context
@@ -49,6 +50,7 @@ def create_app(
         version="0.1.0",
         lifespan=lifespan,
         docs_url=None,  # served from the installed package, below: no CDN
+        redoc_url=None,  # ReDoc would load from a CDN, and no Python package ships its bundle
     )
     app.state.settings = settings
     app.state.engine = engine
@@ -56,7 +58,10 @@ def create_app(
     app.state.kpi_cache = ResponseCache(settings.api_cache_mb * 2**20)
     app.state.data_version = DataVersionClock(engine, settings.api_cache_check_seconds)
     app.add_middleware(WritesInvalidate, clock=app.state.data_version)
+    app.state.kpi_builds = BuildGate(settings.api_kpi_builds, settings.api_kpi_build_wait_seconds)
     app.add_middleware(BodyLimit)
+    app.add_middleware(AuthBeforeBody, settings=settings)  # before any body is read
+    app.add_middleware(HeaderLimit)  # outermost
     app.state.connectors = connectors
     for error in HANDLED:
         app.add_exception_handler(error, handle_error)

@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from kpi import KpiContext
 from service.cache import DataVersionClock, ResponseCache
+from service.limits import BuildGate
 from service.settings import Settings
 
 
@@ -46,8 +47,15 @@ async def get_data_version(request: Request) -> DataVersionClock:
     return clock
 
 
+async def get_kpi_builds(request: Request) -> BuildGate:
+    gate = request.app.state.kpi_builds
+    assert isinstance(gate, BuildGate)
+    return gate
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 KpiContextDep = Annotated[KpiContext, Depends(get_kpi_context)]
 KpiCacheDep = Annotated[ResponseCache, Depends(get_kpi_cache)]
 DataVersionDep = Annotated[DataVersionClock, Depends(get_data_version)]
+KpiBuildsDep = Annotated[BuildGate, Depends(get_kpi_builds)]

@@ -15,6 +15,7 @@ Tree::
     │       └── PushLocked         another push to the CRM is running
     ├── Unprocessable         422  a parameter to fix; ``loc`` names it as FastAPI's own 422s do
     ├── UpstreamFailed        502  the CRM failed (5xx or 429 after the retries, a refused token)
+    ├── Busy                  503  too many large answers in the making (with ``Retry-After``)
     ├── PushFailed            502  a push the CRM stopped, ``report`` as recorded; 409 when the
     │                              CRM is not set up for it (a field or a permission missing)
     └── PushStopped           409 or 502 (its ``cause``'s): a POST /v1/targets/push that
@@ -133,6 +134,17 @@ class UpstreamFailed(AppError):
     """The CRM failed: a 5xx or 429 that outlived the retries, a refused token, no quota."""
 
     status_code = status.HTTP_502_BAD_GATEWAY
+
+
+class Busy(AppError):
+    """The service is at its limit of concurrent large computations: retry after a while."""
+
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+        self.headers = {"Retry-After": str(retry_after)}
 
 
 def _validation_items(exc: RequestValidationError) -> list[dict[str, Any]]:

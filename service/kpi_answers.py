@@ -15,6 +15,7 @@ import io
 import re
 import time
 from collections.abc import Hashable, Sequence
+from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
 from typing import Any, Literal
@@ -27,8 +28,9 @@ from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
 from sqlalchemy import Engine
 
-from kpi import By, Grain, KpiContext, KpiRow, Scope, compute
+from kpi import By, Grain, KpiContext, KpiRow, Scope, catalog, compute
 from service.cache import DataVersionClock, ResponseCache, data_version
+from service.limits import BIG_ANSWER_ROWS, BuildGate, estimated_rows
 from service.routers.common import freshness
 
 # CSV and XLSX columns: the JSON row's keys, with the band and targets flattened the way
@@ -184,6 +186,7 @@ async def answer_kpis(
     query: KpiQuery,
     *,
     gzip_ok: bool,
+    builds: BuildGate | None = None,
 ) -> Response:
     """The rows for ``query``, from the cache when the store has not moved since."""
     end = query.to or query.as_of or ctx.today()
@@ -252,7 +255,17 @@ async def answer_kpis(
     key = (request_key, version)
     entry = cache.lookup(key)
     if entry is None:
-        entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
+        size = estimated_rows(
+            len(keys) if keys else len(catalog()),
+            query.grain,
+            (end - start).days,
+            query.scope,
+            query.id is not None,
+            query.by,
+        )
+        big = builds is not None and size > BIG_ANSWER_ROWS
+        async with builds.turn(big) if builds is not None else nullcontext():
+            entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
     headers = {"Vary": "Accept-Encoding"}
     media_type = MEDIA_TYPES[query.format]
     if query.format == "csv":

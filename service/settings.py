@@ -44,6 +44,11 @@ class Settings(BaseSettings):
         default=None, description="HubSpot private-app token; HubSpot is synced when it is set"
     )
     hubspot_base_url: str = Field(default="https://api.hubapi.com", description="HubSpot API host")
+    hubspot_archived_sweep_minutes: int = Field(
+        default=60,
+        ge=0,
+        description="an incremental HubSpot sync lists the archived records (one request per 100 archived in the last 90 days, per stream) only if the last sweep is at least this many minutes old; 0 sweeps on every run",
+    )
 
     salesforce_instance_url: str | None = Field(
         default=None,
@@ -61,7 +66,7 @@ class Settings(BaseSettings):
     )
     salesforce_refresh_token: SecretStr | None = Field(
         default=None,
-        description="OAuth connected app: a refresh token (a rotated one is kept for the life of the process)",
+        description="OAuth connected app: a refresh token (one the app rotates is kept in the store and used by every process until this one changes)",
     )
     salesforce_login_url: str = Field(
         default="https://login.salesforce.com",
@@ -91,7 +96,8 @@ class Settings(BaseSettings):
     )
 
     read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
-        default_factory=list, description="comma-separated bearer tokens that may read the API"
+        default_factory=list,
+        description="comma-separated bearer tokens that may read the API; `label:token` names the caller `label` in audit records",
     )
     write_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
@@ -99,7 +105,12 @@ class Settings(BaseSettings):
     )
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
-        description="comma-separated bearer tokens that may read and write (targets, costs, sync, push)",
+        description="comma-separated bearer tokens that may read and write (targets, costs, sync, push); `label:token` names the caller `label` in audit records",
+    )
+
+    audit_secret: SecretStr | None = Field(
+        default=None,
+        description="key of the HMAC that names API callers in audit records; unset: one is generated and kept in the store",
     )
 
     api_cache_mb: int = Field(
@@ -111,6 +122,17 @@ class Settings(BaseSettings):
         default=1.0,
         ge=0,
         description="how often the store's data version is re-read, in seconds (writes through the API re-read it at once)",
+    )
+
+    api_kpi_builds: int = Field(
+        default=2,
+        ge=1,
+        description="how many large uncached `/v1/kpis` answers (over 20,000 rows) are computed at once; more wait",
+    )
+    api_kpi_build_wait_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="how long a large `/v1/kpis` answer waits for its turn before a 503 with Retry-After",
     )
 
     effective_call_seconds: int = Field(
@@ -167,8 +189,8 @@ class Settings(BaseSettings):
 def settings_errors(exc: BaseException) -> list[str]:
     """One line per bad value when ``exc`` is the Settings' validation error, else none.
 
-    ``ISKPI_FISCAL_YEAR_START_MONTH=13: Input should be less than or equal to 12``; the
-    value of a secret is not repeated.
+    ``ISKPI_FISCAL_YEAR_START_MONTH: Input should be less than or equal to 12 (got '13')``;
+    the value of a secret is not repeated.
     """
     if not isinstance(exc, ValidationError) or exc.title != Settings.__name__:
         return []
@@ -178,8 +200,10 @@ def settings_errors(exc: BaseException) -> list[str]:
         field = Settings.model_fields.get(name)
         variable = f"ISKPI_{name.upper()}"
         secret = field is not None and "SecretStr" in str(field.annotation)
-        shown = variable if secret or "input" not in error else f"{variable}={error['input']}"
-        lines.append(f"{shown}: {error['msg']}")
+        message = str(error["msg"]).removeprefix("Value error, ")
+        if not secret and "input" in error and str(error["input"]) not in message:
+            message += f" (got {str(error['input'])!r})"
+        lines.append(f"{variable}: {message}")
     return lines
 
 

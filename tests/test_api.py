@@ -1,4 +1,4 @@
-"""The REST API (SPEC §7) through HTTP, on SQLite and PostgreSQL.
+"""The REST API (docs/api.md) through HTTP, on SQLite and PostgreSQL.
 
 The store is the KPI engine's hand-worked October 2026 fixture (tests/support/kpi_records.py:
 Asia/Tokyo, JP holidays, 21 business days). Values below are worked out from it:
@@ -85,8 +85,10 @@ def test_kpis_month_rep_rows_match_the_hand_worked_fixture(client: TestClient) -
     # Ben (r2): 2 calls (voicemail, wrong number), none connected; Dai (r5): nothing → null rate.
     assert rows[("connect_rate", "hubspot:r2")]["value"] == 0
     assert rows[("connect_rate", "hubspot:r5")]["value"] is None
-    # Dense: 3 KPIs × 4 live reps (r4 is deleted); ordered by kpi, scope_id.
-    assert len(body["data"]) == 12
+    # Dense: 3 KPIs × (4 live reps + the deleted r4, who worked in October: c14); ordered by
+    # kpi, scope_id.
+    assert rows[("calls", "hubspot:r4")]["value"] == 1
+    assert len(body["data"]) == 15
     keys = [(r["kpi"], r["scope_id"]) for r in body["data"]]
     assert keys == sorted(keys)
     meta = body["meta"]
@@ -94,7 +96,7 @@ def test_kpis_month_rep_rows_match_the_hand_worked_fixture(client: TestClient) -
     assert meta["grain"] == "month" and meta["scope"] == "rep"
     assert meta["timezone"] == "Asia/Tokyo"
     assert meta["last_successful_sync"] == {}
-    assert meta["rows"] == 12
+    assert meta["rows"] == 15
 
 
 def test_kpis_csv_parses_back_to_the_json_rows(client: TestClient) -> None:
@@ -229,7 +231,10 @@ def test_targets_round_trip_and_give_rows_their_achievement(client: TestClient) 
             "period_start": "2026-10-01",
             "scope": "rep",
             "id": "hubspot:r1",
+            "level": "achievement",
             "value": 10.0,
+            "status": "draft",
+            "reason": None,
         },
         {
             "kpi": "connect_rate",
@@ -237,7 +242,10 @@ def test_targets_round_trip_and_give_rows_their_achievement(client: TestClient) 
             "period_start": "2026-10-01",
             "scope": "org",
             "id": "org",
+            "level": "achievement",
             "value": 0.3,
+            "status": "draft",
+            "reason": None,
         },
     ]
     assert get(client, "/v1/targets", scope="org")["data"] == listed[1:]
@@ -364,6 +372,8 @@ def test_sync_trigger_runs_and_is_listed(engine: Engine) -> None:
 
 ADMIN_ROUTES = {
     ("PUT", "/v1/targets"),
+    ("POST", "/v1/targets/allocate"),
+    ("PUT", "/v1/reps/{id}"),
     ("PUT", "/v1/costs"),
     ("POST", "/v1/sync"),
     ("POST", "/v1/targets/push"),
@@ -415,7 +425,7 @@ def test_day_grain_year_answers_in_one_request(client: TestClient) -> None:
         scope="rep",
         **{"from": "2026-01-01", "to": "2026-12-31"},
     )
-    assert len(body["data"]) == 365 * 4
+    assert len(body["data"]) == 365 * 4 + 1  # the deleted r4's day of work (c14) too
     r1_oct_1 = next(
         r
         for r in body["data"]
@@ -426,7 +436,7 @@ def test_day_grain_year_answers_in_one_request(client: TestClient) -> None:
     assert date.fromisoformat(body["data"][-1]["period_start"]) == date(2026, 12, 31)
 
 
-# --- plan, funnel, suggestion (SPEC §6; stores of tests/support/planning.py) --------------------
+# --- plan, funnel, suggestion (docs/targets.md; stores of tests/support/planning.py) --------------------
 
 
 def planning_client(engine: Engine, records: list[Any], now: datetime) -> TestClient:
@@ -483,7 +493,7 @@ def test_funnel_reproduces_the_seed_example(engine: Engine) -> None:
 def test_suggestion_is_the_trailing_mean_times_the_factors(engine: Engine) -> None:
     client = planning_client(engine, HISTORY, PLANNING_NOW)
     [org] = get(client, "/v1/targets/suggest", kpi="effective_contact_rate")["data"]
-    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (SPEC §10).
+    # July 1/2, August 3/8, September no calls: pooled (1 + 3) / (2 + 8) = 0.4 (docs/api.md).
     assert [m["value"] for m in org["months"]] == [0.5, 0.375, None]
     assert (org["minimum"], org["achievement"], org["stretch"]) == (0.36, 0.4, 0.44)
     assert_422(client.get("/v1/targets/suggest", params={"kpi": "nope"}, headers=auth()), "kpi")
@@ -537,7 +547,7 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
         headers={**auth(), "Accept-Encoding": "gzip"},
     )
     assert response.headers["content-encoding"] == "gzip"
-    assert len(response.json()["data"]) == 36 * 4
+    assert len(response.json()["data"]) == 36 * 5  # 4 live reps and the deleted r4 (c14)
 
 
 def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestClient) -> None:

@@ -148,7 +148,8 @@ def test_a_bad_fiscal_year_start_month_is_one_line_naming_the_variable(
         Settings(_env_file=None)  # type: ignore[call-arg]
     lines = settings_errors(raised.value)
     assert len(lines) == 1
-    assert lines[0].startswith(f"ISKPI_FISCAL_YEAR_START_MONTH={bad}: "), lines
+    assert lines[0].startswith("ISKPI_FISCAL_YEAR_START_MONTH: "), lines
+    assert lines[0].endswith(f"(got {bad!r})"), lines
     assert "\n" not in lines[0]
 
 
@@ -158,7 +159,7 @@ def test_only_bad_values_are_reported(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(ValidationError) as raised:
         Settings(_env_file=None)  # type: ignore[call-arg]
     assert settings_errors(raised.value) == [
-        "ISKPI_LTV_MONTHS=0: Input should be greater than or equal to 1"
+        "ISKPI_LTV_MONTHS: Input should be greater than or equal to 1 (got '0')"
     ]
     assert settings_errors(ValueError("not a settings error")) == []
 

@@ -38,14 +38,14 @@ from pydantic import SecretStr
 from sqlalchemy import Engine, text
 
 from connectors.hubspot import HubSpotConnector
-from kpi import Target, compute, put_targets
+from kpi import Level, Target, compute, put_targets
 from models import Base, SyncRun
 from service.app import create_app
 from service.db import make_engine
 from service.routers.dashboard import ASSETS, DASHBOARD_DIR
 from service.settings import Settings, kpi_context
 from service.sync.run import run_sync
-from simulators.hubspot.portal import HubSpotPortal, serve_portal
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from simulators.hubspot.seed import generate_dataset
 from tests.support.db import ENGINES, postgres_engine
 
@@ -65,6 +65,7 @@ OCTOBER = (date(2026, 10, 1), date(2026, 10, 31))
 MONTH_DAYS, WEEK_DAYS, WEEK_ELAPSED = 21, 5, 3
 FIELD_SALES = "Field Sales"  # the simulated portal's field-sales team
 DASH = "\u2014"
+LEVEL_FACTORS: dict[Level, float] = {"minimum": 0.8, "stretch": 1.25}
 
 
 # --- the same formatting as format.js (toFixed rounds half away from zero) ---------------------
@@ -132,8 +133,11 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _seed(engine: Engine, settings: Settings) -> None:
-    """Sync the simulated portal, enter October's targets, and record a stale Salesforce sync."""
+def _seed(engine: Engine, settings: Settings) -> RunningPortal:
+    """Sync the simulated portal, enter October's targets, and record a stale Salesforce sync.
+
+    The portal stays up (the caller stops it): write-back pushes the targets back to it.
+    """
     hub = HubSpotPortal(PORTAL_TOKEN)
     hub.load(
         # Activity on the weekdays before ``end`` (exclusive), 9:00–19:00 Tokyo time.
@@ -146,8 +150,9 @@ def _seed(engine: Engine, settings: Settings) -> None:
         connector = HubSpotConnector(PORTAL_TOKEN, host=running.url, sleep=lambda _: None)
         report = run_sync(engine, connector, trigger="test", full=True, kpi=kpi_context(settings))
         assert report.status == "ok", report.error
-    finally:
+    except BaseException:
         running.stop()
+        raise
 
     ctx = kpi_context(settings)
     keys = [
@@ -177,6 +182,12 @@ def _seed(engine: Engine, settings: Settings) -> None:
                 factor = 2.0  # … and one team calling too little: a volume cause
             value = round(row.value * factor, 4 if row.value < 1 else 0) or 1
             targets.append(Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, value))
+            # The three levels: a minimum and a stretch around the target (docs/targets.md).
+            for level, times in LEVEL_FACTORS.items():
+                other = round(value * times, 4 if row.value < 1 else 0)
+                targets.append(
+                    Target(row.kpi, "month", OCTOBER[0], scope, row.scope_id, other, level=level)
+                )
     # A day target and a week target for single reps: they win over the pro-rated month.
     reps = compute(engine, ctx, kpis=["calls"], start=OCTOBER[0], end=OCTOBER[1], scope="rep")
     active = [r.scope_id for r in reps if (r.value or 0) > 0]
@@ -200,6 +211,7 @@ def _seed(engine: Engine, settings: Settings) -> None:
                 error=None,
             )
         )
+    return running
 
 
 def _empty(engine: Engine) -> None:
@@ -228,10 +240,20 @@ def served(
         now=NOW,
         field_sales_teams=[FIELD_SALES],
     )
+    portal: RunningPortal | None = None
     try:
-        _seed(engine, settings)
+        portal = _seed(engine, settings)
+        # Write-back goes to the simulated portal the store was synced from.
+        settings = settings.model_copy(
+            update={
+                "hubspot_access_token": SecretStr(PORTAL_TOKEN),
+                "hubspot_base_url": portal.url,
+            }
+        )
         yield from _serve(engine, settings, str(request.param))
     finally:
+        if portal is not None:
+            portal.stop()
         if request.param == "postgresql":
             _empty(engine)
         engine.dispose()
@@ -315,9 +337,11 @@ def screenshots(request: pytest.FixtureRequest) -> Iterator[list[Path]]:
                 print(f"  {path}")
 
 
-def open_page(browser: Browser, served: Served, locale: str = "ja-JP") -> tuple[Page, list[str]]:
+def open_page(
+    browser: Browser, served: Served, locale: str = "ja-JP", width: int = 1440
+) -> tuple[Page, list[str]]:
     """A fresh browser session (its own sessionStorage) on the dashboard, and its JS errors."""
-    context = browser.new_context(locale=locale, viewport={"width": 1440, "height": 1000})
+    context = browser.new_context(locale=locale, viewport={"width": width, "height": 1000})
     page = context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
@@ -773,3 +797,333 @@ def test_team_and_rep_lists_come_from_v1_teams_without_field_sales(
     assert sorted(shown_reps) == sorted(r["id"] for r in team["reps"])
     snap(page, screenshots, served, "09-monthly-team-levels")
     assert errors == []
+
+
+# --- three target levels, and the targets page -------------------------------------------------
+
+
+def _http_errors(errors: list[str]) -> list[str]:
+    """The page's errors less the browser's own log of a refused request (403, 409, 422)."""
+    return [e for e in errors if "Failed to load resource" not in e]
+
+
+def test_three_levels_as_ticks_at_their_positions(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="monthly"]')
+    wait_view(page, "monthly")
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    org = served.rows(scope="org", **month)
+    pace = 19 / MONTH_DAYS  # the running month: business days elapsed ÷ the month's
+    for kpi in ("calls", "meetings_set", "connect_rate"):
+        row = org["org", kpi]
+        levels = row["targets"]
+        assert None not in levels.values() and levels["achievement"] == row["target"]
+        bar = f'table[data-table="month-kpis"] tr[data-kpi="{kpi}"] td[data-field="levels"] svg'
+        got = page.eval_on_selector(
+            bar,
+            """svg => ({scale: Number(svg.dataset.scale), reached: svg.dataset.reached,
+                       fill: Number(svg.querySelector('rect.fill').getAttribute('width')),
+                       ticks: [...svg.querySelectorAll('line.tick')].map(l => [l.dataset.level,
+                               Number(l.getAttribute('x1'))])})""",
+        )
+        scale = max(row["value"], *levels.values())
+        assert got["scale"] == pytest.approx(scale)
+        assert got["fill"] == pytest.approx(row["value"] / scale * 100)
+        expected = [(level, levels[level] / scale * 100) for level in levels]
+        assert [level for level, _ in got["ticks"]] == ["minimum", "achievement", "stretch"]
+        for (level, x), (want, at) in zip(got["ticks"], expected, strict=True):
+            assert level == want and x == pytest.approx(at), (kpi, level)
+        # Coloured by the level reached: counts against their pace in the running month.
+        factor = pace if served.unit(kpi) == "count" else 1
+        reached = "below"
+        for level in ("minimum", "achievement", "stretch"):
+            if row["value"] >= levels[level] * factor:
+                reached = level
+        assert got["reached"] == reached, kpi
+        shown_levels = page.eval_on_selector_all(
+            f'table[data-table="month-kpis"] tr[data-kpi="{kpi}"] .lv',
+            "spans => spans.map(s => [s.dataset.level, Number(s.dataset.value), s.textContent])",
+        )
+        assert shown_levels == [
+            [level, levels[level], shown(levels[level], served.unit(kpi))] for level in levels
+        ]
+    # The landing forecast's bars carry the month's minimum and stretch beside the target.
+    ticks = page.eval_on_selector_all(
+        'svg.forecast-chart g.bar-row[data-kpi="won_amount"] line[data-level]',
+        "ls => ls.map(l => l.dataset.level)",
+    )
+    assert sorted(ticks) == ["achievement", "minimum", "stretch"]
+    snap(page, screenshots, served, "10-monthly-three-levels")
+
+    # The daily view pro-rates all three levels as it does the target: the month's ÷ 21.
+    page.click('#views a[data-view="daily"]')
+    wait_view(page, "daily")
+    team = served.teams[0]["scope_id"]
+    levels = org["org", "calls"]["targets"]
+    team_levels = served.rows(scope="team", id=team, kpi="calls", **month)[team, "calls"]
+    for scope_id, of in (("org", levels), (team, team_levels["targets"])):
+        ticks = page.eval_on_selector_all(
+            f'table[data-table="daily-day"] tr[data-scope-id="{scope_id}"] '
+            'td[data-kpi="calls"] svg line.tick',
+            "ls => ls.map(l => [l.dataset.level, Number(l.dataset.value)])",
+        )
+        assert ticks == [[level, pytest.approx(value / MONTH_DAYS)] for level, value in of.items()]
+    # The daily trend draws the day's three levels as lines (the org's: the month's ÷ 21).
+    lines = page.eval_on_selector_all(
+        "svg.trend-chart line[data-level]", "ls => ls.map(l => l.dataset.level)"
+    )
+    assert sorted(lines) == ["achievement", "minimum", "stretch"]
+    # The weekly funnel chart carries the minimum and the stretch as ticks beside the target.
+    page.click('#views a[data-view="weekly"]')
+    wait_view(page, "weekly")
+    ticks = page.eval_on_selector_all(
+        'svg.funnel-chart g.bar-row[data-kpi="calls"] line[data-level]',
+        "ls => ls.map(l => l.dataset.level)",
+    )
+    assert sorted(ticks) == ["achievement", "minimum", "stretch"]
+    assert errors == []
+
+
+OVERFLOWING = """() => [...document.querySelectorAll('table.grid')]
+    .filter(t => t.getBoundingClientRect().right > document.documentElement.clientWidth + 0.5
+                 || t.closest('.panel').scrollWidth > t.closest('.panel').clientWidth + 0.5)
+    .map(t => t.dataset.table)"""
+
+
+def test_tables_fit_a_1366_pixel_screen(browser: Browser, served: Served) -> None:
+    """With the bars of three levels in them, no table is wider than a 1366-px screen."""
+    for locale in ("ja-JP", "en-US"):
+        page, errors = open_page(browser, served, locale, width=1366)
+        sign_in(page)
+        wait_view(page, "daily")
+        team = served.teams[0]["scope_id"]
+        for view in ("daily", "weekly", "monthly", "targets"):
+            for scope in ("", f"?scope=team&id={team}"):
+                page.goto(f"{served.url}/#/{view}{scope}")
+                wait_view(page, view, team if scope else "org")
+                assert page.evaluate(OVERFLOWING) == [], (locale, view, scope)
+        assert _http_errors(errors) == []
+        page.context.close()
+
+
+def test_targets_page_is_read_only_without_the_admin_role(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served, "en-US")
+    sign_in(page, READ)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="targets"]')
+    wait_view(page, "targets")
+    assert page.get_attribute("#content > .view", "data-admin") == "false"
+    assert page.is_visible("#read-only")
+    names = page.eval_on_selector_all(
+        "#content button", "bs => bs.map(b => b.getAttribute('name')).filter(Boolean)"
+    )
+    assert names == ["plan"]  # the plan is a read; every write is an admin's
+    for absent in ("preview", "allocate", "save", "push-dry-run", "push-apply"):
+        assert page.locator(f'button[name="{absent}"]').count() == 0
+    assert page.locator('[name^="confirm-"], [name="edit-value"]').count() == 0
+    # The reps' three levels (of the KPI chosen) and the history are there to read.
+    page.select_option('select[name="targets-kpi"]', "calls")
+    page.wait_for_selector('table[data-table="rep-targets"][data-kpi="calls"]')
+    page.wait_for_selector("body[data-state=ready]")
+    stored = served.get("/v1/targets", kpi="calls", grain="month", scope="rep")["data"]
+    levels = {(t["id"], t["level"]): (t["value"], t["status"]) for t in stored}
+    shown_levels = page.eval_on_selector_all(
+        'table[data-table="rep-targets"] tbody tr[data-scope="rep"] td[data-level]',
+        "tds => tds.map(td => [td.closest('tr').dataset.scopeId, td.dataset.level,"
+        " Number(td.dataset.value), td.dataset.status])",
+    )
+    assert {(rep, level): (value, status) for rep, level, value, status in shown_levels} == {
+        key: value for key, value in levels.items() if key[0] in served.reps
+    }
+    assert len(shown_levels) == 3 * len(served.reps)
+    assert "Revision history" in page.inner_text("#content")
+    snap(page, screenshots, served, "11-targets-read-only-en")
+    assert _http_errors(errors) == []
+
+
+def test_targets_page_runs_the_loop_as_admin(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    """Revenue target → plan → allocate (dry run, then drafts) → confirm → revise → push."""
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    page, errors = open_page(browser, served)
+    sign_in(page, ADMIN)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="targets"]')
+    wait_view(page, "targets")
+    assert page.get_attribute("#content > .view", "data-admin") == "true"
+    team = served.teams[0]["scope_id"]
+    page.select_option('select[name="parent"]', team)
+    page.wait_for_selector(f'table[data-table="rep-targets"] tr.total[data-scope-id="{team}"]')
+    page.wait_for_selector("body[data-state=ready]")
+
+    # 1. The plan (逆算) from a revenue target, as POST /v1/plan answers it.
+    rates = {"meeting_win_rate": 25, "meeting_conversion_rate": 10, "effective_contact_rate": 30}
+    page.select_option('select[name="plan-mode"]', "amount")
+    page.fill('input[name="plan-target"]', "3000000")
+    for key, percent in rates.items():
+        page.fill(f'input[name="{key}"]', str(percent))
+    page.fill('input[name="avg_deal_size"]', "400000")
+    page.click('button[name="plan"]')
+    page.wait_for_selector('table[data-table="plan"]')
+    body = {
+        "won_amount_target": 3_000_000,
+        "avg_deal_size": 400_000,
+        "month": "2026-10",
+        "scope": "team",
+        "id": team,
+        **{key: percent / 100 for key, percent in rates.items()},
+    }
+    plan = httpx.post(served.url + "/v1/plan", json=body, headers=admin).json()
+    assert plan["won_target"] == 8  # 3,000,000 ÷ 400,000 = 7.5 → 8
+    assert page.get_attribute(".plan-facts", "data-won-target") == "8"
+    steps = {s["stage"]: s for s in plan["steps"]}
+    assert steps["meetings_set"]["value"] == 32 and steps["calls"]["value"] == 1067
+    for stage, step in steps.items():
+        for name in ("value", "per_business_day", "per_rep", "per_rep_per_business_day"):
+            got = page.get_attribute(
+                f'table[data-table="plan"] tr[data-stage="{stage}"] td[data-field="{name}"]',
+                "data-value",
+            )
+            assert number(got or "") == step[name], (stage, name)
+
+    # 2. Allocate the plan's meetings over the team's reps by skill: a dry run, then drafts.
+    page.click('button[name="use-meetings_set"]')
+    # (A selector, not a function: the page's CSP forbids the eval a polled function needs.)
+    page.wait_for_selector('input[name="allocate-value"][value="32"]')
+    page.select_option('select[name="allocate-method"]', "skill")
+    page.click('button[name="preview"]')
+    page.wait_for_selector('table[data-table="allocation"][data-dry-run="true"]')
+    split = {
+        "kpi": "meetings_set",
+        "grain": "month",
+        "period_start": "2026-10-01",
+        "scope": "team",
+        "id": team,
+        "value": 32,
+        "method": "skill",
+        "dry_run": True,
+    }
+    expected = httpx.post(served.url + "/v1/targets/allocate", json=split, headers=admin).json()
+    shares = {r["id"]: r["value"] for r in expected["reps"]}
+    assert sum(shares.values()) == 32 and len(shares) >= 2
+    shown_split = page.eval_on_selector_all(
+        'table[data-table="allocation"] tbody tr[data-scope-id]',
+        "trs => trs.map(tr => [tr.dataset.scopeId,"
+        " Number(tr.querySelector('[data-field=value]').dataset.value)])",
+    )
+    assert dict(shown_split) == shares
+    page.click('button[name="allocate"]')
+    page.wait_for_selector('table[data-table="allocation"][data-dry-run="false"]')
+    stored = {
+        t["id"]: t
+        for t in served.get(
+            "/v1/targets", kpi="meetings_set", scope="rep", grain="month", level="achievement"
+        )["data"]
+        if t["id"] in shares
+    }
+    assert {rep: t["value"] for rep, t in stored.items()} == shares
+    assert {t["status"] for t in stored.values()} == {"draft"}
+    rep = sorted(shares)[0]
+    cell_at = (
+        f'table[data-table="rep-targets"] tr[data-scope-id="{rep}"] td[data-level="achievement"]'
+    )
+    assert page.get_attribute(cell_at, "data-status") == "draft"
+    assert number(page.get_attribute(cell_at, "data-value") or "") == shares[rep]
+
+    # 3. Confirm one rep's drafts.
+    page.click(f'button[name="confirm-{rep}"]')
+    page.wait_for_selector(f'{cell_at}[data-status="confirmed"]')
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.locator(f'button[name="confirm-{rep}"]').count() == 0
+
+    # 4. Change the confirmed value without a reason: the API's 422, shown as it says it.
+    new_value = int(shares[rep]) + 1
+    page.select_option('select[name="edit-rep"]', rep)
+    page.select_option('select[name="edit-level"]', "achievement")
+    page.fill('input[name="edit-value"]', str(new_value))
+    page.click('button[name="save"]')
+    page.wait_for_selector('#targets-message[data-status="422"]')
+    change = {
+        "kpi": "meetings_set",
+        "grain": "month",
+        "period_start": "2026-10-01",
+        "scope": "rep",
+        "id": rep,
+        "level": "achievement",
+        "value": new_value,
+    }
+    refused = httpx.put(served.url + "/v1/targets", json=[change], headers=admin)
+    assert refused.status_code == 422
+    message = refused.json()["detail"]
+    message = message if isinstance(message, str) else "; ".join(d["msg"] for d in message)
+    assert message in page.inner_text("#targets-message")
+    assert number(page.get_attribute(cell_at, "data-value") or "") == shares[rep]  # unchanged
+
+    # … and with a reason: stored, and the revision in the history (who, old → new, reason).
+    reason = "a bigger list from marketing <b>not markup</b>"
+    page.fill('input[name="edit-value"]', str(new_value))
+    page.fill('input[name="edit-reason"]', reason)
+    page.click('button[name="save"]')
+    page.wait_for_selector(f'{cell_at}[data-value="{new_value}"]')
+    page.wait_for_selector("body[data-state=ready]")
+    history = served.get("/v1/targets/history", kpi="meetings_set", scope="rep", id=rep)["data"]
+    latest = history[0]
+    assert (latest["old_value"], latest["new_value"], latest["reason"]) == (
+        shares[rep],
+        new_value,
+        reason,
+    )
+    row = page.locator(
+        f'table[data-table="history"] tr[data-scope-id="{rep}"][data-kpi="meetings_set"]'
+    ).first
+    assert number(row.get_attribute("data-old") or "") == shares[rep]
+    assert number(row.get_attribute("data-new") or "") == new_value
+    assert row.locator("td.reason").inner_text() == reason  # text, not markup
+    assert row.locator("td.who").inner_text() == latest["who"] and "dash-admin" not in latest["who"]
+    assert row.locator("td.change").inner_text() == f"{shares[rep]:.0f} → {new_value:.0f}"
+    snap(page, screenshots, served, "12-targets-admin-ja")
+
+    # 5. Push to the simulated portal: the dry run's plan of field changes, then apply it.
+    page.select_option('select[name="push-level"]', "achievement")
+    page.click('button[name="push-dry-run"]')
+    page.wait_for_selector('table[data-table="push"][data-dry-run="true"]')
+    planned = httpx.post(served.url + "/v1/targets/push", headers=admin)
+    assert planned.status_code == 200, planned.text
+    (plan_out,) = planned.json()["data"]
+    assert plan_out["dry_run"] and plan_out["status"] == "planned" and plan_out["rows"]
+    shown_rows = page.eval_on_selector_all(
+        'table[data-table="push"] tbody tr',
+        "trs => trs.map(tr => [tr.dataset.rep, tr.dataset.kpi, tr.dataset.action,"
+        " Number(tr.querySelector('[data-value]').dataset.value)])",
+    )
+    assert sorted(shown_rows) == sorted(
+        [r["rep_id"], r["kpi"], r["action"], r["new_value"]] for r in plan_out["rows"]
+    )
+    # The rep confirmed and revised above goes out at its new value.
+    assert [rep, "meetings_set", "write", new_value] in shown_rows
+    summary = page.locator(".push-summary")
+    assert summary.get_attribute("data-status") == "planned"
+    page.click('button[name="push-apply"]')
+    page.wait_for_selector('table[data-table="push"][data-dry-run="false"]')
+    applied = summary.get_attribute("data-status")
+    assert applied == "ok", page.inner_text("#content")
+    assert number(summary.get_attribute("data-written") or "") == len(
+        [r for r in plan_out["rows"] if r["action"] == "write"]
+    )
+    again = httpx.post(served.url + "/v1/targets/push", headers=admin).json()["data"][0]
+    assert again["planned"] == 0  # written: nothing left to change
+    snap(page, screenshots, served, "13-targets-push-ja")
+
+    page.click('#lang button[data-lang="en"]')
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    wait_view(page, "targets")
+    assert "Revision history" in page.inner_text("#content")
+    snap(page, screenshots, served, "14-targets-admin-en")
+    assert _http_errors(errors) == []

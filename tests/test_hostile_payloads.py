@@ -8,10 +8,10 @@ properties, and ids repeated on a page. The fakes serve them through their fault
 repeats a record's JSON on its page). After the sync (which must end ``ok``):
 
 - every hostile record is either in quarantine with a reason naming the field, or stored as the
-  SPEC says (a date outside the month, an unknown disposition as outcome ``unknown``);
+  docs say (a date outside the month, an unknown disposition as outcome ``unknown``);
 - the KPIs of rep A, from the rollups and from the raw rows, equal those of the clean records
   alone, worked out by hand below; rep B holds the calls with values the mapping does not know,
-  counted as the SPEC says (a call, not reached).
+  counted as docs/sync.md says (a call, not reached).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy import Engine, func, select
 
 from connectors.hubspot import HubSpotConnector
 from kpi import KpiContext, compute
-from models import Call, Deal, Lead, QuarantinedRecord
+from models import Call, Deal, Lead, QuarantinedRecord, Rep
 from service.sync.run import SyncReport, run_sync
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from simulators.salesforce.org import SalesforceOrg, serve_org
@@ -179,7 +179,7 @@ class HubSpotMonth:
         ]
         self.email({"hs_email_open_count": "1", "hs_email_click_count": "0"})
         self.email({})
-        deal = self.deal()
+        deal = self.deal_id = self.deal()
         hub.create(
             "meetings",
             {
@@ -190,7 +190,7 @@ class HubSpotMonth:
             },
             associations={"contacts": [self.lead], "deals": [deal]},
         )
-        # Rep B: values the mapping does not know (stored as the SPEC says).
+        # Rep B: values the mapping does not know (stored as docs/sync.md says).
         self.b_unknown = self.call(at(7), "OUTBOUND", "zzz-not-a-disposition", "0", owner=self.b)
         self.hub.update("calls", self.b_unknown, {"hs_call_status": "TELEPORTED"})
         self.b_sideways = self.call(at(7, 11), "SIDEWAYS", CONNECTED, "90000", owner=self.b)
@@ -213,6 +213,7 @@ class HubSpotMonth:
         hostile_call({"hs_call_duration": True}, "hs_call_duration")
         hostile_call({"hs_call_duration": "12.5"}, "hs_call_duration")
         hostile_call({"hs_call_duration": "99999999999999"}, "duration_ms")  # 3,000 years
+        hostile_call({"hs_call_duration": "-60000"}, "hs_call_duration: negative duration")
         # missing required fields
         hostile_call({"hs_timestamp": None}, "hs_timestamp")
         hostile_call({"hs_timestamp": ""}, "hs_timestamp")
@@ -260,6 +261,7 @@ class HubSpotMonth:
         hostile("deals", deal_props, {"amount": "lots"}, "amount")
         hostile("deals", deal_props, {"amount": "1e30"}, "amount")
         hostile("deals", deal_props, {"amount": "NaN"}, "amount")
+        hostile("deals", deal_props, {"amount": "-1000"}, "amount: negative amount")
         hostile("deals", deal_props, {"handoff_rating": "1e400"}, "handoff_rating")
         hostile("deals", deal_props, {"bant_budget": "y" * MEGABYTE}, "bant_budget")
         hostile("deals", deal_props, {"hs_is_closed_won": "maybe"}, "hs_is_closed_won")
@@ -378,6 +380,53 @@ def test_hostile_hubspot_payloads_are_quarantined_or_handled(
     assert_kpis(engine, f"hubspot:{month.a}", EXPECTED_A)
 
 
+def with_nul_id(plan: Any, object_type: str, crm_id: str, id_key: str) -> None:
+    """Serve one record with a NUL byte in its id (on top of the plan's other rewrites)."""
+    earlier = plan.rewrite
+
+    def rewrite(kind: str, record: dict[str, Any]) -> list[dict[str, Any]]:
+        out = earlier(kind, record) if earlier is not None else [record]
+        if kind == object_type and str(record.get(id_key)) == crm_id:
+            return [{**r, id_key: f"{crm_id}\x00"} for r in out]
+        return out
+
+    plan.rewrite = rewrite
+
+
+def stored_text(engine: Engine, column: Any, crm_id: str) -> Any:
+    with engine.connect() as conn:
+        model = column.class_
+        return conn.execute(select(column).where(model.crm_id == crm_id)).scalar_one()
+
+
+def test_nul_bytes_in_hubspot_text_are_stripped(
+    engine: Engine, hubspot: tuple[HubSpotMonth, str]
+) -> None:
+    """U+0000 in free text (PostgreSQL refuses it) is stripped; a NUL in an id is quarantined."""
+    month, url = hubspot
+    plan = month.hub.faults
+    plan.malformed[("contacts", month.lead)] = {"firstname": "Ta\x00ro", "industry": "Soft\x00ware"}
+    plan.malformed[("calls", month.calls[0])] = {
+        "hs_call_body": "Hello\x00, is this\x00 a good time?",
+        "hs_call_direction": "OUT\x00BOUND",
+    }
+    plan.malformed[("deals", month.deal_id)] = {"dealname": "Big\x00 deal", "bant_need": "ne\x00ed"}
+    nul_id = month.call(at(9), "OUTBOUND", CONNECTED, "120000")
+    with_nul_id(plan, "calls", nul_id, "id")
+    for run in range(2):  # the first run, and an incremental one over the same records
+        report = sync_hubspot(engine, url)
+        assert report.status == "ok", (run, report.error)
+        held = quarantined(engine, "hubspot")
+        assert set(month.expect_quarantined) <= set(held)
+        assert "NUL" in held[nul_id]
+        assert stored(engine, Call, nul_id) == 0
+        assert stored_text(engine, Lead.industry, month.lead) == "Software"
+        assert stored_text(engine, Call.direction, month.calls[0]) == "outbound"
+        assert stored_text(engine, Deal.bant_need, month.deal_id) == "need"
+        assert_kpis(engine, f"hubspot:{month.a}", EXPECTED_A)
+        assert_kpis(engine, f"hubspot:{month.b}", EXPECTED_B)
+
+
 # --- Salesforce -------------------------------------------------------------------------------
 
 RUN = datetime(2026, 11, 1, tzinfo=UTC)
@@ -452,7 +501,7 @@ class SalesforceMonth:
                 created_at=at(4, 11),
                 modified_at=at(4, 11),
             )
-        deal = self.deal()
+        deal = self.deal_id = self.deal()
         sf.create(
             "Event",
             {
@@ -482,6 +531,7 @@ class SalesforceMonth:
         hostile("Task", call(), {"CallDurationInSeconds": "abc"}, "CallDurationInSeconds")
         hostile("Task", call(), {"CallDurationInSeconds": {"s": 5}}, "CallDurationInSeconds")
         hostile("Task", call(), {"CallDurationInSeconds": 10**12}, "duration_ms")
+        hostile("Task", call(), {"CallDurationInSeconds": -60}, "negative duration")
         hostile("Task", call(), {"CompletedDateTime": 12345, "CreatedDate": 12345}, "Date")
         hostile("Task", call(), {"CompletedDateTime": None, "CreatedDate": None}, "CreatedDate")
         hostile("Task", call(), {"OwnerId": "0" * MEGABYTE}, "rep_crm_id")
@@ -524,6 +574,7 @@ class SalesforceMonth:
         hostile("Lead", lead(), {"NumberOfEmployees": "lots"}, "NumberOfEmployees")
         hostile("Opportunity", self.deal(), {"Amount": "lots"}, "Amount")
         hostile("Opportunity", self.deal(), {"Amount": 1e30}, "amount")
+        hostile("Opportunity", self.deal(), {"Amount": -1000.0}, "Amount: negative amount")
         hostile("Opportunity", self.deal(), {"Handoff_Rating__c": 1e400}, "Handoff_Rating__c")
         hostile("Opportunity", self.deal(), {"BANT_Budget__c": "y" * MEGABYTE}, "bant_budget")
         hostile("Opportunity", self.deal(), {"IsWon": "maybe"}, "IsWon")
@@ -621,3 +672,108 @@ def test_hostile_salesforce_payloads_are_quarantined_or_handled(
     again = sync_salesforce(engine, served, RUN + timedelta(hours=1))
     assert again.status == "ok", again.error
     assert set(quarantined(engine, "salesforce")) == set(held)
+
+
+def test_nul_bytes_in_salesforce_text_are_stripped(
+    engine: Engine, salesforce: tuple[SalesforceMonth, Org]
+) -> None:
+    """The same in an org: names, call fields, deal fields with U+0000; an Id with one."""
+    month, served = salesforce
+    plan = month.org.faults
+    plan.malformed[("User", month.a)] = {"Name": "A\x00 Rep"}
+    plan.malformed[("Lead", month.lead)] = {"Industry": "Soft\x00ware", "Status": "Op\x00en"}
+    plan.malformed[("Task", month.calls[0])] = {"CallType": "Out\x00bound"}
+    plan.malformed[("Opportunity", month.deal_id)] = {
+        "Name": "Big\x00 deal",
+        "BANT_Need__c": "ne\x00ed",
+    }
+    nul_id = month.call(at(9), "Outbound", "Connected", 120)
+    with_nul_id(plan, "Task", nul_id, "Id")
+    for run, when in enumerate((RUN, RUN + timedelta(hours=1))):
+        report = sync_salesforce(engine, served, when)
+        assert report.status == "ok", (run, report.error)
+        held = quarantined(engine, "salesforce")
+        assert set(month.expect_quarantined) <= set(held)
+        assert "NUL" in held[nul_id]
+        assert stored(engine, Call, nul_id) == 0
+        assert stored_text(engine, Rep.name, month.a) == "A Rep"
+        assert stored_text(engine, Lead.industry, month.lead) == "Software"
+        assert stored_text(engine, Call.direction, month.calls[0]) == "outbound"
+        assert stored_text(engine, Deal.bant_need, month.deal_id) == "need"
+        expected = {**EXPECTED_A, "avg_talk_seconds": (120 + 59) / 2}
+        assert_kpis(engine, f"salesforce:{month.a}", expected)
+        assert_kpis(engine, f"salesforce:{month.b}", EXPECTED_B)
+
+
+# --- a rep who leaves -------------------------------------------------------------------------
+
+ADDITIVE = ("calls", "effective_contacts", "emails_sent", "meetings_set", "deals_created")
+OCT_NOV = (date(2026, 10, 1), date(2026, 11, 30))
+
+
+def assert_leaver_keeps_its_rows(engine: Engine, leaver: str, stayer: str) -> None:
+    """The leaver's October rows (where it worked) stay, it has no November row, and each
+    team's total is the sum of its reps' rows, the leaver's included."""
+    start, end = OCT_NOV
+    for use_rollups in (True, False):
+        reps = compute(
+            engine, CTX, grain="month", start=start, end=end, scope="rep", use_rollups=use_rollups
+        )
+        by_rep = {(r.kpi, r.scope_id, r.period_start): r.value for r in reps}
+        for kpi, value in EXPECTED_B.items():
+            assert by_rep[(kpi, leaver, start)] == pytest.approx(value), (kpi, use_rollups)
+        assert not [k for k in by_rep if k[1] == leaver and k[2] != start], use_rollups
+        assert ("calls", stayer, date(2026, 11, 1)) in by_rep  # dense for the reps who stay
+        teams = compute(
+            engine, CTX, grain="month", start=start, end=end, scope="team", use_rollups=use_rollups
+        )
+        assert teams
+        for row in teams:
+            if row.kpi in ADDITIVE:
+                summed = sum(
+                    v
+                    for (kpi, _, period), v in by_rep.items()
+                    if kpi == row.kpi and period == row.period_start
+                )
+                assert row.value == summed, (row.kpi, row.period_start, use_rollups)
+        # Asked for by its id, the leaver has its October rows too.
+        alone = compute(
+            engine,
+            CTX,
+            grain="month",
+            start=start,
+            end=end,
+            scope="rep",
+            scope_id=leaver,
+            kpis=["calls"],
+            use_rollups=use_rollups,
+        )
+        assert [(r.period_start, r.value) for r in alone] == [(start, EXPECTED_B["calls"])]
+
+
+def test_a_hubspot_owner_deactivated_mid_month_keeps_its_rows(
+    engine: Engine, hubspot: tuple[HubSpotMonth, str]
+) -> None:
+    month, url = hubspot
+    assert sync_hubspot(engine, url).status == "ok"
+    month.hub.archive_owner(month.b)  # after its calls of the 7th
+    report = sync_hubspot(engine, url)
+    assert report.status == "ok", report.error
+    with engine.connect() as conn:
+        deleted = conn.execute(select(Rep.deleted).where(Rep.crm_id == month.b)).scalar_one()
+    assert deleted
+    assert_leaver_keeps_its_rows(engine, f"hubspot:{month.b}", f"hubspot:{month.a}")
+
+
+def test_a_salesforce_user_deactivated_mid_month_keeps_its_rows(
+    engine: Engine, salesforce: tuple[SalesforceMonth, Org]
+) -> None:
+    month, served = salesforce
+    assert sync_salesforce(engine, served, RUN).status == "ok"
+    month.org.update("User", month.b, {"IsActive": False}, modified_at=at(15))
+    report = sync_salesforce(engine, served, RUN + timedelta(hours=1))
+    assert report.status == "ok", report.error
+    with engine.connect() as conn:
+        deleted = conn.execute(select(Rep.deleted).where(Rep.crm_id == month.b)).scalar_one()
+    assert deleted
+    assert_leaver_keeps_its_rows(engine, f"salesforce:{month.b}", f"salesforce:{month.a}")

@@ -307,7 +307,8 @@ def test_full_sync_reads_every_stream_with_associations_and_archived(portal: Por
     ]
 
     # One request per list page (associations included), plus the pipelines once.
-    expected = 2 + 1  # owners active + archived; deal pipelines
+    # owners active + archived; deal pipelines; one list search per call-list stream
+    expected = 2 + 1 + 2
     for object_type in STREAM_TYPES.values():
         expected += pages_of(hs.count(object_type)) + pages_of(hs.count(object_type, archived=True))
     assert connector.api_calls == expected == len(hs.request_log)
@@ -383,6 +384,8 @@ def test_incremental_fetches_only_the_changes(portal: Portal) -> None:
         "calls": sorted([(new_call, False), (calls[10], False), (calls[20], True)]),
         "meetings": [(new_meeting, False)],
         "deals": [(deal_id, False)],
+        "call_lists": [],
+        "call_list_members": [],
     }
     records = pulled["calls"].by_id()
     assert isinstance(records[new_call], Call) and records[new_call].contact_crm_id == contact
@@ -401,6 +404,7 @@ def test_incremental_fetches_only_the_changes(portal: Portal) -> None:
             ("POST", "/crm/v4/associations/meetings/deals/batch/read"): 1,
             ("POST", "/crm/v4/associations/deals/contacts/batch/read"): 1,
             ("GET", "/crm/v3/pipelines/deals"): 1,
+            ("POST", "/crm/v3/lists/search"): 2,
         }
     )
 
@@ -414,19 +418,21 @@ def test_incremental_fetches_only_the_changes(portal: Portal) -> None:
             ("GET", "/crm/v3/owners/"): 1,
             **{("POST", f"/crm/v3/objects/{t}/search"): 1 for t in STREAM_TYPES.values()},
             **{("GET", f"/crm/v3/objects/{t}"): 1 for t in STREAM_TYPES.values()},
+            ("POST", "/crm/v3/lists/search"): 2,
         }
     )
-    assert sum(p.api_calls for p in quiet.values()) == 13
+    assert sum(p.api_calls for p in quiet.values()) == 15
 
     # With the sweep throttled, exactly one request per stream.
     throttled = portal.connector(archived_sweep_interval=timedelta(hours=6))
     portal.clock.now = T0 + timedelta(hours=5)
     hs.request_log.clear()
     sync_all(throttled, states, until=T0 + timedelta(hours=5))
-    assert len(hs.request_log) == throttled.api_calls == 7
+    assert len(hs.request_log) == throttled.api_calls == 9
     assert sorted(hs.request_log) == sorted(
         [("GET", "/crm/v3/owners/")]
         + [("POST", f"/crm/v3/objects/{t}/search") for t in STREAM_TYPES.values()]
+        + [("POST", "/crm/v3/lists/search")] * 2
     )
 
 
@@ -698,5 +704,10 @@ def test_searches_are_paced_under_the_portal_search_limit() -> None:
         hubspot.request_log.clear()
         for hour in (1, 2):
             sync_all(connector, states, until=T0 + timedelta(hours=hour))
-    searches = [r for r in hubspot.request_log if r[1].endswith("/search")]
+    # The CRM search endpoints (the lists search is not one of them).
+    searches = [
+        r
+        for r in hubspot.request_log
+        if r[1].startswith("/crm/v3/objects/") and r[1].endswith("/search")
+    ]
     assert len(searches) == 12  # no search was refused and repeated

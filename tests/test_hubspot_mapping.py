@@ -27,6 +27,7 @@ from connectors.hubspot.normalize import (
     map_meeting,
     map_owner,
     map_task,
+    merged_ids,
     parse_datetime,
     stage_probabilities,
 )
@@ -287,6 +288,7 @@ def test_deals_map_amounts_owners_bant_and_stage_probability() -> None:
         handoff_rating=4.0,
         lead_source="ORGANIC_SEARCH",
         contact_crm_id="151",
+        deal_type="new",  # dealtype newbusiness
     )
     won = map_deal(deals["9123456002"], HUBSPOT, probabilities)
     assert (won.amount, won.is_closed, won.is_won, won.probability, won.rep_crm_id) == (
@@ -300,6 +302,44 @@ def test_deals_map_amounts_owners_bant_and_stage_probability() -> None:
         map_deal(deals["9123456003"], HUBSPOT, probabilities)
 
 
+def test_dealtype_maps_to_new_or_existing_else_unknown() -> None:
+    deals = results("deals_list")
+    probabilities = stage_probabilities(payload("pipelines_deals"))
+    assert map_deal(deals["9123456002"], HUBSPOT, probabilities).deal_type == "existing"
+    untyped = deals["9123456001"]
+    for raw, expected in (
+        (None, None),
+        ("", None),
+        ("NewBusiness", "new"),  # looked up case-insensitively
+        ("renewal", None),  # a custom option the mapping does not know: unknown, not rejected
+    ):
+        props = dict(untyped["properties"], dealtype=raw)
+        deal = map_deal(dict(untyped, properties=props), HUBSPOT, probabilities)
+        assert deal.deal_type == expected, raw
+
+
+def test_a_contact_names_the_contacts_merged_into_it() -> None:
+    contacts = results("contacts_list")
+    assert merged_ids(contacts["152"], HUBSPOT) == ["160", "161"]
+    assert merged_ids(contacts["151"], HUBSPOT) == []
+    # Itself (an older merge kept the primary's id), blanks and junk are left out.
+    props = dict(contacts["151"]["properties"], hs_merged_object_ids="151; 9;x;;1000")
+    assert merged_ids(dict(contacts["151"], properties=props), HUBSPOT) == ["9", "1000"]
+    # An archived contact is not a survivor.
+    assert merged_ids(dict(contacts["152"], archived=True), HUBSPOT) == []
+
+
+def test_lead_scores_are_numbers_and_a_non_numeric_one_rejects_the_contact() -> None:
+    contact = results("contacts_list")["151"]
+    assert map_contact(contact, HUBSPOT).score == 45.0
+    fractional = dict(contact, properties=dict(contact["properties"], hubspotscore="12.5"))
+    assert map_contact(fractional, HUBSPOT).score == 12.5
+    # As for every number (amount, handoff_rating): a value that is not one rejects the record.
+    junk = dict(contact, properties=dict(contact["properties"], hubspotscore="high"))
+    with pytest.raises(RecordRejected, match="hubspotscore: not a number"):
+        map_contact(junk, HUBSPOT)
+
+
 def test_owners_map_to_reps_with_their_primary_team() -> None:
     owners = payload("owners_list")["results"]
     rep, teams = map_owner(owners[0])
@@ -311,6 +351,7 @@ def test_owners_map_to_reps_with_their_primary_team() -> None:
         "7391208",
         True,
     )
+    assert rep.crm_created_at == at("2023-04-10T02:11:05.120")  # the owner's createdAt
     assert {(t.crm_id, t.name) for t in teams} == {
         ("4417201", "IS Team East"),
         ("4417209", "All Sales"),

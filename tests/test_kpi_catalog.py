@@ -1,4 +1,4 @@
-"""The catalog of SPEC §5 as data: all 36 KPIs, the seed's bands and phase stars, and the
+"""The catalog of docs/kpi-catalog.md as data: all 36 KPIs, the seed's bands and phase stars, and the
 shape the compiler gives each KPI's SQL on both engines."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from kpi import CATALOG, KPIS, PHASE_GAPS, KpiContext, catalog
 from kpi.compiler import ESCAPE_HATCHES, MEASURE_FACT, Request, compile_rows
 
-SPEC_TABLE = [
-    # (key, tier, 日本語) in SPEC §5's order, within each tier (the catalog groups by tier)
+CONTRACT_TABLE = [
+    # (key, tier, 日本語) in docs/kpi-catalog.md's order, within each tier (the catalog groups by tier)
     ("calls", "behavioral", "架電数"),
     ("call_reach_rate", "behavioral", "着電率"),
     ("connect_rate", "behavioral", "接続率"),
@@ -53,7 +53,7 @@ SPEC_TABLE = [
 
 
 def test_all_36_kpis_of_the_spec_table() -> None:
-    assert [(s.key, s.tier, s.name_ja) for s in CATALOG] == SPEC_TABLE
+    assert [(s.key, s.tier, s.name_ja) for s in CATALOG] == CONTRACT_TABLE
     assert len(KPIS) == 36
     for spec in CATALOG:
         assert spec.name_en and spec.formula

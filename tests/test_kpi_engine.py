@@ -1,4 +1,4 @@
-"""Every KPI of SPEC §5 on a small store, against values worked out by hand.
+"""Every KPI of docs/kpi-catalog.md on a small store, against values worked out by hand.
 
 Each test runs on SQLite and PostgreSQL (the ``engine`` fixture) and, where the
 daily rollups could answer, both from the raw rows and from the rollups.
@@ -175,10 +175,17 @@ def test_strategic_and_efficiency_kpis_at_org_scope(store_engine: Engine, path: 
 @pytest.mark.parametrize("path", PATHS)
 def test_rep_scope(store_engine: Engine, path: str) -> None:
     rows = rows_of(store_engine, path, scope="rep")
-    # Every known, non-deleted rep, whether or not it did anything: r1 r2 r3 r5 (not r4).
+    # Every known, non-deleted rep, whether or not it did anything: r1 r2 r3 r5; and the
+    # deleted r4 for October, where it worked (c14), so team t2's total is r3 + r4.
     reps = sorted({scope for _, scope, _, _ in rows})
-    assert reps == ["hubspot:r1", "hubspot:r2", "hubspot:r3", "hubspot:r5"]
-    assert len(rows) == 36 * 4
+    assert reps == ["hubspot:r1", "hubspot:r2", "hubspot:r3", "hubspot:r4", "hubspot:r5"]
+    assert len(rows) == 36 * 5
+    r4 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r4"}
+    assert r4["calls"].value == 1 and r4["calls"].scope_name == "Gone"
+    teams = rows_of(store_engine, path, scope="team", kpis=["calls", "effective_contacts"])
+    for kpi in ("calls", "effective_contacts"):
+        t2 = teams[(kpi, "hubspot:t2", OCT_1, None)].value
+        assert t2 == rows[(kpi, "hubspot:r3", OCT_1, None)].value + r4[kpi].value, kpi
     r1 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r1"}
     assert r1["calls"].scope_name == "Aiko"
     # r1: c1 c2 c3 c4 c5; reached c1 c2 c3 c5; connected c1 c2 c5; effective c1 c5.
@@ -221,8 +228,7 @@ def test_rep_scope(store_engine: Engine, path: str) -> None:
     assert r3["win_rate"].value is None  # nothing closed in October (d7 closes in November)
     assert r3["lead_response_minutes"].value is None  # L5 never touched
     r5 = {k: v for (k, s, _, _), v in rows.items() if s == "hubspot:r5"}
-    # r5 made no call or email: zero reps in scope, an empty band (0 to 0): no status, not
-    # "within" (a row with no activity is not green).
+    # r5 made no call or email: zero reps in scope, an empty band, which measures nothing.
     assert r5["calls"].value == 0 and r5["calls"].band == (0, 0)
     assert r5["calls"].status is None
     assert r5["connect_rate"].value is None and r5["connect_rate"].denominator == 0
@@ -261,7 +267,8 @@ def test_day_and_week_grains_cut_in_the_business_time_zone(store_engine: Engine,
     assert calls == {date(2026, 9, 30): 0, date(2026, 10, 1): 4, date(2026, 10, 2): 1}
     band = rows[("calls", "hubspot:r1", date(2026, 10, 1), None)].band
     assert band == (80, 120)  # one business day, one rep
-    assert rows[("calls", "hubspot:r1", date(2026, 9, 30), None)].band == (0, 0)  # no activity
+    idle = rows[("calls", "hubspot:r1", date(2026, 9, 30), None)]
+    assert idle.band == (0, 0) and idle.status is None  # no activity: an empty band
     assert rows[("follow_up_rate", "hubspot:r1", date(2026, 10, 1), None)].value == 0.5
     weeks = rows_of(store_engine, path, grain="week", start=OCT[0], end=OCT[1], kpis=["calls"])
     # ISO weeks starting Monday, each whole: 28 Sep (c1–c5), 5 Oct (c10 c11 c12 c14),
@@ -307,8 +314,10 @@ def test_breakdown_by_rep_team_weekday(store_engine: Engine, path: str) -> None:
     # Thursdays in October 2026: 1 8 15 22 29 = 5 business days; reps active on Thursdays:
     # r1 (c1…), r2? no; Thursday activity: r1 (calls, e1), no-rep c12 → 1 rep.
     assert rows[("calls", "org", OCT_1, 4)].band == (80 * 5 * 1, 120 * 5 * 1)
-    # Saturdays have no business day: a zero band.
+    # Saturdays have no business day: an empty band, and no status against it.
     assert rows[("calls", "org", OCT_1, 6)].band == (0, 0)
+    assert rows[("calls", "org", OCT_1, 6)].status is None
+    assert rows[("calls", "org", OCT_1, 4)].status is not None
 
 
 @pytest.mark.parametrize("path", PATHS)
@@ -444,9 +453,12 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
     )
     keys = [(r.kpi, r.scope_id, r.period_start) for r in rows]
     assert keys == sorted(keys)  # kpi, scope_id, period_start
-    assert len(rows) == 2 * 4 * 2  # KPIs × reps × months, zeros where nothing happened
+    # KPIs × (reps × months, zeros where nothing happened; the deleted r4 in October only,
+    # where it worked).
+    assert len(rows) == 2 * (4 * 2 + 1)
     september = [r for r in rows if r.period_start == date(2026, 9, 1) and r.kpi == "calls"]
     assert [r.value for r in september] == [0, 0, 0, 0]
+    assert "hubspot:r4" not in {r.scope_id for r in september}
     row = rows[0]
     assert row.as_dict() == {
         "kpi": "calls",
@@ -464,7 +476,7 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "target": None,
         "achievement": None,
         "band": {"low": 0.0, "high": 0.0},
-        "status": None,  # an empty band: not green
+        "status": None,
         "targets": {"minimum": None, "achievement": None, "stretch": None},
         "pace_target": None,
         "pace_achievement": None,
@@ -476,7 +488,7 @@ def test_request_errors_name_the_parameter(store_engine: Engine) -> None:
         ({"kpis": ["calls", "nope"]}, "kpi"),
         ({"grain": "year"}, "grain"),
         ({"scope": "galaxy"}, "scope"),
-        ({"scope": "rep", "scope_id": "hubspot:r4"}, "id"),  # deleted
+        ({"scope": "rep", "scope_id": "hubspot:r99"}, "id"),  # unknown
         ({"scope": "rep", "scope_id": "r1"}, "id"),
         ({"scope_id": "hubspot:r1"}, "id"),  # org has only "org"
         ({"by": "moon"}, "by"),

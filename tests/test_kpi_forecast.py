@@ -1,4 +1,4 @@
-"""The landing forecast (SPEC §6), its snapshots, and forecast_accuracy built on them."""
+"""The landing forecast (docs/targets.md), its snapshots, and forecast_accuracy built on them."""
 
 from __future__ import annotations
 

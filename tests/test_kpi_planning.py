@@ -1,4 +1,4 @@
-"""Plan (逆算), funnel diagnosis and target suggestions (SPEC §6, §10) against hand-worked numbers.
+"""Plan (逆算), funnel diagnosis and target suggestions (docs/targets.md, docs/kpi-catalog.md) against hand-worked numbers.
 
 Each test runs on SQLite and PostgreSQL (the ``engine`` fixture). "Now" is 15 Oct
 2026 12:00 JST, so the trailing three complete months are July–September 2026.
@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pytest
 from sqlalchemy import Engine
 
+from connectors.records import Deal, Record, Rep, Team
 from kpi import (
     Funnel,
     KpiContext,
@@ -27,8 +29,17 @@ from kpi import (
     put_targets,
     suggest_targets,
 )
-from tests.support.kpi_records import put
-from tests.support.planning import CTX, HISTORY, OCT_1, PEOPLE, SEED_MONTH, seed_targets
+from tests.support.kpi_records import H, at, call, put
+from tests.support.planning import (
+    CTX,
+    HISTORY,
+    NOW,
+    OCT_1,
+    PEOPLE,
+    SEED_MONTH,
+    meeting,
+    seed_targets,
+)
 
 JUL_1, AUG_1, SEP_1 = date(2026, 7, 1), date(2026, 8, 1), date(2026, 9, 1)
 
@@ -55,19 +66,30 @@ def test_plan_seed_example(people: Engine) -> None:
         people,
         CTX,
         won_target=10,
-        win_rate=0.25,
+        meeting_win_rate=0.25,
         meeting_conversion_rate=0.10,
         effective_contact_rate=0.30,
     )
     # 10 ÷ 0.25 = 40 meetings; 40 ÷ 0.10 = 400 contacts; 400 ÷ 0.30 = 1,333.3… → 1,334 calls.
     assert [(s.stage, s.value, s.rate, s.rate_used) for s in result.steps] == [
         ("won_count", 10, None, None),
-        ("meetings_set", 40, "win_rate", 0.25),
+        ("meetings_set", 40, "meeting_win_rate", 0.25),
         ("effective_contacts", 400, "meeting_conversion_rate", 0.10),
         ("calls", 1334, "effective_contact_rate", 0.30),
     ]
+    # The body's old name win_rate is the same rate.
+    old_name = plan(
+        people,
+        CTX,
+        won_target=10,
+        win_rate=0.25,
+        meeting_conversion_rate=0.10,
+        effective_contact_rate=0.30,
+    )
+    assert old_name.steps == result.steps
+    assert (result.won_target, result.won_amount_target, result.avg_deal_size) == (10, None, None)
     assert [(r.kpi, r.source) for r in result.rates] == [
-        ("win_rate", "given"),
+        ("meeting_win_rate", "given"),
         ("meeting_conversion_rate", "given"),
         ("effective_contact_rate", "given"),
     ]
@@ -151,55 +173,58 @@ def test_plan_rounds_each_step_to_6_places_then_up(
 def test_plan_derives_missing_rates_from_the_trailing_months(history: Engine) -> None:
     result = plan(history, CTX, won_target=2)
     assert result.trailing_months == (JUL_1, AUG_1, SEP_1)
+    # meeting_win_rate: IS-sourced deals won (d-jul, d-sep) / meetings set (m-jul, m-aug) = 2/2.
     assert [(r.kpi, r.source, r.numerator, r.denominator, r.value) for r in result.rates] == [
-        ("win_rate", "derived", 2, 5, 0.4),
+        ("meeting_win_rate", "derived", 2, 2, 1.0),
         ("meeting_conversion_rate", "derived", 2, 4, 0.5),
         ("effective_contact_rate", "derived", 4, 10, 0.4),
     ]
-    # 2 ÷ 0.4 = 5 meetings; 5 ÷ 0.5 = 10 contacts; 10 ÷ 0.4 = 25 calls.
-    assert [s.value for s in result.steps] == [2, 5, 10, 25]
+    # 2 ÷ 1.0 = 2 meetings; 2 ÷ 0.5 = 4 contacts; 4 ÷ 0.4 = 10 calls.
+    assert [s.value for s in result.steps] == [2, 2, 4, 10]
     assert result.as_dict()["trailing_months"] == ["2026-07-01", "2026-08-01", "2026-09-01"]
     # Given and derived together: only the missing rates come from the history.
-    mixed = plan(history, CTX, won_target=2, win_rate=0.25)
+    mixed = plan(history, CTX, won_target=2, meeting_win_rate=0.25)
     assert [(r.kpi, r.source, r.value) for r in mixed.rates] == [
-        ("win_rate", "given", 0.25),
+        ("meeting_win_rate", "given", 0.25),
         ("meeting_conversion_rate", "derived", 0.5),
         ("effective_contact_rate", "derived", 0.4),
     ]
     assert [s.value for s in mixed.steps] == [2, 8, 16, 40]
-    # Rep r1, July–August: effective_contact_rate (1 + 1) / (2 + 4) = 1/3; conversion
-    # 1 / 2 = 0.5; win_rate 1 / 2 = 0.5. Won 1 → 2 meetings → 4 contacts → 12 calls.
+    # Rep r1, July–September: meeting_win_rate 1 won (d-jul) / 1 meeting (m-jul) = 1.0;
+    # conversion 1 meeting / 2 effective contacts (jul1, aug1) = 0.5; effective_contact_rate
+    # (1 + 1) / (2 + 4) = 1/3. Won 1 → 1 meeting → 2 contacts → 6 calls.
     rep = plan(history, CTX, won_target=1, scope="rep", scope_id="hubspot:r1")
-    assert [r.value for r in rep.rates] == [0.5, 0.5, pytest.approx(1 / 3)]
-    assert [s.value for s in rep.steps] == [1, 2, 4, 12]
+    assert [r.value for r in rep.rates] == [1.0, 0.5, pytest.approx(1 / 3)]
+    assert [s.value for s in rep.steps] == [1, 1, 2, 6]
 
 
 def test_plan_replays_as_of_a_past_day(history: Engine) -> None:
-    # As of 5 Sep: June–August. effective_contact_rate (5 + 1 + 3) / (5 + 2 + 8) = 9/15 = 0.6;
-    # conversion (0 + 1 + 1) / 9 = 2/9; win_rate (0 + 1 + 0) / (1 + 1 + 3) = 1/5 = 0.2.
-    # Won 1 → 5 meetings → 5 ÷ 2/9 = 22.5 → 23 contacts → 23 ÷ 0.6 = 38.3 → 39 calls,
-    # in September (as_of's month): 19 business days.
+    # As of 5 Sep: June–August. meeting_win_rate: 1 IS-sourced won (d-jul) / 2 meetings (m-jul,
+    # m-aug) = 0.5; conversion (0 + 1 + 1) / (5 + 1 + 3) = 2/9; effective_contact_rate
+    # (5 + 1 + 3) / (5 + 2 + 8) = 9/15 = 0.6. Won 1 → 2 meetings → 2 ÷ 2/9 = 9.000000000000002
+    # → 9 contacts (6 decimals first) → 9 ÷ 0.6 = 15 calls, in September (as_of's month): 19
+    # business days.
     result = plan(history, CTX, won_target=1, as_of=date(2026, 9, 5))
     assert result.trailing_months == (date(2026, 6, 1), JUL_1, AUG_1)
-    assert [r.value for r in result.rates] == [0.2, pytest.approx(2 / 9), 0.6]
-    assert [s.value for s in result.steps] == [1, 5, 23, 39]
+    assert [r.value for r in result.rates] == [0.5, pytest.approx(2 / 9), 0.6]
+    assert [s.value for s in result.steps] == [1, 2, 9, 15]
     assert (result.month, result.business_days) == (SEP_1, 19)
 
 
 def test_plan_missing_rate_errors(history: Engine) -> None:
-    # As of 15 Jan 2027 (October–December) r2 closed nothing: no win_rate to derive.
+    # As of 15 Jan 2027 (October–December) r2 set no meetings: no meeting_win_rate to derive.
     with pytest.raises(KpiRequestError) as err:
         plan(
             history, CTX, won_target=5, scope="rep", scope_id="hubspot:r2", as_of=date(2027, 1, 15)
         )
-    assert err.value.param == "win_rate"
+    assert err.value.param == "meeting_win_rate"
     assert str(err.value) == (
-        "win_rate: no closed deals in 2026-10..2026-12 to derive it from; give it"
+        "meeting_win_rate: no meetings set in 2026-10..2026-12 to derive it from; give it"
     )
     # A rate that derives as 0 cannot be divided by: as of 10 Jul (April–June) the org had
     # 5 effective contacts and no meetings.
     with pytest.raises(KpiRequestError) as err:
-        plan(history, CTX, won_target=1, win_rate=0.5, as_of=date(2026, 7, 10))
+        plan(history, CTX, won_target=1, meeting_win_rate=0.5, as_of=date(2026, 7, 10))
     assert err.value.param == "meeting_conversion_rate"
     assert "no meetings set in 2026-04..2026-06" in err.value.message
     # Nothing at all in January–March: the missing rate is named, the given ones are not.
@@ -208,12 +233,145 @@ def test_plan_missing_rate_errors(history: Engine) -> None:
             history,
             CTX,
             won_target=1,
-            win_rate=0.2,
+            meeting_win_rate=0.2,
             meeting_conversion_rate=0.1,
             as_of=date(2026, 4, 1),
         )
     assert err.value.param == "effective_contact_rate"
     assert "no calls in 2026-01..2026-03" in err.value.message
+    # The amount path with no IS-sourced deal won in the months: the deal size is asked for.
+    with pytest.raises(KpiRequestError) as err:
+        plan(history, CTX, won_amount_target=1_000_000, as_of=date(2026, 4, 1))
+    assert err.value.param == "avg_deal_size"
+    assert "no IS-sourced deals won in 2026-01..2026-03" in err.value.message
+
+
+# A small history for the plan's defaults and the amount path (now: 15 Oct 2026, so July–
+# September), with a field-sales team whose rep is not counted per rep:
+#
+#   meetings set:   r1 5 (July 2, August 2, September 1), r2 3 (August 1, September 2)  = 8
+#   calls:          40, 16 of them effective contacts (connected, 90 s), 24 unanswered
+#   IS-sourced won: d1 r1 July 300,000; d2 r2 September 500,000                          = 2
+#   not counted:    d3 r1 lost (August, 700,000); d4 no IS rep, won (September, 9,000,000)
+#
+#   meeting_win_rate        = 2 / 8   = 0.25
+#   meeting_conversion_rate = 8 / 16  = 0.5
+#   effective_contact_rate  = 16 / 40 = 0.4
+#   avg_deal_size           = (300,000 + 500,000) / 2 = 400,000  (d4 has no IS rep: not in it)
+PLAN_CTX = KpiContext(
+    timezone="Asia/Tokyo", holidays="JP", now=NOW, field_sales_teams=("Field Sales",)
+)
+
+
+def _plan_deal(crm_id: str, closed: str, won: bool, rep: str | None, amount: int) -> Deal:
+    return Deal(
+        source=H,
+        crm_id=crm_id,
+        created_at=at(closed) - timedelta(days=10),
+        closed_at=at(closed),
+        is_closed=True,
+        is_won=won,
+        amount=Decimal(amount),
+        rep_crm_id=rep,
+    )
+
+
+PLAN_HISTORY: list[Record] = [
+    Team(source=H, crm_id="t1", name="Tokyo"),
+    Team(source=H, crm_id="tf", name="Field Sales"),
+    Rep(source=H, crm_id="r1", name="Aiko", team_crm_id="t1"),
+    Rep(source=H, crm_id="r2", name="Ben", team_crm_id="t1"),
+    Rep(source=H, crm_id="f1", name="Fumi", team_crm_id="tf"),
+    *(
+        meeting(f"pm{i}", when, rep)
+        for i, (when, rep) in enumerate(
+            [
+                ("2026-07-06T01:00", "r1"),
+                ("2026-07-07T01:00", "r1"),
+                ("2026-08-03T01:00", "r1"),
+                ("2026-08-04T01:00", "r1"),
+                ("2026-09-01T01:00", "r1"),
+                ("2026-08-05T01:00", "r2"),
+                ("2026-09-02T01:00", "r2"),
+                ("2026-09-03T01:00", "r2"),
+            ]
+        )
+    ),
+    # 40 calls on 1–20 July, two a day at 01:00 and 02:00 UTC; two in every five (i % 5 < 2:
+    # 16) connected for 90 s.
+    *(
+        call(
+            f"pc{i}",
+            f"2026-07-{i // 2 + 1:02d}T0{i % 2 + 1}:00",
+            "connected" if i % 5 < 2 else "no_answer",
+            duration_ms=90_000 if i % 5 < 2 else None,
+            rep_crm_id="r1" if i % 2 else "r2",
+        )
+        for i in range(40)
+    ),
+    _plan_deal("d1", "2026-07-20T01:00", True, "r1", 300_000),
+    _plan_deal("d2", "2026-09-15T01:00", True, "r2", 500_000),
+    _plan_deal("d3", "2026-08-20T01:00", False, "r1", 700_000),
+    _plan_deal("d4", "2026-09-16T01:00", True, None, 9_000_000),
+]
+
+
+@pytest.fixture
+def plan_history(engine: Engine) -> Engine:
+    put(engine, PLAN_HISTORY)
+    with engine.begin() as conn:
+        ensure_rollups(conn, PLAN_CTX)
+    return engine
+
+
+def test_plan_defaults_and_the_amount_path(plan_history: Engine) -> None:
+    counted = plan(plan_history, PLAN_CTX, won_target=5)
+    assert [(r.kpi, r.numerator, r.denominator, r.value) for r in counted.rates] == [
+        ("meeting_win_rate", 2, 8, 0.25),
+        ("meeting_conversion_rate", 8, 16, 0.5),
+        ("effective_contact_rate", 16, 40, 0.4),
+    ]
+    # 5 won ÷ 0.25 = 20 meetings ÷ 0.5 = 40 contacts ÷ 0.4 = 100 calls.
+    assert [s.value for s in counted.steps] == [5, 20, 40, 100]
+    # Per rep: r1 and r2 (f1 is field sales): 100 / 2 = 50; October's 21 business days.
+    assert (counted.reps, counted.business_days, counted.steps[-1].per_rep) == (2, 21, 50)
+    # The amount: 3,000,000 ÷ avg_deal_size 400,000 = 7.5 → 8 won; 8 ÷ 0.25 = 32 meetings;
+    # 32 ÷ 0.5 = 64 contacts; 64 ÷ 0.4 = 160 calls: 160 / 21 = 7.619048 a business day,
+    # 80 per rep, 80 / 21 = 3.809524 per rep per business day.
+    amount = plan(plan_history, PLAN_CTX, won_amount_target=3_000_000)
+    assert amount.avg_deal_size is not None
+    assert amount.avg_deal_size.as_dict() == {
+        "kpi": "avg_deal_size",
+        "value": 400_000,
+        "source": "derived",
+        "numerator": 800_000,
+        "denominator": 2,
+    }
+    assert (amount.won_target, amount.won_amount_target) == (8, 3_000_000)
+    assert [s.value for s in amount.steps] == [8, 32, 64, 160]
+    calls = amount.steps[-1]
+    assert (calls.per_business_day, calls.per_rep, calls.per_rep_per_business_day) == (
+        7.619048,
+        80,
+        3.809524,
+    )
+    body = amount.as_dict()
+    assert (body["won_target"], body["won_amount_target"], body["avg_deal_size"]["value"]) == (
+        8,
+        3_000_000,
+        400_000,
+    )
+    # avg_deal_size given: 3,000,000 ÷ 250,000 = 12 won → 48 meetings → 96 → 240 calls.
+    given = plan(plan_history, PLAN_CTX, won_amount_target=3_000_000, avg_deal_size=250_000)
+    assert given.avg_deal_size is not None and given.avg_deal_size.source == "given"
+    assert [s.value for s in given.steps] == [12, 48, 96, 240]
+    # An amount that divides exactly is not rounded up past it: 2,000,000 ÷ 400,000 = 5.
+    assert plan(plan_history, PLAN_CTX, won_amount_target=2_000_000).won_target == 5
+    # Team t1, the same months: the same meetings, calls and IS-sourced wins (d4 has no rep).
+    team = plan(
+        plan_history, PLAN_CTX, won_amount_target=3_000_000, scope="team", scope_id="hubspot:t1"
+    )
+    assert [s.value for s in team.steps] == [8, 32, 64, 160]
 
 
 @pytest.mark.parametrize(
@@ -221,9 +379,18 @@ def test_plan_missing_rate_errors(history: Engine) -> None:
     [
         ({"won_target": 0}, "won_target"),
         ({"won_target": -3}, "won_target"),
+        ({"won_target": 2.5}, "won_target"),  # a count of deals: whole
         ({"won_target": float("nan")}, "won_target"),
         ({"won_target": float("inf")}, "won_target"),
+        ({"won_target": None}, "won_target"),  # neither a count nor an amount
+        ({"won_amount_target": 1_000_000}, "won_amount_target"),  # both
+        ({"won_target": None, "won_amount_target": -5}, "won_amount_target"),
+        ({"won_target": None, "won_amount_target": 1e6, "avg_deal_size": 0}, "avg_deal_size"),
+        ({"avg_deal_size": 100_000}, "avg_deal_size"),  # only with an amount
+        ({"won_target": 10, "meeting_win_rate": 0}, "meeting_win_rate"),
+        ({"won_target": 10, "meeting_win_rate": 1.01}, "meeting_win_rate"),
         ({"won_target": 10, "win_rate": 0}, "win_rate"),
+        ({"won_target": 10, "win_rate": 0.3}, "win_rate"),  # beside a different meeting_win_rate
         ({"won_target": 10, "meeting_conversion_rate": 1.5}, "meeting_conversion_rate"),
         ({"won_target": 10, "effective_contact_rate": float("nan")}, "effective_contact_rate"),
         ({"won_target": 10, "scope": "rep"}, "id"),
@@ -234,7 +401,12 @@ def test_plan_missing_rate_errors(history: Engine) -> None:
 def test_plan_validation_names_the_parameter(
     people: Engine, kwargs: dict[str, object], param: str
 ) -> None:
-    rates = {"win_rate": 0.25, "meeting_conversion_rate": 0.1, "effective_contact_rate": 0.3}
+    rates = {
+        "meeting_win_rate": 0.25,
+        "meeting_conversion_rate": 0.1,
+        "effective_contact_rate": 0.3,
+        "won_target": 10,
+    }
     with pytest.raises(KpiRequestError) as err:
         plan(people, CTX, **{**rates, **kwargs})  # type: ignore[arg-type]
     assert err.value.param == param
@@ -372,7 +544,7 @@ def test_funnel_without_targets(seed_month: Engine) -> None:
 # --- target suggestion --------------------------------------------------------------------------
 
 
-# SPEC §6, §10 changed from the months' mean to the pace: counts Σ ÷ Σ business days × the
+# docs/targets.md, docs/kpi-catalog.md changed from the months' mean to the pace: counts Σ ÷ Σ business days × the
 # target month's business days, rates pooled. Business days (JP): July 22, August 20
 # (Mountain Day, Tue 11 Aug), September 19, October 21, November 19 (Culture Day, Labour
 # Thanksgiving), June 22.

@@ -1,4 +1,4 @@
-"""Targets (SPEC §6, §10, §11): levels, draft / confirmed, revisions, skill levels, allocation, pace.
+"""Targets (docs/targets.md, docs/kpi-catalog.md): levels, draft / confirmed, revisions, skill levels, allocation, pace.
 
 Each test runs on SQLite and PostgreSQL (the ``engine`` fixture). "Now" is 10 Dec 2026
 12:00 JST, so the trailing three complete months are September–November 2026.

@@ -114,3 +114,50 @@ def test_exceptions_that_are_not_failures_propagate() -> None:
     calls, send = sender(KeyError("x"))
     with pytest.raises(KeyError):
         retrier([]).run("GET x", send, describe, TABLE)
+
+
+def closed_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again: connections are refused
+
+
+@pytest.mark.parametrize("crm", ["hubspot", "salesforce"])
+def test_an_unreachable_crm_fails_after_one_short_retry_naming_the_host(crm: str) -> None:
+    import time
+
+    from connectors.hubspot.client import HubSpotClient
+    from connectors.salesforce.client import SalesforceClient
+
+    waits: list[float] = []
+    url = f"http://127.0.0.1:{closed_port()}"
+    began = time.monotonic()
+    with pytest.raises(TransientError) as caught:
+        if crm == "hubspot":
+            hub = HubSpotClient("pat-x", host=url, sleep=waits.append)
+            hub.request("GET owners", lambda: hub.owners.get_page(limit=1, _preload_content=False))
+        else:
+            SalesforceClient(url, session_id="x", sleep=waits.append).query(
+                "GET query", "SELECT Id FROM User", include_deleted=False
+            )
+    message = str(caught.value)
+    assert "cannot be reached at 127.0.0.1" in message and "refused" in message
+    assert "MaxRetryError" not in message
+    # One short retry per request, not six backoffs (Salesforce's quota check asks twice).
+    assert waits in ([1.0], [1.0, 1.0])
+    assert time.monotonic() - began < 5
+
+
+def test_connection_failures_are_told_apart_from_other_transport_failures() -> None:
+    from connectors.retry import unreachable_cause
+
+    assert unreachable_cause(TimeoutError("read timed out")) is None
+    refused = OSError("x")
+    refused.__cause__ = ConnectionRefusedError(111, "Connection refused")
+    assert unreachable_cause(refused) == ("", "the connection was refused")
+    assert unreachable_cause(OSError("Temporary failure in name resolution")) == (
+        "",
+        "its name does not resolve (DNS)",
+    )

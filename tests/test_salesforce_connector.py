@@ -36,7 +36,18 @@ from tests.support.salesforce import (
 
 __all__ = ["ca", "org"]  # fixtures used here
 
-STREAMS = ("roles", "users", "leads", "calls", "emails", "meetings", "tasks", "opportunities")
+STREAMS = (
+    "roles",
+    "users",
+    "leads",
+    "calls",
+    "emails",
+    "meetings",
+    "tasks",
+    "opportunities",
+    "campaigns",
+    "campaign_members",
+)
 
 
 def rows_of(o: Org, sobject: str, *, deleted: bool | None = None) -> int:
@@ -161,8 +172,9 @@ def test_first_sync_maps_every_object_with_only_the_fields_it_needs(org: Org) ->
     assert ("GET", "/services/data/v59.0/queryAll/") in org.org.request_log
     # 1 describe, 8 stream queries, the EmailMessage pass, the converted leads (read once on
     # a first sync instead of a look-up a page) and the email tracking look-up (a composite).
-    assert connector.api_calls == 12
-    assert sum(p.api_calls for p in out.values()) == 12
+    # and the call-list streams: campaigns, the call-list campaigns' Ids, their members
+    assert connector.api_calls == 12 + 3
+    assert sum(p.api_calls for p in out.values()) == 15
     assert any(q.endswith("FROM Lead WHERE IsConverted = TRUE") for q in org.org.soql_log)
 
 
@@ -266,9 +278,9 @@ def test_incremental_reads_changes_and_deletes_and_a_quiet_run_costs_ten_request
     # The lower bound is closed and looks back ten minutes before the last run's start.
     opportunity_query = [q for q in org.org.soql_log if "FROM Opportunity" in q][-1]
     assert "SystemModstamp >= 2024-03-04T08:50:00Z" in opportunity_query
-    # 10 queries and the describe, and the look-ups: the new call's Contact, and the lead of
+    # 13 queries and the describe, and the look-ups: the new call's Contact, and the lead of
     # the deleted opportunity.
-    assert len(org.org.request_log) - before == connector.api_calls == 12
+    assert len(org.org.request_log) - before == connector.api_calls == 15
 
     # The next run reads those again (they are in the lookback window before the last run's
     # start; stored again, unchanged). Then nothing changed: one describe and one query per
@@ -277,7 +289,7 @@ def test_incremental_reads_changes_and_deletes_and_a_quiet_run_costs_ten_request
     assert set(again["calls"].by_id()) == {new_call, changed}
     quiet = org.connector()
     out = sync_all(quiet, states, later + timedelta(hours=1))
-    assert quiet.api_calls == 10
+    assert quiet.api_calls == 13
     assert sum(len(out[s].records) for s in STREAMS[2:]) == 0
 
 

@@ -74,6 +74,9 @@ def test_roles_and_users() -> None:
     assert kenji.user_id == kenji.crm_id and len(kenji.crm_id) == 18
     assert kenji.modified_at == datetime(2024, 3, 2, 9, tzinfo=UTC)
     assert (users["Haruto Ito"].active, users["Haruto Ito"].deleted) == (False, True)
+    # User.CreatedDate: the rep's tenure in the CRM (None when the field is not read).
+    assert users["Aiko Tanaka"].crm_created_at == datetime(2023, 4, 10, 2, 11, 5, tzinfo=UTC)
+    assert users["Haruto Ito"].crm_created_at is None
 
 
 def test_leads_company_size_and_the_conversion_day() -> None:
@@ -243,12 +246,49 @@ def test_opportunities_is_rep_bant_probability_and_the_converted_lead() -> None:
         None,
     )
     assert field.rep_crm_id is None and field.pipeline is None
+    # Type: New Customer → new, every "Existing Customer…" → existing, anything else unknown.
+    assert (won.deal_type, open_deal.deal_type, field.deal_type) == ("new", "existing", None)
+    for raw, expected in (
+        ("Existing Customer - Downgrade", "existing"),
+        ("existing customer - replacement", "existing"),
+        ("new customer", "new"),
+        (None, None),
+    ):
+        assert map_opportunity(dict(rows[0], Type=raw), SF, links, UTC).deal_type == expected
     with pytest.raises(RecordRejected, match="Probability"):
         map_opportunity(dict(rows[0], Probability=250), SF, NO_LINKS, UTC)
     with pytest.raises(RecordRejected, match="Amount"):
         map_opportunity(dict(rows[0], Amount="lots"), SF, NO_LINKS, UTC)
     with pytest.raises(RecordRejected, match="CreatedDate"):
         map_opportunity(dict(rows[0], CreatedDate=None), SF, NO_LINKS, UTC)
+
+
+def test_deal_type_and_lead_score_mappings_from_the_file(tmp_path: Path) -> None:
+    file = tmp_path / "mapping.toml"
+    file.write_text(
+        '[salesforce.fields.lead]\nscore = "Lead_Score__c"\n\n'
+        '[salesforce.values.deal_type]\n"Upsell" = "existing"\n"Partner - New*" = "new"\n'
+        '"New Customer" = "existing"\n'
+    )
+    mapping = load_mapping(file).salesforce
+    opportunity = records("opportunities_queryall.json")[0]
+    for raw, expected in (
+        ("Upsell", "existing"),
+        ("Partner - New Logo", "new"),
+        ("New Customer", "existing"),  # an entry of the default map, changed
+        ("Existing Customer - Upgrade", "existing"),  # the default's prefix entry kept
+    ):
+        deal = map_opportunity(dict(opportunity, Type=raw), mapping, NO_LINKS, UTC)
+        assert deal.deal_type == expected, raw
+    lead = records("leads_queryall.json")[0]
+    assert map_lead(lead, SF, UTC).score is None  # not mapped by default
+    assert map_lead(dict(lead, Lead_Score__c=87.5), mapping, UTC).score == 87.5
+    assert map_lead(dict(lead, Lead_Score__c="42"), mapping, UTC).score == 42.0  # Bulk CSV
+    with pytest.raises(RecordRejected, match="Lead_Score__c: not a number"):
+        map_lead(dict(lead, Lead_Score__c="hot"), mapping, UTC)
+    file.write_text('[salesforce.values.deal_type]\n"Renewal" = "renewal"\n')
+    with pytest.raises(MappingError, match="deal_type.Renewal.*new, existing"):
+        load_mapping(file)
 
 
 def test_bulk_csv_rows_get_the_rest_types() -> None:

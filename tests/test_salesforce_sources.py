@@ -1,4 +1,4 @@
-"""Building the Salesforce connector from the settings of SPEC §2, and the demo's org."""
+"""Building the Salesforce connector from the settings of docs/configuration.md, and the demo's org."""
 
 from __future__ import annotations
 

@@ -165,7 +165,7 @@ def test_first_sync_stores_every_record_once_and_records_the_run(
     assert run.records == report.records and run.records["calls"] > 0
 
 
-def test_rerunning_never_duplicates_and_a_quiet_run_costs_ten_requests(
+def test_rerunning_never_duplicates_and_a_quiet_run_costs_thirteen_requests(
     engine: Engine, org: Org
 ) -> None:
     run_sync(engine, org.connector(), clock=lambda: RUN)
@@ -174,7 +174,7 @@ def test_rerunning_never_duplicates_and_a_quiet_run_costs_ten_requests(
     assert report.status == "ok" and snapshot(engine) == first
     later = RUN + timedelta(hours=1)
     quiet = run_sync(engine, org.connector(), clock=lambda: later)
-    assert (quiet.status, quiet.api_calls) == ("ok", 10)
+    assert (quiet.status, quiet.api_calls) == ("ok", 13)
     assert snapshot(engine) == first
 
 
@@ -347,7 +347,7 @@ def test_kill_mid_sync_then_resume_equals_a_clean_run(
         statuses = conn.execute(select(SyncRun.status).order_by(SyncRun.id)).scalars().all()
         streams = conn.execute(select(func.count()).select_from(SyncState)).scalar_one()
     assert statuses == ["failed", "ok"]  # the killed run is marked interrupted
-    assert streams == 8
+    assert streams == 10
 
 
 # --- the same business activity in HubSpot and in Salesforce ---------------------------------

@@ -51,6 +51,38 @@ def test_demo_no_serve_syncs_and_exits(tmp_path: Path) -> None:
         assert row in run.stdout, run.stdout
     assert (tmp_path / "demo.db").stat().st_size > 0
     assert "dashboard at" not in run.stdout  # --no-serve: nothing served
+    _check_demo_targets(database)
+
+
+def _check_demo_targets(database: str) -> None:
+    """This month's targets: the suggestion's three levels, confirmed by "demo", per scope."""
+    from kpi import list_revisions, list_targets, suggest_targets
+    from kpi.periods import period_start
+    from service.db import make_engine
+    from service.settings import Settings, kpi_context
+
+    engine = make_engine(database)
+    try:
+        ctx = kpi_context(Settings(database_url=database, timezone="Asia/Tokyo", holidays="JP"))
+        month = period_start(ctx.today(), "month")
+        stored = list_targets(engine, grain="month", start=month, end=month, level=None)
+        by_key = {(t.kpi, t.scope, t.scope_id, t.level): t for t in stored}
+        assert {t.scope for t in stored} == {"org", "team", "rep"}
+        assert {t.status for t in stored} == {"confirmed"}
+        for scope in ("org", "team", "rep"):
+            for kpi in ("calls", "meetings_set", "connect_rate"):
+                for s in suggest_targets(engine, ctx, kpi=kpi, scope=scope):
+                    for level in ("minimum", "achievement", "stretch"):
+                        value = getattr(s, level)
+                        if value:
+                            got = by_key[kpi, scope, s.scope_id, level].value
+                            assert got == value, (kpi, scope, level)
+        calls = by_key["calls", "org", "org", "minimum"].value
+        assert calls < by_key["calls", "org", "org", "stretch"].value
+        revisions = list_revisions(engine, period_start=month, limit=None)
+        assert len(revisions) == len(stored) and {r.who for r in revisions} == {"demo"}
+    finally:
+        engine.dispose()
 
 
 def test_demo_port_serves_the_dashboard_and_the_api(tmp_path: Path) -> None:

@@ -249,7 +249,7 @@ def test_notes_round_trip_with_the_three_roles(clients: Clients, engine: Engine)
     written = client.put(path, json=body, headers=auth(WRITE))
     assert written.status_code == 200, written.text
     assert written.json()["notes"]["hypotheses"] == "list quality"
-    assert written.json()["updated"]["hypotheses"]["by"].startswith("write#1 (sha256:")
+    assert written.json()["updated"]["hypotheses"]["by"].startswith("write#1 (hmac:")
     # The last writer wins per field; the other fields stay.
     later = {**body, "notes": {"hypotheses": "calling hours", "successes": "=HYPERLINK(1)"}}
     assert client.put(path, json=later, headers=auth(ADMIN)).status_code == 200

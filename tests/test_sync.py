@@ -306,7 +306,7 @@ def test_kill_mid_sync_then_resume_equals_a_clean_run(
         streams = conn.execute(select(func.count()).select_from(SyncState)).scalar_one()
     assert statuses[-1] == "ok"
     assert statuses[:kills] == ["failed"] * kills  # the killed runs, marked interrupted
-    assert streams == len(TABLES) + 1  # owners too
+    assert streams == len(TABLES) + 3  # owners and the two call-list streams too
     clean.dispose()
 
 

@@ -1,4 +1,4 @@
-"""Writing targets back into CRM fields (SPEC §9, §10), on SQLite and PostgreSQL.
+"""Writing targets back into CRM fields (docs/writeback.md), on SQLite and PostgreSQL.
 
 The real clients (hubspot-api-client over HTTP, simple-salesforce over HTTPS with a test CA)
 push to the simulated CRMs, which validate writes as the real APIs do and log every write
@@ -693,7 +693,7 @@ def test_api_push_needs_an_admin_token_and_dry_run_writes_nothing(
         admin = {"Authorization": f"Bearer {ADMIN}"}
         assert client.post("/v1/targets/push", headers=read).status_code == 403
         assert client.get("/v1/targets/pushes").status_code == 401
-        planned = client.post("/v1/targets/push", params={"dry_run": True}, headers=admin)
+        planned = client.post("/v1/targets/push", headers=admin)  # a dry run by default
         assert planned.status_code == 200, planned.text
         [plan] = planned.json()["data"]
         assert crm.portal.write_log == []
@@ -703,7 +703,7 @@ def test_api_push_needs_an_admin_token_and_dry_run_writes_nothing(
             "planned",
             9,
         )
-        assert plan["requested_by"].startswith("admin#1 (sha256:") and ADMIN not in planned.text
+        assert plan["requested_by"].startswith("admin#1 (hmac:") and ADMIN not in planned.text
         row = plan["rows"][0]
         assert {
             k: row[k]
@@ -727,7 +727,7 @@ def test_api_push_needs_an_admin_token_and_dry_run_writes_nothing(
             "action": "write",
             "status": "planned",
         }
-        pushed = client.post("/v1/targets/push", headers=admin)
+        pushed = client.post("/v1/targets/push", params={"dry_run": False}, headers=admin)
         assert pushed.status_code == 200, pushed.text
         assert pushed.json()["data"][0]["written"] == 9 and crm.record_writes() == [3]
         listed = client.get("/v1/targets/pushes", headers=read, params={"rows": True}).json()
@@ -738,6 +738,45 @@ def test_api_push_needs_an_admin_token_and_dry_run_writes_nothing(
         assert client.get("/v1/targets/pushes", headers=read).json()["data"][0]["rows"] is None
 
 
+def test_api_push_is_a_dry_run_of_the_achievement_level_unless_told(
+    engine: Engine, hub: Callable[[int], Hub]
+) -> None:
+    crm = hub(3)
+    hub_store(engine, crm)  # achievement targets: 3 reps × 3 KPIs
+    first = f"hubspot:{crm.owners[0]}"
+    put_targets(
+        engine,
+        [
+            Target("calls", "month", MONTH, "rep", first, 1_800, level="stretch"),
+            Target("calls", "month", MONTH, "rep", first, 1_200, level="minimum"),
+        ],
+    )
+    admin = {"Authorization": f"Bearer {ADMIN}"}
+    with TestClient(create_app(api_settings(crm), engine)) as client:
+        [default] = client.post("/v1/targets/push", headers=admin).json()["data"]
+        assert (default["level"], default["dry_run"], default["planned"]) == (
+            "achievement",
+            True,
+            9,
+        )
+        # The stretch level: the one stretch target, a draft (pushed whatever its status).
+        answer = client.post("/v1/targets/push", params={"level": "stretch"}, headers=admin)
+        assert answer.status_code == 200, answer.text
+        [stretch] = answer.json()["data"]
+        assert (stretch["level"], stretch["dry_run"], stretch["planned"]) == ("stretch", True, 1)
+        assert [(r["rep_id"], r["kpi"], r["new_value"]) for r in stretch["rows"]] == [
+            (first, "calls", 1_800.0)
+        ]
+        bad = client.post("/v1/targets/push", params={"level": "best"}, headers=admin)
+        assert bad.status_code == 422 and "level" in bad.json()["detail"][0]["loc"]
+        assert crm.portal.write_log == []
+        written = client.post(
+            "/v1/targets/push", params={"level": "minimum", "dry_run": False}, headers=admin
+        ).json()["data"][0]
+        assert (written["level"], written["written"]) == ("minimum", 1)
+        assert crm.record_writes() == [1]
+
+
 def test_api_push_refused_by_the_crm_is_a_409_with_the_audited_push(
     engine: Engine, hub: Callable[[int], Hub]
 ) -> None:
@@ -745,7 +784,11 @@ def test_api_push_refused_by_the_crm_is_a_409_with_the_audited_push(
     hub_store(engine, crm)
     crm.portal.missing_scopes = {"crm.schemas.users.write"}
     with TestClient(create_app(api_settings(crm), engine)) as client:
-        answer = client.post("/v1/targets/push", headers={"Authorization": f"Bearer {ADMIN}"})
+        answer = client.post(
+            "/v1/targets/push",
+            params={"dry_run": False},
+            headers={"Authorization": f"Bearer {ADMIN}"},
+        )
     assert answer.status_code == 409
     detail = answer.json()["detail"]
     assert "crm.schemas.users.write" in detail["message"] and detail["source"] == "hubspot"
@@ -785,20 +828,28 @@ def test_cli_push_prints_the_plan_and_exits_1_on_failure(
             cwd=tmp_path,
         )
 
-    dry = iskpi("--dry-run", "--source", "hubspot")
+    dry = iskpi("--source", "hubspot")  # a dry run unless --apply
     assert dry.returncode == 0, dry.stderr
     assert "hubspot dry run #1 of 2026-11 targets: planned" in dry.stdout
+    assert "hubspot dry run #1, achievement targets" in dry.stdout
     assert "iskpi_target_calls" in dry.stdout and "1,500" in dry.stdout
+    assert "--apply writes these changes" in dry.stdout
+    stretch = iskpi("--level", "stretch")  # no stretch targets: nothing to plan
+    assert stretch.returncode == 0, stretch.stderr
+    assert "hubspot dry run #2, stretch targets" in stretch.stdout
+    assert "iskpi_target_calls" not in stretch.stdout
+    assert iskpi("--level", "best").returncode == 2
+    assert iskpi("--apply", "--dry-run").returncode == 2
     assert crm.portal.write_log == []
-    done = iskpi()
+    done = iskpi("--apply")
     assert done.returncode == 0, done.stderr
-    assert "push #2" in done.stdout and "written" in done.stdout
+    assert "push #3" in done.stdout and "written" in done.stdout
     assert crm.record_writes() == [2]
     crm.portal.missing_scopes = {"crm.objects.users.write"}
     set_engine = make_engine(f"sqlite:///{database}")
     set_targets(set_engine, "hubspot", crm.owners, values=lambda i: {"calls": 1})
     set_engine.dispose()
-    failed = iskpi()
+    failed = iskpi("--apply")
     assert failed.returncode == 1
     assert "crm.objects.users.write" in failed.stderr
     assert TOKEN not in failed.stdout + failed.stderr

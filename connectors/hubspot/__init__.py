@@ -1,4 +1,4 @@
-"""The HubSpot connector: a client, a source and a writer sharing it (SPEC §4, §8, §9).
+"""The HubSpot connector: a client, a source and a writer sharing it (docs/sync.md, docs/writeback.md).
 
     client.py     HubSpotClient: the token, pacing, rate limits, retries, error classification
     source.py     HubSpotSource: the streams and their cursors (the SourceConnector side)

@@ -1,4 +1,4 @@
-"""The HubSpot HTTP client: the token, pacing, rate limits and error classification (SPEC §8).
+"""The HubSpot HTTP client: the token, pacing, rate limits and error classification (docs/sync.md).
 
 Every request of the source and the writer goes through :meth:`HubSpotClient.request`, one
 generated-client call at a time. Search requests are paced to ``searches_per_second`` (5,
@@ -27,6 +27,7 @@ from typing import Any
 import urllib3
 from hubspot import HubSpot
 from hubspot.crm.associations.v4.exceptions import ApiException as AssociationsApiError
+from hubspot.crm.lists.exceptions import ApiException as ListsApiError
 from hubspot.crm.objects.exceptions import ApiException as ObjectsApiError
 from hubspot.crm.owners.exceptions import ApiException as OwnersApiError
 from hubspot.crm.pipelines.exceptions import ApiException as PipelinesApiError
@@ -49,6 +50,7 @@ from connectors.retry import (
     server_error,
     status_in,
     transport,
+    unreachable_cause,
 )
 
 SEARCH_PER_SECOND = 5  # HubSpot's search limit per portal
@@ -59,6 +61,7 @@ API_ERRORS: tuple[type[Exception], ...] = (
     PipelinesApiError,
     AssociationsApiError,
     PropertiesApiError,
+    ListsApiError,
 )
 
 
@@ -109,6 +112,8 @@ class HubSpotClient:
         self.properties = client.crm.properties.core_api
         self.property_groups = client.crm.properties.groups_api
         self.property_batch = client.crm.properties.batch_api
+        self.lists = client.crm.lists.lists_api
+        self.memberships = client.crm.lists.memberships_api
 
     def request(
         self,
@@ -209,11 +214,19 @@ def describe_failure(exc: BaseException, label: str) -> Failure | None:
             label, "http", status, code.upper() if status == 429 else code, message, headers, body
         )
     if isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        cause = unreachable_cause(exc)
+        if cause is not None:
+            return Failure(label, "unreachable", cause=cause[1], host=cause[0])
         return Failure(label, "transport", cause=type(exc).__name__)
     return None
 
 
 def _gave_up_transport(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    if failure.kind == "unreachable":
+        return TransientError(
+            f"HubSpot cannot be reached at {failure.host or 'its host'}: {failure.cause} "
+            f"({failure.label}, {attempts} attempts); check ISKPI_HUBSPOT_BASE_URL and the network"
+        )
     return TransientError(
         f"HubSpot {failure.label} failed after {attempts} attempts: {failure.cause}"
     )

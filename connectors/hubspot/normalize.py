@@ -1,4 +1,4 @@
-"""HubSpot JSON → normalized records (SPEC §4): pure functions, no I/O.
+"""HubSpot JSON → normalized records (docs/sync.md): pure functions, no I/O.
 
 HubSpot sends every property value as a string; the parsers here turn them into aware UTC
 datetimes, numbers and flags, and a value that cannot be one rejects its record
@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import Any, TypeVar
 
 from connectors.errors import RecordRejected
 from connectors.mapping import SourceMapping
@@ -18,6 +18,7 @@ from connectors.records import (
     Call,
     CallOutcome,
     Deal,
+    DealType,
     Direction,
     Email,
     FollowUpTask,
@@ -27,9 +28,12 @@ from connectors.records import (
     Record,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+N = TypeVar("N", int | None, Decimal | None)
 
 
 # --- value parsing (HubSpot sends every property value as a string) ------------------------
@@ -77,11 +81,8 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text; None when it is missing or blank."""
-    if value is None:
-        return None
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes; None when it is missing or blank."""
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -140,6 +141,9 @@ class _Props:
         crm_id = clean_text(payload.get("id"))
         if crm_id is None:
             raise RecordRejected("the record has no id")
+        bad_id = nul_in_id(payload.get("id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
@@ -175,6 +179,12 @@ class _Props:
     def flag(self, field_name: str) -> bool:
         return _bool(self.raw(field_name), self.name(field_name))
 
+    def not_negative(self, value: N, field_name: str, what: str) -> N:
+        """A number that cannot be below zero (a duration, an amount), else the record rejected."""
+        if value is not None and value < 0:
+            raise RecordRejected(f"{self.name(field_name)}: negative {what}: {value}")
+        return value
+
     def count_positive(self, field_name: str) -> bool | None:
         count = self.whole(field_name)
         return None if count is None else count > 0
@@ -203,7 +213,7 @@ class _Props:
 
 def _direction(value: str | None, mapping: SourceMapping, outbound_set: str) -> Direction | None:
     if value is None:
-        return None  # no direction is not outbound (SPEC §10)
+        return None  # no direction is not outbound (docs/sync.md)
     return "outbound" if mapping.contains(outbound_set, value) else "inbound"
 
 
@@ -253,6 +263,23 @@ def map_contact(payload: dict[str, Any], mapping: SourceMapping) -> Lead:
     )
 
 
+def merged_ids(payload: dict[str, Any], mapping: SourceMapping) -> list[str]:
+    """The ids of the contacts merged into this one (hs_merged_object_ids), itself left out.
+
+    HubSpot archives a merged contact and moves its activities to the contact it became, without
+    touching the activities' modified dates; a sync follows the merge from this list.
+    """
+    props = payload.get("properties")
+    crm_id = clean_text(payload.get("id"))
+    if not isinstance(props, dict) or crm_id is None or payload.get("archived") is True:
+        return []
+    raw = clean_text(props.get(mapping.crm_field("lead", "merged_crm_ids")))
+    if raw is None:
+        return []
+    ids = (part.strip() for part in raw.replace(",", ";").split(";"))
+    return sorted({i for i in ids if i.isdigit() and i != crm_id}, key=lambda i: (len(i), i))
+
+
 def map_call(payload: dict[str, Any], mapping: SourceMapping) -> Call:
     """A HubSpot call engagement as a Call."""
     p = _Props(payload, mapping, "call")
@@ -267,7 +294,7 @@ def map_call(payload: dict[str, Any], mapping: SourceMapping) -> Call:
         occurred_at=p.required_datetime("occurred_at"),
         direction=_direction(p.text("direction"), mapping, "call_outbound"),
         outcome=outcome,
-        duration_ms=p.whole("duration_ms"),
+        duration_ms=p.not_negative(p.whole("duration_ms"), "duration_ms", "duration"),
         rep_crm_id=p.text("rep_crm_id"),
         contact_crm_id=p.associated("contact_crm_id"),
     )
@@ -390,6 +417,9 @@ def map_deal(
     """A HubSpot deal as a Deal, its stage probability looked up in the pipelines."""
     p = _Props(payload, mapping, "deal")
     pipeline, stage = p.text("pipeline"), p.text("stage")
+    deal_type: DealType | None = mapping.value(  # type: ignore[assignment]  # checked by the loader
+        "deal_type", p.text("deal_type")
+    )
     return Deal(
         source="hubspot",
         crm_id=p.crm_id,
@@ -397,7 +427,7 @@ def map_deal(
         modified_at=p.modified_at(),
         created_at=p.required_datetime("created_at"),
         closed_at=p.moment("closed_at"),
-        amount=p.decimal("amount"),
+        amount=p.not_negative(p.decimal("amount"), "amount", "amount"),
         stage=stage,
         pipeline=pipeline,
         is_closed=p.flag("is_closed"),
@@ -412,6 +442,7 @@ def map_deal(
         handoff_rating=p.number("handoff_rating"),
         lead_source=p.text("lead_source"),
         contact_crm_id=p.associated("contact_crm_id"),
+        deal_type=deal_type,
     )
 
 
@@ -420,6 +451,9 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
     crm_id = clean_text(payload.get("id"))
     if crm_id is None:
         raise RecordRejected("the owner has no id")
+    bad_id = nul_in_id(payload.get("id"))
+    if bad_id is not None:
+        raise RecordRejected(bad_id)
     teams: list[Team] = []
     primary: str | None = None
     for team in payload.get("teams") or []:
@@ -448,6 +482,7 @@ def map_owner(payload: dict[str, Any]) -> tuple[Rep, list[Team]]:
             team_crm_id=primary,
             active=not archived,
             user_id=clean_text(payload.get("userId")),
+            crm_created_at=parse_datetime(payload.get("createdAt"), "createdAt"),
         ),
         teams,
     )

@@ -1,10 +1,12 @@
-"""The HubSpot source: CRM v3 objects to pages of normalized records (SPEC §4, §8).
+"""The HubSpot source: CRM v3 objects to pages of normalized records (docs/sync.md).
 
 Streams, in sync order: ``owners`` (→ Rep and Team: teams come from the owners'
 ``teams``, the primary one is the rep's team), ``contacts`` (→ Lead), ``calls``,
-``emails``, ``meetings``, ``tasks`` (→ FollowUpTask) and ``deals`` (→ Deal, with the
+``emails``, ``meetings``, ``tasks`` (→ FollowUpTask), ``deals`` (→ Deal, with the
 stage probability from the deal pipelines' stage metadata, read once per run and only
-when deals arrive).
+when deals arrive), then ``call_lists`` and ``call_list_members`` (static contact lists and
+their memberships, → CallList and CallListMember: connectors/hubspot/lists.py, which says how
+they are read and what they cost).
 
 How a stream is read
 --------------------
@@ -40,6 +42,13 @@ previous sweep (``archivedAt``, with the lookback). HubSpot keeps archived recor
 days, so a sweep costs ceil(archived in the last 90 days / 100) requests per stream,
 at least one.
 
+Contact merges: HubSpot archives the merged contacts and moves their activities and deals to
+the contact they became, without changing those records (so no search would find them again).
+The survivor is modified, and its ``hs_merged_object_ids`` lists the ids merged into it; each
+contacts page reports them in ``Page.merged_crm_ids`` (merged id → survivor), and the store
+flags the merged leads deleted and points their activities' and deals' contact at the survivor,
+whether or not the archived sweep is due. It costs no request.
+
 Owners have no search: every run lists the active owners (a full pass also the
 archived ones, flagged deleted); owners that left the active list since the previous
 run are reported in ``Page.missing_crm_ids``.
@@ -55,7 +64,7 @@ Cost in requests (P = page size, 100)
   plus the archived sweep; owners ceil(owners/P).
 - no change: exactly one search per object stream and one owners page (7 requests),
   plus the archived sweep (6 requests while each type has at most 100 archived records)
-  when it is due.
+  when it is due, plus one list search per call-list stream (2).
 
 Requests go through :class:`connectors.hubspot.client.HubSpotClient` (pacing, rate limits,
 retries, errors); records are mapped by connectors/hubspot/normalize.py. A page's own cost in
@@ -74,6 +83,7 @@ from typing import Any, Literal
 from connectors.base import Page, StreamSpec, StreamState
 from connectors.errors import ConnectorError, RecordRejected
 from connectors.hubspot.client import HubSpotClient, after_token
+from connectors.hubspot.lists import ListStreams
 from connectors.hubspot.normalize import (
     EPOCH,
     StageProbabilities,
@@ -82,6 +92,7 @@ from connectors.hubspot.normalize import (
     iso_millis,
     map_object,
     map_owner,
+    merged_ids,
     parse_datetime,
     stage_probabilities,
     to_millis,
@@ -89,6 +100,8 @@ from connectors.hubspot.normalize import (
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -135,7 +148,11 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "meetings", "meeting", Meeting),
     _Stream("tasks", "tasks", "task", FollowUpTask),
     _Stream("deals", "deals", "deal", Deal),
+    # Contact lists and their memberships (connectors/hubspot/lists.py), after the contacts.
+    _Stream("call_lists", "lists", "call_list", CallList, key="listId"),
+    _Stream("call_list_members", "lists", "call_list_member", CallListMember, key="recordId"),
 )
+_LIST_KINDS = ("call_list", "call_list_member")
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
 
@@ -231,6 +248,7 @@ class HubSpotSource:
         self._lookback = lookback
         self._sweep_interval = archived_sweep_interval
         self._probabilities: StageProbabilities | None = None
+        self._lists = ListStreams(client, self._mapping, lookback)
 
     @property
     def api_calls(self) -> int:
@@ -244,7 +262,7 @@ class HubSpotSource:
         for stream in STREAM_TABLE:
             cursor = (
                 "updatedAt"
-                if stream.kind == "rep"
+                if stream.kind in ("rep", *_LIST_KINDS)
                 else self._mapping.crm_field(stream.kind, "modified_at")
             )
             specs.append(
@@ -262,6 +280,12 @@ class HubSpotSource:
         self._probabilities = None  # read the deal pipelines once per run
         if spec.kind == "rep":
             yield from self._pull_owners(state)
+            return
+        if spec.kind == "call_list":
+            yield from self._lists.pull_lists(state, until)
+            return
+        if spec.kind == "call_list_member":
+            yield from self._lists.pull_members(state, until)
             return
         incremental: _Incremental | None = None
         if state is not None and state.get("mode") == "incremental":
@@ -285,7 +309,8 @@ class HubSpotSource:
         while True:
             calls_before = self.api_calls
             data = self._list_page(spec, after=after, archived=phase == "archived")
-            records, rejected = self._map_page(spec, data.get("results") or [])
+            listed: list[dict[str, Any]] = data.get("results") or []
+            records, rejected = self._map_page(spec, listed)
             next_after = after_token(data)
             new_state: dict[str, Any]
             if next_after is not None:
@@ -311,7 +336,12 @@ class HubSpotSource:
                     swept_at=started_at,
                 ).to_state()
             yield Page(
-                spec.name, records, rejected, new_state, api_calls=self.api_calls - calls_before
+                spec.name,
+                records,
+                rejected,
+                new_state,
+                api_calls=self.api_calls - calls_before,
+                merged_crm_ids=self._merges(spec, listed),
             )
             if next_after is not None:
                 after = next_after
@@ -438,6 +468,7 @@ class HubSpotSource:
                 state.to_state(),
                 api_calls=self.api_calls - calls_before,
                 total=total,
+                merged_crm_ids=self._merges(spec, fresh),
             )
             if not more:
                 return
@@ -616,6 +647,19 @@ class HubSpotSource:
                 reason = f"unexpected payload shape: {type(exc).__name__}: {exc}"
                 rejected.append(Rejected(clean_text(payload.get("id")), payload, reason))
         return records, rejected
+
+    def _merges(self, spec: _Stream, results: Iterable[dict[str, Any]]) -> dict[str, str]:
+        """Merged contact id → the contact it became, from the survivors' hs_merged_object_ids."""
+        if spec.kind != "lead":
+            return {}
+        out: dict[str, str] = {}
+        for payload in results:
+            if not isinstance(payload, dict):
+                continue
+            survivor = clean_text(payload.get("id"))
+            if survivor is not None:
+                out.update(dict.fromkeys(merged_ids(payload, self._mapping), survivor))
+        return out
 
     def _modified_millis(self, spec: _Stream, result: dict[str, Any]) -> int | None:
         props = result.get("properties") or {}

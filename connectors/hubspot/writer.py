@@ -1,4 +1,4 @@
-"""HubSpot write-back: KPI targets into users-object properties (the TargetWriter side, SPEC §9).
+"""HubSpot write-back: KPI targets into users-object properties (the TargetWriter side, docs/writeback.md).
 
 Targets go to properties of the ``users`` object record of the owner's user (the owner's
 ``userId`` is its ``hs_internal_user_id``). ``prepare_fields`` batch-reads the property
@@ -33,7 +33,7 @@ from connectors.mapping import Mapping, default_mapping
 
 log = logging.getLogger(__name__)
 
-# The users object, its records found by hs_internal_user_id (SPEC §9, §10).
+# The users object, its records found by hs_internal_user_id (docs/writeback.md, docs/sync.md).
 USERS = "users"  # the object type in /crm/v3/objects/users
 USERS_PROPERTIES = "user"  # as the users guide spells it in /crm/v3/properties/user
 USER_ID_PROPERTY = "hs_internal_user_id"

@@ -1,4 +1,4 @@
-"""The Salesforce connector: a client, a source and a writer sharing it (SPEC §4, §8, §9).
+"""The Salesforce connector: a client, a source and a writer sharing it (docs/sync.md, docs/writeback.md).
 
     client.py     SalesforceClient: session id or OAuth refresh, the quota guard, retries, errors
     source.py     SalesforceSource: the streams and their cursors (the SourceConnector side)

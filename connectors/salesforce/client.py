@@ -1,4 +1,4 @@
-"""The Salesforce HTTP client: auth, the quota guard and error classification (SPEC §2, §8).
+"""The Salesforce HTTP client: auth, the quota guard and error classification (docs/configuration.md, docs/sync.md).
 
 Every request of the source and the writer goes through :meth:`SalesforceClient.call`, one
 simple-salesforce call at a time, over a requests session whose every request has a timeout.
@@ -7,8 +7,11 @@ The quota guard: every REST response carries ``Sforce-Limit-Info: api-usage=used
 (without it the client asks ``/limits`` once a run). On the first figure of a run the client
 fixes the run's budget, ``quota_share`` (default 25%) of the requests the org had left when
 the run started; before each request past the budget it raises QuotaExhausted with a message
-saying so. Salesforce's own 403 REQUEST_LIMIT_EXCEEDED raises QuotaExhausted too. A run is
-what the caller says it is: :meth:`SalesforceClient.begin_run` with the run's ``until``.
+saying so. Salesforce's own 403 REQUEST_LIMIT_EXCEEDED raises QuotaExhausted too, unless its
+message names a concurrency limit (``ConcurrentPerOrgLongTxn Limit exceeded.``: too many
+requests of the org running longer than 20 s at once; ``ConcurrentRequests``): that one is
+not the daily quota, and is retried with backoff like a 5xx. A run is what the caller says it
+is: :meth:`SalesforceClient.begin_run` with the run's ``until``.
 
 Auth: with an OAuth connected app (client id, secret, refresh token) a 401 INVALID_SESSION_ID
 gets one refresh (POST ``{login_url}/services/oauth2/token``, grant_type=refresh_token, with
@@ -55,6 +58,7 @@ from connectors.retry import (
     server_error,
     status_in,
     transport,
+    unreachable_cause,
 )
 
 log = logging.getLogger(__name__)
@@ -139,6 +143,7 @@ class SalesforceClient:
         sleep: Callable[[float], None] = time.sleep,
         on_request: Callable[[], None] | None = None,
         on_refresh_token: Callable[[str], None] | None = None,
+        latest_refresh_token: Callable[[], str | None] | None = None,
     ) -> None:
         if not instance_url:
             raise AuthError("no Salesforce instance: set ISKPI_SALESFORCE_INSTANCE_URL")
@@ -166,6 +171,7 @@ class SalesforceClient:
         self._sleep = sleep
         self._on_request = on_request
         self._on_refresh_token = on_refresh_token
+        self._latest_refresh_token = latest_refresh_token
         self._retrier = Retrier("Salesforce", max_retries=max_retries, sleep=sleep)
         self._http = _Session()
         adapter = _TimeoutAdapter(timeout)
@@ -185,6 +191,7 @@ class SalesforceClient:
             Rule(lambda f: f.kind == "tls", "fail", self._tls_error),
             Rule(transport, "retry", _gave_up_transport),
             Rule(status_in(401), "refresh", _auth_error),
+            Rule(concurrent_limit, "retry", _gave_up_concurrent),
             Rule(
                 lambda f: status_in(403)(f) and f.code == "REQUEST_LIMIT_EXCEEDED",
                 "fail",
@@ -402,7 +409,20 @@ class SalesforceClient:
                         return body
                 raise _TokenAnswer(response.status_code, body)
 
-            body = self._retrier.run(url, attempt, _describe_token_failure, self._token_failures)
+            try:
+                body = self._retrier.run(
+                    url, attempt, _describe_token_failure, self._token_failures
+                )
+            except AuthError:
+                # With rotation, another process may have used (and so retired) this token
+                # and kept its successor where ``latest_refresh_token`` finds it: one more try.
+                newer = self._latest_refresh_token() if self._latest_refresh_token else None
+                if not newer or newer == form["refresh_token"]:
+                    raise
+                self._refresh_token_value = form["refresh_token"] = newer
+                body = self._retrier.run(
+                    url, attempt, _describe_token_failure, self._token_failures
+                )
         self._session_id = str(body["access_token"])
         instance = body.get("instance_url")
         if isinstance(instance, str) and instance.startswith("https://"):
@@ -428,6 +448,9 @@ def describe_failure(exc: BaseException, label: str) -> Failure | None:
     if isinstance(exc, requests.exceptions.SSLError):
         return Failure(label, "tls", cause=type(exc).__name__)
     if isinstance(exc, requests.exceptions.Timeout | requests.exceptions.ConnectionError):
+        cause = None if isinstance(exc, requests.exceptions.Timeout) else unreachable_cause(exc)
+        if cause is not None:
+            return Failure(label, "unreachable", cause=cause[1], host=cause[0])
         return Failure(label, "transport", cause=type(exc).__name__)
     return None
 
@@ -445,11 +468,39 @@ def _describe_token_failure(exc: BaseException, url: str) -> Failure | None:
     if isinstance(exc, httpx.TransportError):
         if isinstance(exc, httpx.ConnectError) and "CERTIFICATE" in str(exc).upper():
             return Failure(url, "tls", cause=type(exc).__name__)
+        cause = unreachable_cause(exc) if isinstance(exc, httpx.ConnectError) else None
+        if cause is not None:
+            return Failure(url, "unreachable", cause=cause[1], host=cause[0])
         return Failure(url, "transport", cause=type(exc).__name__)
     return None
 
 
+def concurrent_limit(failure: Failure) -> bool:
+    """A rule's match: 403 REQUEST_LIMIT_EXCEEDED for a concurrency limit, not the daily quota."""
+    return (
+        status_in(403)(failure)
+        and failure.code == "REQUEST_LIMIT_EXCEEDED"
+        and "concurrent" in failure.message.lower()
+    )
+
+
+def _gave_up_concurrent(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    return TransientError(
+        f"Salesforce refused {failure.label} with REQUEST_LIMIT_EXCEEDED ({failure.message}) "
+        f"{attempts} times: the org runs too many long requests at once (other integrations, "
+        "reports, Apex); the next sync resumes from the saved position",
+        status=403,
+        code=failure.code,
+    )
+
+
 def _gave_up_transport(failure: Failure, attempts: int, delay: float) -> ConnectorError:
+    if failure.kind == "unreachable":
+        return TransientError(
+            f"Salesforce cannot be reached at {failure.host or 'its host'}: {failure.cause} "
+            f"({failure.label}, {attempts} attempts); check ISKPI_SALESFORCE_INSTANCE_URL, "
+            "ISKPI_SALESFORCE_LOGIN_URL and the network"
+        )
     return TransientError(
         f"Salesforce {failure.label} failed after {attempts} attempts: {failure.cause}"
     )

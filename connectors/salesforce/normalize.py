@@ -1,4 +1,4 @@
-"""Salesforce records → normalized records (SPEC §4): pure functions, no I/O.
+"""Salesforce records → normalized records (docs/sync.md): pure functions, no I/O.
 
 Values come as REST JSON or as Bulk API CSV strings (:func:`typed_row` gives the latter the
 former's types); a value that cannot be parsed rejects its record (RecordRejected) with the
@@ -20,6 +20,7 @@ from connectors.records import (
     Call,
     CallOutcome,
     Deal,
+    DealType,
     Direction,
     Email,
     FollowUpTask,
@@ -28,6 +29,8 @@ from connectors.records import (
     MeetingOutcome,
     Rep,
     Team,
+    nul_in_id,
+    plain_text,
 )
 
 # --- value parsing (REST JSON values, or Bulk CSV strings) ----------------------------------
@@ -91,11 +94,11 @@ def iso_millis(moment: datetime) -> str:
 
 
 def clean_text(value: Any) -> str | None:
-    """A value as stripped text (a boolean as ``true`` or ``false``); None when missing or blank."""
-    if value is None or isinstance(value, bool):
-        return None if value is None else str(value).lower()
-    text = str(value).strip()
-    return text or None
+    """A value as stripped text without NUL bytes (a boolean as ``true`` or ``false``); None when
+    missing or blank."""
+    if isinstance(value, bool):
+        return str(value).lower()
+    return plain_text(value)
 
 
 def _decimal(value: Any, name: str) -> Decimal | None:
@@ -166,6 +169,9 @@ class _Fields:
         crm_id = clean_text(payload.get("Id"))
         if crm_id is None:
             raise RecordRejected("the record has no Id")
+        bad_id = nul_in_id(payload.get("Id"))
+        if bad_id is not None:
+            raise RecordRejected(bad_id)
         self.crm_id = crm_id
 
     def name(self, field_name: str) -> str:
@@ -215,6 +221,12 @@ class _Fields:
         return self.moment("modified_at")
 
 
+def _not_negative(amount: Decimal | None, name: str) -> Decimal | None:
+    if amount is not None and amount < 0:
+        raise RecordRejected(f"{name}: negative amount: {amount}")
+    return amount
+
+
 def company_size(employees: int | None) -> str | None:
     """NumberOfEmployees bucketed: 1-9, 10-49, 50-249, 250-999, 1000+ (None when unknown)."""
     if employees is None or employees < 1:
@@ -260,6 +272,7 @@ def map_user(payload: dict[str, Any], mapping: SourceMapping) -> Rep:
         manager_crm_id=f.text("manager_crm_id"),
         active=active,
         user_id=f.crm_id,  # targets are written back to this User record
+        crm_created_at=f.moment("crm_created_at"),
     )
 
 
@@ -287,7 +300,7 @@ def map_lead(payload: dict[str, Any], mapping: SourceMapping, tz: tzinfo) -> Lea
 
 def _direction(value: str | None, mapping: SourceMapping) -> Direction | None:
     if value is None:
-        return None  # no direction is not outbound (SPEC §10)
+        return None  # no direction is not outbound (docs/sync.md)
     return "outbound" if mapping.contains("call_outbound", value) else "inbound"
 
 
@@ -428,6 +441,9 @@ def map_opportunity(
         raise RecordRejected(f"{f.name('probability')}: not a percentage: {probability}")
     rating = f.number("handoff_rating")
     contact = links.deal_lead.get(f.crm_id) or links.lead_of(f.text("contact_crm_id"), mapping)
+    deal_type: DealType | None = mapping.value(  # type: ignore[assignment]  # checked by the loader
+        "deal_type", f.text("deal_type")
+    )
     return Deal(
         source="salesforce",
         crm_id=f.crm_id,
@@ -435,7 +451,7 @@ def map_opportunity(
         modified_at=f.modified_at(),
         created_at=f.required_moment("created_at"),
         closed_at=start_of_day(close, tz) if close is not None else None,
-        amount=f.decimal("amount"),
+        amount=_not_negative(f.decimal("amount"), f.name("amount")),
         stage=f.text("stage"),
         pipeline=f.text("pipeline"),
         is_closed=f.flag("is_closed") is True,
@@ -450,6 +466,7 @@ def map_opportunity(
         handoff_rating=rating,
         lead_source=f.text("lead_source"),
         contact_crm_id=contact,
+        deal_type=deal_type,
     )
 
 

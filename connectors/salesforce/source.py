@@ -1,15 +1,16 @@
-"""The Salesforce source: SObjects to pages of normalized records (SPEC §4, §8).
+"""The Salesforce source: SObjects to pages of normalized records (docs/sync.md).
 
 Streams, in sync order: ``roles`` (UserRole → Team), ``users`` (User → Rep; only the
 ``user_types`` of the mapping, Standard by default), ``leads`` (Lead), ``calls`` (Task with
 TaskSubtype Call or Type Call → Call), ``emails`` (Task with TaskSubtype Email/ListEmail,
 joined by ActivityId to EmailMessage → Email), ``meetings`` (Event → Meeting), ``tasks``
-(the other Tasks with TaskSubtype Task → FollowUpTask) and ``opportunities`` (Opportunity →
-Deal). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
+(the other Tasks with TaskSubtype Task → FollowUpTask), ``opportunities`` (Opportunity →
+Deal), ``campaigns`` (Campaign → CallList, the Telemarketing ones) and ``campaign_members``
+(CampaignMember → CallListMember, of those campaigns only: connectors/salesforce/campaigns.py). A record's CRM id is its 18-character Salesforce Id (rep and team ids in the API are
 ``salesforce:<Id>``).
 
 Before the first query of a connector, one composite request describes every object it reads
-(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage). Queries select only the fields
+(User, UserRole, Lead, Task, Event, Opportunity, EmailMessage, Campaign, CampaignMember). Queries select only the fields
 the mapping needs that the org has: a mapped field the org lacks (a custom field such as
 ``BANT_Budget__c`` not created yet, EmailMessage's ``FirstLinkClickedDate`` in an org without
 link tracking) is left empty instead of failing the query; an org without EmailMessage syncs
@@ -54,7 +55,9 @@ Cost in API requests (P = 2,000, the page size)
 -----------------------------------------------
 - every run: 1 (a composite request describing the seven objects);
 - roles, users: ceil(n / P) each, 1 for most orgs;
-- leads, calls, meetings, tasks, opportunities: ceil(changed rows / P), at least 1. The tasks
+- leads, calls, meetings, tasks, opportunities, campaigns, campaign members:
+  ceil(changed rows / P), at least 1; campaign members also 1 query listing the call-list
+  campaigns, and the members of campaigns new among them (read whole, once). The tasks
   query also returns the CTI calls (TaskSubtype Task, Type Call), which it skips;
 - emails: ceil(changed email Tasks / P) + ceil(changed EmailMessages / P), at least 1 + 1, plus
   one composite request per stored page of email Tasks (their EmailMessages, 500 Ids a query)
@@ -65,10 +68,10 @@ Cost in API requests (P = 2,000, the page size)
 - a first sync by Bulk API 2.0 instead: 1 REST page (which told the size), 1 job, the polls (the
   first after ``bulk_poll_seconds``, then 1.5 times longer each, at most 30 s apart) and
   ceil(rows / ``bulk_page_size``) result requests.
-So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 11
-(the demo org, 170,000 records of which 60,000 emails: 158 requests); an incremental run about
-changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
-+ 10; a run with no change (none in the lookback window before the last run either) exactly 10.
+So a first sync costs about rows / 2,000 + email Tasks / 1,000 + converted leads / 2,000 + 14
+(the demo org, 170,000 records of which 60,000 emails: 158 requests before the call lists); an
+incremental run about changes / 2,000 + changed emails / 1,000 + a look-up per 1,000 changed activities on Contacts
++ 13; a run with no change (none in the lookback window before the last run either) exactly 13.
 
 Requests go through :class:`connectors.salesforce.client.SalesforceClient` (auth, the quota
 guard, retries, errors); records are mapped by connectors/salesforce/normalize.py. A record that
@@ -88,11 +91,15 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from functools import partial
 from typing import Any, Literal
 
+from simple_salesforce.util import exception_handler
+
 from connectors.base import Page, StreamSpec, StreamState
 from connectors.errors import ConnectorError, RecordRejected, TransientError
 from connectors.mapping import Mapping, default_mapping
 from connectors.records import (
     Call,
+    CallList,
+    CallListMember,
     Deal,
     Email,
     FollowUpTask,
@@ -102,6 +109,12 @@ from connectors.records import (
     Rejected,
     Rep,
     Team,
+)
+from connectors.salesforce.campaigns import (
+    campaign_condition,
+    map_campaign,
+    map_campaign_member,
+    member_filter,
 )
 from connectors.salesforce.client import LocatorExpired, NotFound, SalesforceClient
 from connectors.salesforce.normalize import (
@@ -128,7 +141,17 @@ from connectors.salesforce.normalize import (
 log = logging.getLogger(__name__)
 
 LOOKUP_IDS = 500  # Ids in one look-up query's IN list
-DESCRIBED = ("UserRole", "User", "Lead", "Task", "Event", "Opportunity", "EmailMessage")
+DESCRIBED = (
+    "UserRole",
+    "User",
+    "Lead",
+    "Task",
+    "Event",
+    "Opportunity",
+    "EmailMessage",
+    "Campaign",
+    "CampaignMember",
+)
 
 # Which pass of an email stream comes next: the email Tasks, or the EmailMessages changed.
 EmailPhase = Literal["tasks", "messages"]
@@ -156,6 +179,9 @@ STREAM_TABLE: tuple[_Stream, ...] = (
     _Stream("meetings", "Event", "meeting", Meeting),
     _Stream("tasks", "Task", "task", FollowUpTask),
     _Stream("opportunities", "Opportunity", "deal", Deal),
+    # Call lists: Telemarketing campaigns (connectors/salesforce/campaigns.py) and their members.
+    _Stream("campaigns", "Campaign", "call_list", CallList),
+    _Stream("campaign_members", "CampaignMember", "call_list_member", CallListMember),
 )
 _STREAMS = {s.name: s for s in STREAM_TABLE}
 
@@ -297,6 +323,8 @@ class SalesforceSource:
             pages = self._pull_listing(spec, state)
         elif spec.kind == "email":
             pages = self._pull_emails(spec, dict(state) if state else None, until)
+        elif spec.kind == "call_list_member":
+            pages = self._pull_members(spec, dict(state) if state else None, until)
         else:
             pages = self._pull_object(spec, dict(state) if state else None, until)
         spent = self.api_calls - calls_before  # the describe, charged to the first page
@@ -400,6 +428,14 @@ class SalesforceSource:
             name = m.fields["rep"].get("user_type", "")
             if self._has_field("User", name) and m.sets["user_types"]:
                 return [self._in_list("User", name, m.sets["user_types"])]
+        if spec.kind == "call_list_member":
+            campaign = m.fields["call_list_member"].get("list_crm_id", "")
+            condition = campaign_condition(
+                m,
+                self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+                self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+            )
+            return [member_filter(m, self._canonical("CampaignMember", campaign), condition)]
         return []
 
     def _read_pass(
@@ -628,6 +664,10 @@ class SalesforceSource:
                     record = map_event(payload, m, links)
                 elif spec.kind == "task":
                     record = map_task(payload, m, links, tz)
+                elif spec.kind == "call_list":
+                    record = map_campaign(payload, m)
+                elif spec.kind == "call_list_member":
+                    record = map_campaign_member(payload, m, links)
                 else:
                     record = map_opportunity(payload, m, links, tz)
             except RecordRejected as exc:
@@ -738,8 +778,98 @@ class SalesforceSource:
             )
             yield from self._pull_bulk(spec, None, until, total=switch.total, spent=switch.cost)
 
+    # -- campaign members: the keyset pass, and a backfill for campaigns new to the stream ------
+
+    def _call_list_campaigns(self) -> list[str]:
+        """The Ids of the campaigns that are call lists now (one query for most orgs)."""
+        m = self._mapping
+        condition = campaign_condition(
+            m,
+            self._canonical("Campaign", m.fields["call_list"].get("list_kind", "Type")),
+            self._canonical("Campaign", m.fields["call_list"].get("name", "Name")),
+        )
+        data = self._client.query(
+            f"SELECT Id FROM Campaign WHERE {condition} ORDER BY Id ASC",
+            "query Campaign (call lists)",
+            include_deleted=False,
+        )
+        ids: list[str] = []
+        while True:
+            ids += [str(r["Id"]) for r in data.get("records") or [] if r.get("Id")]
+            if data.get("done", True) or not data.get("nextRecordsUrl"):
+                return ids
+            data = self._client.query_more(
+                str(data["nextRecordsUrl"]), "query more Campaign (call lists)"
+            )
+
+    def _pull_members(
+        self, spec: _Stream, state: dict[str, Any] | None, until: datetime
+    ) -> Iterator[Page]:
+        """CampaignMembers by the keyset pass; first, the older members of new call lists.
+
+        A campaign that becomes a call list (its Type changed to Telemarketing, or the mapping
+        file names it) has members older than the cursor. The stream keeps the call-list
+        campaigns it has read; each run lists them (one query) and reads the members of the
+        new ones whole (``CampaignId IN (...)``, no lower bound) before the usual pass.
+        """
+        if state is not None and state.get("mode") == "bulk":
+            yield from self._pull_bulk(spec, state, until)
+            return
+        incremental = state is not None and state.get("mode") == "incremental"
+        spent = self.api_calls
+        current = self._call_list_campaigns()
+        known = set((state or {}).get("campaigns") or []) if incremental else set(current)
+        if incremental and state is not None and "campaigns" not in state:
+            known = set(current)  # a state from before the backfill existed (or a bulk pass)
+        pending = sorted(
+            set((state or {}).get("backfill") or []) | (set(current) - known)
+            if incremental
+            else set()
+        )
+        refill = _Cursor.from_state((state or {}).get("refill")) if pending else _Cursor()
+        cursor = _Cursor.from_state(state) if incremental else _Cursor()
+        fields = self._select(spec.sobject, spec.kind)
+        campaign = self._canonical(
+            "CampaignMember", self._mapping.fields["call_list_member"].get("list_crm_id", "")
+        )
+
+        def current_state() -> dict[str, Any]:
+            return {
+                "mode": "incremental",
+                **cursor.to_state(),
+                "campaigns": sorted(current),
+                "backfill": pending,
+                "refill": refill.to_state(),
+            }
+
+        spent = self.api_calls - spent
+        if pending:
+            ids = pending[:LOOKUP_IDS]
+            for batch in self._read_pass(
+                spec.sobject,
+                fields,
+                [self._in_list("CampaignMember", campaign, ids)],
+                refill,
+                until,
+            ):
+                cost = self.api_calls
+                self._resolve_links(spec, batch.rows)
+                if batch.done:
+                    pending, refill = pending[len(ids) :], _Cursor()
+                yield self._page(
+                    spec, batch, current_state(), extra_cost=self.api_calls - cost + spent
+                )
+                spent = 0
+        for batch in self._read_pass(
+            spec.sobject, fields, self._filters(spec), cursor, until, bulk_allowed=False
+        ):
+            cost = self.api_calls
+            self._resolve_links(spec, batch.rows)
+            yield self._page(spec, batch, current_state(), extra_cost=self.api_calls - cost + spent)
+            spent = 0
+
     def _resolve_links(self, spec: _Stream, rows: list[dict[str, Any]]) -> None:
-        if spec.kind in ("call", "email", "meeting", "task", "deal") and rows:
+        if spec.kind in ("call", "email", "meeting", "task", "deal", "call_list_member") and rows:
             queries = self._link_queries(rows, spec.kind)
             found = self._client.lookup(queries) if queries else {}
             self._apply_links(found, rows, spec.kind)
@@ -867,9 +997,6 @@ class SalesforceSource:
 
     # -- Bulk API 2.0 ---------------------------------------------------------------------------
 
-    def _bulk(self, client: Any, sobject: str) -> Any:
-        return _bulk_client(client, sobject)
-
     def _pull_bulk(
         self,
         spec: _Stream,
@@ -889,10 +1016,7 @@ class SalesforceSource:
         calls_before = self.api_calls - spent
         if job_id is not None:
             try:
-                info = self._client.call(
-                    f"GET bulk job {sobject}",
-                    lambda c: self._bulk(c, sobject).get_job(job_id, True),
-                )
+                info = self._client.call(f"GET bulk job {sobject}", partial(_bulk_job, job_id))
                 if info.get("state") in ("Failed", "Aborted"):
                     job_id = None
             except NotFound:
@@ -902,10 +1026,7 @@ class SalesforceSource:
         if job_id is None:
             conditions = [*self._filters(spec), f"SystemModstamp <= {soql_datetime(job_until)}"]
             soql = f"SELECT {', '.join(fields)} FROM {sobject} WHERE {' AND '.join(conditions)}"
-            job = self._client.call(
-                f"POST bulk query job {sobject}",
-                lambda c: self._bulk(c, sobject).create_job("queryAll", soql),
-            )
+            job = self._client.call(f"POST bulk query job {sobject}", partial(_create_job, soql))
             job_id = str(job["id"])
             locator, offset = None, 0
         self._wait_for_job(sobject, job_id)
@@ -913,7 +1034,7 @@ class SalesforceSource:
         while True:
             result = self._client.call(
                 f"GET bulk results {sobject}",
-                partial(_bulk_results, sobject, job_id, locator or "", self._bulk_page_size),
+                partial(_bulk_results, job_id, locator, self._bulk_page_size),
             )
             next_locator = result.get("locator") or None
             rows = [
@@ -978,9 +1099,7 @@ class SalesforceSource:
         waited = 0.0
         delay = self._bulk_poll_seconds
         while True:
-            info = self._client.call(
-                f"GET bulk job {sobject}", lambda c: self._bulk(c, sobject).get_job(job_id, True)
-            )
+            info = self._client.call(f"GET bulk job {sobject}", partial(_bulk_job, job_id))
             state = info.get("state")
             if state == "JobComplete":
                 return
@@ -1002,11 +1121,37 @@ class SalesforceSource:
             delay = min(30.0, delay * 1.5)
 
 
-def _bulk_client(client: Any, sobject: str) -> Any:
-    # simple-salesforce's Bulk API 2.0 client (``sf.bulk2.<Object>``): its job calls are
-    # driven here, so that a job is polled through our sleep and resumed from a saved locator.
-    return getattr(client.bulk2, sobject)._client
+# Bulk API 2.0 query jobs through their documented REST endpoints, on the client's own session
+# and headers (``Salesforce.restful``, ``.session``, ``.headers``, ``.base_url`` are public).
+# simple-salesforce's ``bulk2.<Object>.query_all`` creates, waits for and reads a job in one
+# call, so it can neither poll through our sleep nor resume a job from a saved locator.
 
 
-def _bulk_results(sobject: str, job_id: str, locator: str, max_records: int, client: Any) -> Any:
-    return _bulk_client(client, sobject).get_query_results(job_id, locator, max_records)
+def _create_job(soql: str, client: Any) -> Any:
+    """POST /jobs/query: a ``queryAll`` job (deleted and archived rows too), CSV, comma, LF."""
+    body = {"operation": "queryAll", "query": soql, "columnDelimiter": "COMMA", "lineEnding": "LF"}
+    return client.restful("jobs/query", method="POST", json=body)
+
+
+def _bulk_job(job_id: str, client: Any) -> Any:
+    """GET /jobs/query/{id}: the job's state."""
+    return client.restful(f"jobs/query/{job_id}")
+
+
+def _bulk_results(job_id: str, locator: str | None, max_records: int, client: Any) -> Any:
+    """GET /jobs/query/{id}/results?locator=&maxRecords=: one CSV result set and the next locator."""
+    params: dict[str, Any] = {"maxRecords": max_records}
+    if locator:
+        params["locator"] = locator
+    url = f"{client.base_url}jobs/query/{job_id}/results"
+    response = client.session.get(
+        url, headers={**client.headers, "Accept": "text/csv"}, params=params
+    )
+    if response.status_code >= 300:
+        exception_handler(response, f"jobs/query/{job_id}/results")
+    next_locator = response.headers.get("Sforce-Locator") or ""
+    return {
+        "locator": "" if next_locator == "null" else next_locator,
+        # A NUL byte in a text field breaks the CSV reader; simple-salesforce drops them too.
+        "records": response.content.decode("utf-8").replace("\x00", ""),
+    }

@@ -1,4 +1,4 @@
-"""Salesforce write-back: KPI targets into User fields and ForecastingQuota (SPEC §9).
+"""Salesforce write-back: KPI targets into User fields and ForecastingQuota (docs/writeback.md).
 
 Targets go to number fields of the rep's User and, when mapped, to the rep's ForecastingQuota
 of the month and forecast type. ``prepare_fields`` describes the objects (one composite

@@ -1,9 +1,9 @@
-"""The `iskpi` command line (SPEC §3), one module per command group.
+"""The `iskpi` command line (docs/cli.md), one module per command group.
 
 - sync.py: `sync`, `serve`, `migrate`;
 - demo.py: `demo`;
 - kpis.py: `kpis`;
-- targets.py: `targets push`.
+- targets.py: `targets push`, `targets allocate`.
 
 Only typer and rich load before a command runs, so `iskpi --help` answers at once.
 """
@@ -26,15 +26,17 @@ targets.register(app)
 
 
 def main() -> None:
-    """Run the command line; a bad setting is one line per value on stderr, and exit 2."""
+    """Run the command line; a configuration mistake is one line and exit 2."""
+    from service.cli.common import ConfigError, config_error_line
+
     try:
         app()
+    except ConfigError as exc:
+        print(f"error: {exc.variable}: {exc.message}", file=sys.stderr)
+        sys.exit(2)
     except Exception as exc:
-        from service.settings import settings_errors
-
-        lines = settings_errors(exc)
-        if not lines:
+        line = config_error_line(exc)
+        if line is None:
             raise
-        for line in lines:
-            print(f"iskpi: {line}", file=sys.stderr)
-        raise SystemExit(2) from None
+        print(line, file=sys.stderr)
+        sys.exit(2)

@@ -1,8 +1,10 @@
 """`iskpi demo`: simulated CRMs, synced through the real connectors over HTTP, then served.
 
 The demo's team is Japanese: it runs in Asia/Tokyo with JP holidays unless ISKPI_TIMEZONE
-or ISKPI_HOLIDAYS say otherwise. It syncs three months of history by default (``--months``
-for more), stores suggested month targets for the reps when there are none, and points
+or ISKPI_HOLIDAYS say otherwise, and its "Field Sales" team is field sales unless
+ISKPI_FIELD_SALES_TEAMS says otherwise. It syncs three months of history by default (``--months``
+for more), stores this month's suggested targets at all three levels (org, teams, reps) when there
+are none, and points
 write-back at the simulated CRM, so `iskpi targets push` (dry run and apply) works against it.
 """
 
@@ -20,7 +22,7 @@ if TYPE_CHECKING:
     from sqlalchemy import Engine
 
     from connectors.base import SourceConnector
-    from kpi import KpiContext
+    from kpi import KpiContext, Level, Scope
 
 # Tokens of the demo's API when none are configured; never used outside `iskpi demo`.
 DEMO_READ_TOKEN = "demo-read"
@@ -29,25 +31,61 @@ DEMO_ADMIN_TOKEN = "demo-admin"
 DEMO_HUBSPOT_TOKEN = "demo-token"
 DEMO_TIMEZONE = "Asia/Tokyo"
 DEMO_HOLIDAYS = "JP"
-# The KPIs the default mapping writes back (SPEC §9).
-WRITEBACK_KPIS = ("calls", "meetings_set", "won_amount")
+DEMO_FIELD_SALES_TEAMS = ["Field Sales"]  # the seeded team that receives the deals
+# The KPIs the demo enters targets for, at all three levels, so every view shows progress.
+DEMO_TARGET_KPIS = (
+    "calls",
+    "effective_contacts",
+    "meetings_set",
+    "deals_created",
+    "won_count",
+    "won_amount",
+    "connect_rate",
+    "effective_contact_rate",
+    "meeting_conversion_rate",
+)
+DEMO_TARGET_SCOPES: tuple[Scope, ...] = ("org", "team", "rep")
+DEMO_WHO = "demo"
 
 
 def seed_targets(engine: Engine, ctx: KpiContext) -> int:
-    """Suggested rep targets for this month's write-back KPIs, unless the month has some."""
+    """This month's suggested targets at all three levels, confirmed, unless it has some.
+
+    For the main KPIs of the org, each team and each rep: the suggestion's minimum,
+    achievement and stretch (0.9×, 1.0×, 1.1× of the trailing three months' pace), stored
+    as confirmed targets by "demo", so a new user sees progress against all three at once.
+    """
     from kpi import Target, list_targets, put_targets, suggest_targets
     from kpi.periods import period_start
 
     month = period_start(ctx.today(), "month")
-    if list_targets(engine, grain="month", scope="rep", start=month, end=month):
+    if list_targets(engine, grain="month", start=month, end=month, level=None):
         return 0
-    targets = [
-        Target(kpi, "month", month, "rep", s.scope_id, float(round(s.achievement)))
-        for kpi in WRITEBACK_KPIS
-        for s in suggest_targets(engine, ctx, kpi=kpi, scope="rep")
-        if s.achievement is not None
-    ]
-    return put_targets(engine, targets)
+    targets: list[Target] = []
+    for scope in DEMO_TARGET_SCOPES:
+        for kpi in DEMO_TARGET_KPIS:
+            for s in suggest_targets(engine, ctx, kpi=kpi, scope=scope):
+                levels: tuple[tuple[Level, float | None], ...] = (
+                    ("minimum", s.minimum),
+                    ("achievement", s.achievement),
+                    ("stretch", s.stretch),
+                )
+                targets += [
+                    Target(
+                        kpi,
+                        "month",
+                        month,
+                        scope,
+                        s.scope_id,
+                        value,
+                        level=level,
+                        status="confirmed",
+                        reason="suggested by the demo",
+                    )
+                    for level, value in levels
+                    if value is not None and value > 0
+                ]
+    return put_targets(engine, targets, ctx, who=DEMO_WHO)
 
 
 def demo_command(
@@ -82,6 +120,8 @@ def demo_command(
         update["timezone"] = DEMO_TIMEZONE
     if "holidays" not in settings.model_fields_set:
         update["holidays"] = DEMO_HOLIDAYS
+    if "field_sales_teams" not in settings.model_fields_set:
+        update["field_sales_teams"] = DEMO_FIELD_SALES_TEAMS
     settings = settings.model_copy(update=update)
     portal_running: RunningPortal | None = None
     salesforce: SalesforceDemo | None = None
@@ -147,7 +187,9 @@ def demo_command(
             raise typer.Exit(1)
         seeded = seed_targets(engine, ctx)
         if seeded:
-            console.print(f"stored {seeded} suggested rep targets for this month's write-back")
+            console.print(
+                f"stored {seeded} suggested targets for this month (minimum, target, stretch)"
+            )
         if serve_:
             env = [f"ISKPI_DATABASE_URL={database}", f"ISKPI_TIMEZONE={settings.timezone}"]
             if settings.holidays:
@@ -165,10 +207,10 @@ def demo_command(
                 ]
             console.print(
                 "write-back to the simulated CRM while the demo runs, from another terminal "
-                "(then without --dry-run):"
+                "(the plan; then with --apply):"
             )
             # One line however narrow the terminal, so it can be copied as it is.
-            console.print(f"  {' '.join(env)} iskpi targets push --dry-run", soft_wrap=True)
+            console.print(f"  {' '.join(env)} iskpi targets push", soft_wrap=True)
             console.print(f"dashboard at http://127.0.0.1:{port}/  (API docs at /docs)")
             serve(settings, engine, connectors, "127.0.0.1", port)
     finally:

@@ -12,7 +12,15 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from service.cli.common import console, err_console, log, open_store, setup_logging
+from service.cli.common import (
+    ConfigError,
+    check_mapping,
+    console,
+    err_console,
+    log,
+    open_store,
+    setup_logging,
+)
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
@@ -147,14 +155,42 @@ def sync_command(
 
     setup_logging()
     settings = get_settings()
+    check_mapping(settings)
     try:
-        connectors = build_connectors(settings, source)
+        build_connectors(settings, source)  # the settings checked before the store is opened
     except SourceNotConfigured as exc:
         err_console.print(f"[red]{exc}[/red]")
         raise typer.Exit(1) from exc
     engine = open_store(settings)
-    if not sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings)):
+    # Built again with the store, which keeps a rotated Salesforce refresh token.
+    connectors = build_connectors(settings, source, engine)
+    # A --full sync re-reads everything in the configured zone: it may change the store's.
+    check_timezone(engine, settings.timezone, full=full)
+    ok = sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings))
+    if full and ok and source == "all":  # every configured CRM re-read in this zone
+        from service import store_meta
+
+        store_meta.write(engine, store_meta.SYNC_TIMEZONE, settings.timezone)
+    if not ok:
         raise typer.Exit(1)
+
+
+def check_timezone(engine: Engine, timezone: str, *, full: bool = False) -> None:
+    """Refuse to serve or sync a store synced in another zone (a --full sync may change it)."""
+    from service import store_meta
+
+    stored = store_meta.timezone_mismatch(engine, timezone)
+    if stored is None:
+        return
+    if full:
+        log.warning("the store was synced in %s; re-reading everything in %s", stored, timezone)
+        return
+    raise ConfigError(
+        "ISKPI_TIMEZONE",
+        f"{timezone} differs from {stored}, the zone the store was synced in "
+        f"(its date-only CRM fields are midnights there): run `iskpi sync --full` "
+        f"to re-read it in {timezone}, or set ISKPI_TIMEZONE={stored}",
+    )
 
 
 def serve(
@@ -167,10 +203,22 @@ def serve(
     """Serve the API (and the scheduled sync, with ``connectors``) until interrupted."""
     import uvicorn
 
+    from service import access_log
     from service.app import create_app
+    from service.limits import MAX_HEADER_BYTES
 
     api = create_app(settings, engine, connectors=connectors)
-    uvicorn.run(api, host=host, port=port, log_level="info")
+    # h11, not httptools: h11 bounds the request line and headers (a larger head is a 400).
+    config = uvicorn.Config(
+        api,
+        host=host,
+        port=port,
+        log_level="info",
+        http="h11",
+        h11_max_incomplete_event_size=MAX_HEADER_BYTES,
+    )
+    access_log.install()  # uvicorn.Config has configured logging by now
+    uvicorn.Server(config).run()
 
 
 def serve_command(
@@ -180,15 +228,23 @@ def serve_command(
     """Serve the API and run the scheduled sync (ISKPI_SYNC_CRON)."""
     from service.errors import SourceNotConfigured
     from service.settings import get_settings
+    from service.sync.scheduler import cron_trigger
     from service.sync.sources import build_connectors
 
     setup_logging()
     settings = get_settings()
+    try:
+        cron_trigger(settings.sync_cron, settings.tz)
+    except ValueError as exc:
+        message = str(exc).removeprefix("ISKPI_SYNC_CRON: ")
+        raise ConfigError("ISKPI_SYNC_CRON", f"{message} (five crontab fields)") from None
+    check_mapping(settings)
     engine = open_store(settings)
+    check_timezone(engine, settings.timezone)
 
     def connectors() -> list[SourceConnector]:
         try:
-            return build_connectors(settings, "all")
+            return build_connectors(settings, "all", engine)
         except SourceNotConfigured as exc:
             log.warning("scheduled sync has nothing to do: %s", exc)
             return []

@@ -4,6 +4,14 @@ const TOKEN_KEY = 'iskpi.token';
 
 export class AuthError extends Error {}
 
+/** A refused request: ``status`` (403, 409, 422, …) and the API's message, shown as text. */
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
 export function getToken() {
   return sessionStorage.getItem(TOKEN_KEY);
 }
@@ -27,6 +35,7 @@ function url(path, params) {
 function detailOf(body) {
   if (body && typeof body.detail === 'string') return body.detail;
   if (body && Array.isArray(body.detail)) return body.detail.map((d) => d.msg).join('; ');
+  if (body && body.detail && typeof body.detail.message === 'string') return body.detail.message;
   return '';
 }
 
@@ -59,6 +68,22 @@ export class Api {
     }
     if (response.status === 401) throw new AuthError(detailOf(body) || 'unauthorized');
     if (!response.ok) throw new Error(`${response.status} ${target}: ${detailOf(body)}`);
+    return body;
+  }
+
+  /** A write (PUT, POST): its JSON answer, or an ApiError with the API's message. */
+  async send(method, path, params, payload) {
+    const headers = { Accept: 'application/json', 'Content-Type': 'application/json' };
+    if (this.token) headers.Authorization = `Bearer ${this.token}`;
+    const response = await fetch(url(path, params), { method, headers, body: JSON.stringify(payload ?? {}) });
+    let body = null;
+    try {
+      body = await response.json();
+    } catch {
+      body = null;
+    }
+    if (response.status === 401) throw new AuthError(detailOf(body) || 'unauthorized');
+    if (!response.ok) throw new ApiError(response.status, detailOf(body) || `${response.status}`);
     return body;
   }
 

@@ -2,12 +2,12 @@
 // the weekly bottleneck review, and the monthly landing and factor analysis, each drilling
 // down org → team → rep. Every number comes from the public REST API (/v1/...).
 
-import { Api, AuthError, forgetToken, getToken, setToken } from './api.js';
-import { targetBars, trendChart } from './charts.js';
+import { Api, ApiError, AuthError, forgetToken, getToken, setToken } from './api.js';
+import { LEVELS, levelBar, levelReached, targetBars, trendChart } from './charts.js';
 import * as F from './format.js';
 import { SOURCES, STRINGS, initialLanguage, rememberLanguage } from './i18n.js';
 
-const VIEWS = ['daily', 'weekly', 'monthly'];
+const VIEWS = ['daily', 'weekly', 'monthly', 'targets'];
 const PHASES = ['launch', 'growth', 'mature'];
 const TIERS = ['behavioral', 'tactical', 'strategic', 'efficiency'];
 const PHASE_KEY = 'iskpi.phase';
@@ -149,12 +149,43 @@ function shareClass(share) {
   return 'tone-bad';
 }
 
-function progressBar(share) {
-  const outer = h('span', { class: 'bar' });
-  const inner = h('span', { class: `fill ${shareClass(share)}` });
-  inner.style.width = `${Math.min(100, Math.max(0, (share || 0) * 100))}%`;
-  outer.append(inner);
-  return outer;
+// --- the three target levels: 最低ライン / 達成目標 / ストレッチ ---------------------------------
+
+/** A KPI row's targets at the three levels (nulls where unset). */
+function levelsOf(row) {
+  const targets = row?.targets || {};
+  return {
+    minimum: targets.minimum ?? null,
+    achievement: targets.achievement ?? row?.target ?? null,
+    stretch: targets.stretch ?? null,
+  };
+}
+
+function anyLevel(levels) {
+  return LEVELS.some((level) => levels[level] !== null && levels[level] !== undefined);
+}
+
+function scaleLevels(levels, factor) {
+  const out = {};
+  for (const level of LEVELS) out[level] = levels[level] === null || factor === null ? null : levels[level] * factor;
+  return out;
+}
+
+const REACHED_TONE = { none: 'tone-none', below: 'tone-bad', minimum: 'tone-warn', achievement: 'tone-good', stretch: 'tone-high' };
+
+/** The bar of an actual against its three levels, coloured by the level reached. */
+function levelsBar(key, value, levels, pace = 1) {
+  const labels = { actual: t().actual };
+  for (const level of LEVELS) labels[level] = t()[`lv_${level}`];
+  const bar = levelBar({ value, levels, pace, labels, format: (v) => fmt(key, v) });
+  return h('span', { class: 'levels-bar', dataset: { reached: levelReached(value, levels, pace) } }, bar);
+}
+
+/** A running period's share of its business days for count KPIs (1 for closed periods and rates). */
+function paceOf(key, row, fallback = 1) {
+  if (!isCount(key)) return 1;
+  if (row && row.pace_target !== null && row.pace_target !== undefined && row.target) return row.pace_target / row.target;
+  return fallback;
 }
 
 // --- where we are: view, scope, id, period (in the URL's hash) -----------------------------------
@@ -283,23 +314,47 @@ async function businessCalendar(day) {
   };
 }
 
-/** Pro-rated targets of a count KPI: for the day, the week, and the week so far. */
-function countTargets(dayRow, weekRow, monthRow, cal) {
+/** Pro-rated targets of a count KPI (at one level; default the achievement target): the day, the week, the week so far. */
+function countTargets(dayRow, weekRow, monthRow, cal, level = 'achievement') {
+  const of = (row) => (row ? levelsOf(row)[level] : null);
   let day = null;
-  if (dayRow && dayRow.target !== null) day = dayRow.target;
+  if (of(dayRow) !== null) day = of(dayRow);
   else if (!cal.isBusinessDay) day = null;
-  else if (weekRow && weekRow.target !== null && cal.weekDays) day = weekRow.target / cal.weekDays;
-  else if (monthRow && monthRow.target !== null && cal.monthDays) day = monthRow.target / cal.monthDays;
+  else if (of(weekRow) !== null && cal.weekDays) day = of(weekRow) / cal.weekDays;
+  else if (of(monthRow) !== null && cal.monthDays) day = of(monthRow) / cal.monthDays;
   let week = null;
-  if (weekRow && weekRow.target !== null) week = weekRow.target;
-  else if (monthRow && monthRow.target !== null && cal.monthDays) week = (monthRow.target * cal.weekDays) / cal.monthDays;
+  if (of(weekRow) !== null) week = of(weekRow);
+  else if (of(monthRow) !== null && cal.monthDays) week = (of(monthRow) * cal.weekDays) / cal.monthDays;
   const weekToDate = week !== null && cal.weekDays ? (week * cal.weekElapsed) / cal.weekDays : null;
   return { day, week, weekToDate };
+}
+
+/** The three levels of a count KPI, pro-rated as countTargets does, for ``period`` (day, week, weekToDate). */
+function countLevels(dayRow, weekRow, monthRow, cal, period) {
+  const out = {};
+  for (const level of LEVELS) out[level] = countTargets(dayRow, weekRow, monthRow, cal, level)[period];
+  return out;
 }
 
 function rateTarget(...rows) {
   for (const row of rows) if (row && row.target !== null) return row.target;
   return null;
+}
+
+/** A rate's three levels: each from the first row that has it. */
+function rateLevels(...rows) {
+  const out = {};
+  for (const level of LEVELS) {
+    out[level] = null;
+    for (const row of rows) {
+      const value = row ? levelsOf(row)[level] : null;
+      if (value !== null) {
+        out[level] = value;
+        break;
+      }
+    }
+  }
+  return out;
 }
 
 function share(value, target) {
@@ -441,7 +496,7 @@ function memberName(scope, id) {
 
 // --- daily: today's and this week's activity against pro-rated targets -------------------------
 
-function dailyCell(key, row, target, progress, period) {
+function dailyCell(key, row, target, progress, period, levels) {
   const value = row ? row.value : null;
   const cell = h('td', {
     class: `kpi ${statusClass(row)}`,
@@ -450,11 +505,8 @@ function dailyCell(key, row, target, progress, period) {
   });
   cell.append(h('span', { class: 'v', text: fmt(key, value) }));
   if (target !== null) cell.append(h('span', { class: 't', text: ` / ${fmt(key, target)}` }));
-  if (isCount(key) && target !== null) {
-    cell.append(progressBar(progress), h('span', { class: 'p', text: F.formatShare(progress) }));
-  } else if (progress !== null) {
-    cell.append(h('span', { class: 'p', text: ` ${F.formatShare(progress)}` }));
-  }
+  if (progress !== null) cell.append(h('span', { class: 'p', text: ` ${F.formatShare(progress)}` }));
+  if (levels && anyLevel(levels)) cell.append(levelsBar(key, value, levels));
   return cell;
 }
 
@@ -467,12 +519,13 @@ function dailyTable(name, period, entities, rows, cal) {
       const [d, w, m] = [rows.day.get(k), rows.week.get(k), rows.month.get(k)];
       if (isCount(key)) {
         const targets = countTargets(d, w, m, cal);
-        if (period === 'day') return dailyCell(key, d, targets.day, share(d?.value, targets.day), 'day');
-        return dailyCell(key, w, targets.weekToDate, share(w?.value, targets.weekToDate), 'week');
+        if (period === 'day') return dailyCell(key, d, targets.day, share(d?.value, targets.day), 'day', countLevels(d, w, m, cal, 'day'));
+        return dailyCell(key, w, targets.weekToDate, share(w?.value, targets.weekToDate), 'week', countLevels(d, w, m, cal, 'weekToDate'));
       }
       const row = period === 'day' ? d : w;
       const target = period === 'day' ? rateTarget(d, w, m) : rateTarget(w, m);
-      return dailyCell(key, row, target, share(row?.value, target), period);
+      const levels = period === 'day' ? rateLevels(d, w, m) : rateLevels(w, m);
+      return dailyCell(key, row, target, share(row?.value, target), period, levels);
     });
     body.append(
       h(
@@ -483,7 +536,7 @@ function dailyTable(name, period, entities, rows, cal) {
       ),
     );
   }
-  return h('table', { class: 'grid', dataset: { table: name } }, h('thead', {}, head), body);
+  return h('table', { class: 'grid members', dataset: { table: name } }, h('thead', {}, head), body);
 }
 
 async function renderDaily(main) {
@@ -522,6 +575,7 @@ async function renderDaily(main) {
 
   const selfKey = `${selfId()}|calls`;
   const callTarget = countTargets(rows.day.get(selfKey), rows.week.get(selfKey), rows.month.get(selfKey), cal).day;
+  const callLevels = countLevels(rows.day.get(selfKey), rows.week.get(selfKey), rows.month.get(selfKey), cal, 'day');
   const byDay = new Map();
   for (const row of trend) {
     if (!byDay.has(row.period_start)) byDay.set(row.period_start, { day: row.period_start, calls: 0, rate: null });
@@ -540,8 +594,9 @@ async function renderDaily(main) {
       trendChart({
         points,
         target: callTarget,
+        levels: callLevels,
         title: t().trendHeading,
-        labels: { calls: kpiName('calls'), rate: kpiName('connect_rate'), target: t().proRated },
+        labels: { calls: kpiName('calls'), rate: kpiName('connect_rate'), target: t().proRated, minimum: t().lv_minimum, stretch: t().lv_stretch },
         formatRate: (v) => `${Math.round(v * 100)}%`,
       }),
     ),
@@ -550,11 +605,18 @@ async function renderDaily(main) {
 
 // --- weekly: the funnel against target, the bottleneck and its cause ---------------------------
 
-function weekTarget(key, weekRow, monthRow, cal) {
-  if (weekRow && weekRow.target !== null) return weekRow.target;
-  if (!monthRow || monthRow.target === null) return null;
-  if (!isCount(key)) return monthRow.target;
-  return cal.monthDays ? (monthRow.target * cal.weekDays) / cal.monthDays : null;
+function weekTarget(key, weekRow, monthRow, cal, level = 'achievement') {
+  const of = (row) => (row ? levelsOf(row)[level] : null);
+  if (of(weekRow) !== null) return of(weekRow);
+  if (of(monthRow) === null) return null;
+  if (!isCount(key)) return of(monthRow);
+  return cal.monthDays ? (of(monthRow) * cal.weekDays) / cal.monthDays : null;
+}
+
+function weekLevels(key, weekRow, monthRow, cal) {
+  const out = {};
+  for (const level of LEVELS) out[level] = weekTarget(key, weekRow, monthRow, cal, level);
+  return out;
 }
 
 function bottleneckPanel(funnel, heading) {
@@ -626,8 +688,10 @@ async function renderWeekly(main) {
   const me = selfId();
   const line = (key, id) => {
     const row = weekRows.get(`${id}|${key}`);
-    const target = weekTarget(key, row, monthRows.get(`${id}|${key}`), cal);
-    return { row, value: row ? row.value : null, target, achievement: share(row?.value, target) };
+    const monthRow = monthRows.get(`${id}|${key}`);
+    const target = weekTarget(key, row, monthRow, cal);
+    const levels = weekLevels(key, row, monthRow, cal);
+    return { row, value: row ? row.value : null, target, levels, achievement: share(row?.value, target) };
   };
 
   const funnelRows = WEEKLY_KPIS.map((key) => {
@@ -639,6 +703,7 @@ async function renderWeekly(main) {
       h('td', { class: statusClass(item.row), title: statusTitle(key, item.row), dataset: { field: 'actual', value: raw(item.value) }, text: fmt(key, item.value) }),
       h('td', { dataset: { field: 'target', value: raw(item.target) }, text: fmt(key, item.target) }),
       h('td', { class: shareClass(item.achievement), dataset: { field: 'achievement', value: raw(item.achievement) } }, F.formatShare(item.achievement)),
+      levelsTd(key, item.value, item.levels),
     );
   });
   const chart = targetBars({
@@ -649,11 +714,12 @@ async function renderWeekly(main) {
         label: kpiName(key),
         actual: item.value,
         target: item.target,
+        levels: item.levels,
         text: `${fmt(key, item.value)} / ${fmt(key, item.target)} (${F.formatShare(item.achievement)})`,
       };
     }),
     title: t().funnelHeading,
-    labels: { actual: t().actual, target: t().target },
+    labels: { actual: t().actual, target: t().lv_achievement, minimum: t().lv_minimum, stretch: t().lv_stretch },
     className: 'funnel-chart',
   });
 
@@ -671,7 +737,7 @@ async function renderWeekly(main) {
       h(
         'table',
         { class: 'grid compact', dataset: { table: 'week-funnel' } },
-        h('thead', {}, h('tr', {}, [t().stage, t().actual, t().target, t().achievement].map((label) => h('th', { text: label })))),
+        h('thead', {}, h('tr', {}, [t().stage, t().actual, t().target, t().achievement, t().levels].map((label) => h('th', { text: label })))),
         h('tbody', {}, funnelRows),
       ),
       h('p', { class: 'note', text: t().funnelNote }),
@@ -700,13 +766,14 @@ async function renderWeekly(main) {
             { class: `kpi ${statusClass(item.row)}`, title: statusTitle(key, item.row), dataset: { kpi: key, value: raw(item.value), target: raw(item.target) } },
             h('span', { class: 'v', text: fmt(key, item.value) }),
             item.target !== null ? h('span', { class: 't', text: ` / ${fmt(key, item.target)}` }) : null,
+            anyLevel(item.levels) ? levelsBar(key, item.value, item.levels) : null,
           );
         }),
         h('td', { class: 'bottleneck', dataset: { bottleneck: memberFunnel.bottleneck || '' } }, memberFunnel.bottleneck ? kpiName(memberFunnel.bottleneck) : '\u2014'),
         h('td', { class: 'cause', dataset: { cause: memberFunnel.cause || '' } }, memberFunnel.cause ? t()[`cause_${memberFunnel.cause}`] : '\u2014'),
       );
     });
-    content.push(section(t().memberFunnel, h('table', { class: 'grid', dataset: { table: 'week-members' } }, h('thead', {}, head), h('tbody', {}, body))));
+    content.push(section(t().memberFunnel, h('table', { class: 'grid members', dataset: { table: 'week-members' } }, h('thead', {}, head), h('tbody', {}, body))));
   }
   main.replaceChildren(...content);
 }
@@ -717,6 +784,23 @@ function stars(count) {
   return '\u2605'.repeat(count) + '\u2606'.repeat(3 - count);
 }
 
+/** A table cell of the three levels: the bar, and the levels' values under it. */
+function levelsTd(key, value, levels, pace = 1) {
+  const td = h('td', { class: 'levels-cell', dataset: { field: 'levels' } });
+  if (!anyLevel(levels)) return td;
+  td.append(
+    levelsBar(key, value, levels, pace),
+    h(
+      'span',
+      { class: 'lv-values' },
+      LEVELS.map((level) =>
+        h('span', { class: `lv lv-${level}`, dataset: { level, value: raw(levels[level]) }, title: t()[`lv_${level}`] }, fmt(key, levels[level])),
+      ),
+    ),
+  );
+  return td;
+}
+
 function kpiRow(key, row, extra = {}) {
   return h(
     'tr',
@@ -725,12 +809,13 @@ function kpiRow(key, row, extra = {}) {
     h('td', { class: `num ${statusClass(row)}`, title: statusTitle(key, row), dataset: { field: 'value', value: raw(row?.value) } }, fmt(key, row?.value)),
     h('td', { class: 'num', dataset: { field: 'target', value: raw(row?.target) } }, fmt(key, row?.target)),
     h('td', { class: `num ${shareClass(row?.achievement)}`, dataset: { field: 'achievement', value: raw(row?.achievement) } }, F.formatShare(row?.achievement)),
+    levelsTd(key, row?.value ?? null, levelsOf(row), paceOf(key, row, extra.pace)),
     h('td', { class: 'band', text: bandText(key, row?.band) }),
     h('td', { class: `status ${statusClass(row)}`, text: row?.status ? t()[`status_${row.status}`] : '' }),
   );
 }
 
-function forecastSection(forecast, target) {
+function forecastSection(forecast, target, kpiRows = new Map()) {
   if (!forecast) return section(t().forecastHeading('\u2014'), h('p', { class: 'note', text: t().noForecast }));
   const rows = forecast.data
     .filter((row) => row.scope_id === target)
@@ -777,11 +862,13 @@ function forecastSection(forecast, target) {
         actual: row.actual,
         projected: pipeline !== null ? pipeline : runRate,
         target: row.target,
+        // The landing against the month's three levels (the KPI row's targets).
+        levels: row.target === null ? null : levelsOf(kpiRows.get(`${target}|${row.kpi}`)),
         text: `${fmt(row.kpi, row.forecast)} / ${fmt(row.kpi, row.target)}`,
       };
     }),
     title: t().forecastHeading(forecast.meta.as_of),
-    labels: { actual: t().actual, projected: `${t().runRate} / ${t().pipeline}`, target: t().target },
+    labels: { actual: t().actual, projected: `${t().runRate} / ${t().pipeline}`, target: t().lv_achievement, minimum: t().lv_minimum, stretch: t().lv_stretch },
     className: 'forecast-chart',
   });
   const first = rows[0];
@@ -789,7 +876,7 @@ function forecastSection(forecast, target) {
   return section(`${t().forecastHeading(forecast.meta.as_of)}${days}`, chart, table, h('p', { class: 'note', text: t().forecastNote }));
 }
 
-function memberTable(name, scope, ids, rows, landing, keys) {
+function memberTable(name, scope, ids, rows, landing, keys, pace = 1) {
   const head = h(
     'tr',
     {},
@@ -809,6 +896,7 @@ function memberTable(name, scope, ids, rows, landing, keys) {
           { class: `kpi ${statusClass(row)}`, title: statusTitle(key, row), dataset: { kpi: key, value: raw(row?.value), target: raw(row?.target), achievement: raw(row?.achievement) } },
           h('span', { class: 'v', text: fmt(key, row?.value) }),
           row && row.target !== null ? h('span', { class: `a ${shareClass(row.achievement)}`, text: ` ${F.formatShare(row.achievement)}` }) : null,
+          anyLevel(levelsOf(row)) ? levelsBar(key, row?.value ?? null, levelsOf(row), paceOf(key, row, pace)) : null,
         );
       }),
       (() => {
@@ -822,7 +910,7 @@ function memberTable(name, scope, ids, rows, landing, keys) {
       })(),
     ),
   );
-  return h('table', { class: 'grid', dataset: { table: name } }, h('thead', {}, head), h('tbody', {}, body));
+  return h('table', { class: 'grid members', dataset: { table: name } }, h('thead', {}, head), h('tbody', {}, body));
 }
 
 async function renderMonthly(main) {
@@ -844,6 +932,9 @@ async function renderMonthly(main) {
   ]);
   const me = selfId();
   const rows = index([...own, ...teamRows, ...repRows]);
+  // The running month's count KPIs are coloured by pace: the levels × business days elapsed ÷ the month's.
+  const paceRow = month === current && forecast ? forecast.data[0] : null;
+  const pace = paceRow && paceRow.business_days ? paceRow.business_days_elapsed / paceRow.business_days : 1;
   const focus = phaseCatalog.data.map((item) => ({ key: item.key, stars: item.phase_priority[state.phase], note: item.phase_notes[state.phase] }));
   const focusKeys = focus.map((item) => item.key);
 
@@ -875,6 +966,7 @@ async function renderMonthly(main) {
         h('div', { class: 'card-title' }, kpiName(item.key), h('span', { class: 'stars', text: ` ${stars(item.stars)}` })),
         h('div', { class: 'card-value', text: fmt(item.key, row?.value) }),
         h('div', { class: 'card-target' }, `${t().target} ${fmt(item.key, row?.target)} \u00b7 ${t().achievement} ${F.formatShare(row?.achievement)}`),
+        anyLevel(levelsOf(row)) ? levelsBar(item.key, row?.value ?? null, levelsOf(row), paceOf(item.key, row, pace)) : null,
         item.note ? h('div', { class: 'card-note', text: item.note }) : null,
       );
     }),
@@ -890,18 +982,18 @@ async function renderMonthly(main) {
   );
 
   const allBody = [];
-  allBody.push(h('tr', { class: 'group' }, h('th', { colspan: 6, text: t().focusHeading })));
-  for (const item of focus) allBody.push(kpiRow(item.key, rows.get(`${me}|${item.key}`), { focus: true, stars: item.stars }));
+  allBody.push(h('tr', { class: 'group' }, h('th', { colspan: 7, text: t().focusHeading })));
+  for (const item of focus) allBody.push(kpiRow(item.key, rows.get(`${me}|${item.key}`), { focus: true, stars: item.stars, pace }));
   for (const tier of TIERS) {
     const keys = ctx.keys.filter((key) => entry(key).tier === tier && !focusKeys.includes(key));
     if (!keys.length) continue;
-    allBody.push(h('tr', { class: 'group' }, h('th', { colspan: 6, text: t()[`tier_${tier}`] })));
-    for (const key of keys) allBody.push(kpiRow(key, rows.get(`${me}|${key}`)));
+    allBody.push(h('tr', { class: 'group' }, h('th', { colspan: 7, text: t()[`tier_${tier}`] })));
+    for (const key of keys) allBody.push(kpiRow(key, rows.get(`${me}|${key}`), { pace }));
   }
   const allTable = h(
     'table',
     { class: 'grid compact', dataset: { table: 'month-kpis' } },
-    h('thead', {}, h('tr', {}, [t().name, t().actual, t().target, t().achievement, t().band, t().status].map((label) => h('th', { text: label })))),
+    h('thead', {}, h('tr', {}, [t().name, t().actual, t().target, t().achievement, t().levels, t().band, t().status].map((label) => h('th', { text: label })))),
     h('tbody', {}, allBody),
   );
 
@@ -912,16 +1004,480 @@ async function renderMonthly(main) {
     h('h1', { class: 'view-title', text: t().monthlyHeading(month) }),
     h('div', { class: 'period-row' }, periodControls('month', month, `${first} \u2013 ${last}`, (n) => F.addMonths(month, n)), phaseSelect),
     section(`${t().focusHeading} \u2014 ${t()[`phase_${state.phase}`]}`, cards),
-    forecastSection(forecast, me),
+    forecastSection(forecast, me, rows),
     section(t().allKpisHeading, allTable),
   ];
   if (kids && kids.scope === 'team') {
-    content.push(section(`${t().memberHeading} \u2014 ${t().teams}`, memberTable('month-teams', 'team', kids.ids, rows, landing, memberKeys)));
+    content.push(section(`${t().memberHeading} \u2014 ${t().teams}`, memberTable('month-teams', 'team', kids.ids, rows, landing, memberKeys, pace)));
   }
   if (state.scope !== 'rep') {
     const repIds = state.scope === 'org' ? repsWithTeam() : kids.ids;
-    content.push(section(`${t().allReps}`, memberTable('month-reps', 'rep', repIds, rows, landing, memberKeys)));
+    content.push(section(`${t().allReps}`, memberTable('month-reps', 'rep', repIds, rows, landing, memberKeys, pace)));
   }
+  main.replaceChildren(...content);
+}
+
+// --- targets: revenue target → plan (逆算) → allocate → drafts per rep → confirm → push ---------
+
+// What the targets page keeps between its renders (form values, the last answers).
+const TARGET_KPIS = ['won_count', 'won_amount', 'meetings_set', 'effective_contacts', 'calls', 'deals_created', 'connect_rate', 'meeting_conversion_rate'];
+const METHODS = ['equal', 'history', 'skill'];
+const PLAN_RATES = ['meeting_win_rate', 'meeting_conversion_rate', 'effective_contact_rate'];
+const ui = {
+  parent: 'org',
+  mode: 'amount',
+  revenue: '',
+  rates: { meeting_win_rate: '', meeting_conversion_rate: '', effective_contact_rate: '', avg_deal_size: '' },
+  plan: null,
+  kpi: 'meetings_set',
+  level: 'achievement',
+  method: 'skill',
+  value: '',
+  preview: null,
+  edit: { rep: '', level: 'achievement', value: '', reason: '' },
+  pushLevel: 'achievement',
+  push: null,
+  message: null, // {tone: 'ok'|'error', text, status}
+};
+
+/** Whether the token may write (an admin): a harmless dry-run allocation is refused 403 for a reader. */
+async function isAdmin(month) {
+  if (ctx.admin !== undefined) return ctx.admin;
+  try {
+    await api.send('POST', '/v1/targets/allocate', null, {
+      kpi: 'calls',
+      grain: 'month',
+      period_start: F.firstOfMonth(month),
+      scope: 'org',
+      value: 0,
+      method: 'equal',
+      dry_run: true,
+    });
+    ctx.admin = true;
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    // Only the role refuses with 403; any other refusal (an org without reps, …) is an admin's.
+    ctx.admin = !(error instanceof ApiError && error.status === 403);
+  }
+  return ctx.admin;
+}
+
+/** The page's message: the API's text of a refusal, or a function of the language (re-rendered in it). */
+function say(tone, text, status = null) {
+  ui.message = { tone, text, status };
+}
+
+/** Run a write; its refusal (403, 409, 422 …) is shown as the API's message, as text. */
+async function attempt(action, done) {
+  ui.message = null;
+  try {
+    const answer = await action();
+    if (done) done(answer);
+  } catch (error) {
+    if (error instanceof AuthError) throw error;
+    say('error', `${error.status || ''} ${error.message}`.trim(), error.status || null);
+  }
+  api.cache.clear();
+  render();
+}
+
+function parentParams() {
+  return ui.parent === 'org' ? { scope: 'org', id: 'org' } : { scope: 'team', id: ui.parent };
+}
+
+function parentReps() {
+  const reps = [...ctx.reps.values()].filter((rep) => rep.team !== null);
+  return (ui.parent === 'org' ? reps : reps.filter((rep) => rep.team === ui.parent)).map((rep) => rep.id);
+}
+
+function bind(node, object, key, event = 'input') {
+  node.addEventListener(event, () => {
+    object[key] = node.value;
+  });
+  return node;
+}
+
+function select(name, value, options, onchange) {
+  const node = h(
+    'select',
+    { name, 'aria-label': name },
+    options.map(([key, label]) => h('option', { value: key, selected: key === value }, label)),
+  );
+  node.addEventListener('change', () => onchange(node.value));
+  return node;
+}
+
+function button(name, label, onclick, extra = {}) {
+  return h('button', { type: 'button', class: `action ${extra.primary ? 'primary' : ''}`, name, onclick, disabled: extra.disabled }, label);
+}
+
+/** A numbered step of the loop (the numbers follow the steps shown: a reader sees fewer). */
+function step(title, ...children) {
+  const node = section(title, ...children);
+  node.classList.add('step');
+  return node;
+}
+
+function statusBadge(status) {
+  return h('span', { class: `tstatus tstatus-${status}`, dataset: { status }, text: t()[`tstatus_${status}`] });
+}
+
+function planSection(month) {
+  const modeSelect = select('plan-mode', ui.mode, [['amount', t().planAmount], ['count', t().planCount]], (value) => {
+    ui.mode = value;
+  });
+  const input = bind(h('input', { type: 'number', name: 'plan-target', min: 0, step: 'any', value: ui.revenue, 'aria-label': t().planTarget }), ui, 'revenue');
+  const run = async () => {
+    const value = Number(ui.revenue);
+    const body = { month, scope: parentParams().scope, id: ui.parent === 'org' ? null : ui.parent };
+    if (ui.mode === 'amount') body.won_amount_target = value;
+    else body.won_target = value;
+    // Rates are entered as percentages; empty ones are the trailing three months'.
+    for (const key of PLAN_RATES) if (ui.rates[key] !== '') body[key] = Number(ui.rates[key]) / 100;
+    if (ui.mode === 'amount' && ui.rates.avg_deal_size !== '') body.avg_deal_size = Number(ui.rates.avg_deal_size);
+    await attempt(
+      () => api.send('POST', '/v1/plan', null, body),
+      (answer) => {
+        ui.plan = answer;
+        ui.message = null;
+      },
+    );
+  };
+  const form = h('div', { class: 'form-row' }, modeSelect, input, button('plan', t().planRun, run, { primary: true }));
+  const rates = h(
+    'div',
+    { class: 'form-row rates' },
+    PLAN_RATES.map((key) =>
+      h('label', {}, `${kpiName(key)} (%) `, bind(h('input', { type: 'number', name: key, min: 0, max: 100, step: 'any', value: ui.rates[key], placeholder: t().auto }), ui.rates, key)),
+    ),
+    h('label', {}, `${t().avgDealSize} `, bind(h('input', { type: 'number', name: 'avg_deal_size', min: 0, step: 'any', value: ui.rates.avg_deal_size, placeholder: t().auto }), ui.rates, 'avg_deal_size')),
+  );
+  const children = [h('p', { class: 'note', text: t().planNote }), form, rates];
+  const plan = ui.plan;
+  if (plan && plan.month === F.firstOfMonth(month)) {
+    const head = [t().stage, t().planMonth, t().perDay, t().perRep, t().perRepDay, t().rate].map((label) => h('th', { text: label }));
+    const body = plan.steps.map((step) =>
+      h(
+        'tr',
+        { dataset: { stage: step.stage } },
+        h('th', { scope: 'row', text: kpiName(step.stage) }),
+        h('td', { dataset: { field: 'value', value: raw(step.value) } }, fmt(step.stage, step.value)),
+        h('td', { dataset: { field: 'per_business_day', value: raw(step.per_business_day) } }, F.formatValue(step.per_business_day, 'ratio-free', t())),
+        h('td', { dataset: { field: 'per_rep', value: raw(step.per_rep) } }, F.formatValue(step.per_rep, 'ratio-free', t())),
+        h('td', { dataset: { field: 'per_rep_per_business_day', value: raw(step.per_rep_per_business_day) } }, F.formatValue(step.per_rep_per_business_day, 'ratio-free', t())),
+        h('td', { class: 'rate' }, step.rate ? `${kpiName(step.rate)} ${fmt(step.rate, step.rate_used)}` : '\u2014'),
+        ctx.admin
+          ? h(
+              'td',
+              {},
+              button(`use-${step.stage}`, t().planUse, () => {
+                ui.kpi = step.stage;
+                ui.value = String(step.value);
+                ui.preview = null;
+                render();
+              }),
+            )
+          : null,
+      ),
+    );
+    const facts = [
+      `${t().wonTarget} ${fmt('won_count', plan.won_target)}`,
+      plan.avg_deal_size ? `${t().avgDealSize} ${fmt('won_amount', plan.avg_deal_size.value)} (${t()[`source_${plan.avg_deal_size.source}`]})` : null,
+      `${plan.business_days} ${t().businessDays}`,
+      `${t().reps} ${plan.reps}`,
+    ].filter(Boolean);
+    children.push(
+      h('p', { class: 'plan-facts', dataset: { wonTarget: plan.won_target, reps: plan.reps, businessDays: plan.business_days } }, facts.join(' \u00b7 ')),
+      h('table', { class: 'grid compact', dataset: { table: 'plan' } }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body)),
+      h(
+        'p',
+        { class: 'note' },
+        plan.rates.map((rate) => `${kpiName(rate.kpi)} ${fmt(rate.kpi, rate.value)} (${t()[`source_${rate.source}`]})`).join(' \u00b7 '),
+      ),
+    );
+  }
+  return step(t().planHeading, ...children);
+}
+
+function allocateSection(month) {
+  const kpiSelect = select('allocate-kpi', ui.kpi, TARGET_KPIS.map((key) => [key, kpiName(key)]), (value) => {
+    ui.kpi = value;
+    ui.preview = null;
+    render();
+  });
+  const levelSelect = select('allocate-level', ui.level, LEVELS.map((level) => [level, t()[`lv_${level}`]]), (value) => {
+    ui.level = value;
+  });
+  const methodSelect = select('allocate-method', ui.method, METHODS.map((method) => [method, t()[`method_${method}`]]), (value) => {
+    ui.method = value;
+  });
+  const valueInput = bind(h('input', { type: 'number', name: 'allocate-value', min: 0, step: 'any', value: ui.value, placeholder: t().storedTarget, 'aria-label': t().value }), ui, 'value');
+  const run = (dryRun) =>
+    attempt(
+      () =>
+        api.send('POST', '/v1/targets/allocate', null, {
+          kpi: ui.kpi,
+          grain: 'month',
+          period_start: F.firstOfMonth(month),
+          ...parentParams(),
+          level: ui.level,
+          value: ui.value === '' ? null : Number(ui.value),
+          method: ui.method,
+          dry_run: dryRun,
+        }),
+      (answer) => {
+        ui.preview = answer;
+        say('ok', () => dryRun ? t().previewDone : t().allocated(answer.written));
+      },
+    );
+  const children = [
+    h('p', { class: 'note', text: t().allocateNote }),
+    h(
+      'div',
+      { class: 'form-row' },
+      h('label', {}, `${t().kpi} `, kpiSelect),
+      h('label', {}, `${t().targetLevel} `, levelSelect),
+      h('label', {}, `${t().method} `, methodSelect),
+      h('label', {}, `${t().value} `, valueInput),
+      button('preview', t().preview, () => run(true)),
+      button('allocate', t().allocate, () => run(false), { primary: true }),
+    ),
+  ];
+  const preview = ui.preview;
+  if (preview && preview.kpi === ui.kpi && preview.period_start === F.firstOfMonth(month)) {
+    const total = preview.reps.reduce((sum, rep) => sum + rep.value, 0);
+    children.push(
+      h(
+        'table',
+        { class: 'grid compact', dataset: { table: 'allocation', dryRun: String(preview.dry_run), method: preview.method, mode: preview.mode } },
+        h('thead', {}, h('tr', {}, [t().name, t().level, t().weight, t().shareOf, t().value].map((label) => h('th', { text: label })))),
+        h(
+          'tbody',
+          {},
+          preview.reps.map((rep) =>
+            h(
+              'tr',
+              { dataset: { scopeId: rep.id } },
+              h('th', { scope: 'row', text: rep.name }),
+              h('td', { text: t()[`level_${rep.level}`] }),
+              h('td', { text: rep.weight === null ? '\u2014' : F.fixed(rep.weight, 2) }),
+              h('td', { text: F.formatShare(rep.share) }),
+              h('td', { dataset: { field: 'value', value: raw(rep.value) } }, fmt(preview.kpi, rep.value)),
+            ),
+          ),
+          preview.mode === 'split'
+            ? h('tr', { class: 'total' }, h('th', { scope: 'row', text: t().total }), h('td'), h('td'), h('td'), h('td', { dataset: { field: 'total', value: raw(total) } }, fmt(preview.kpi, total)))
+            : null,
+        ),
+      ),
+      h('p', { class: 'note', text: `${preview.dry_run ? t().dryRunNote : t().writtenNote(preview.written, t()[`tstatus_${preview.status}`])} \u00b7 ${t().parentValue} ${fmt(preview.kpi, preview.value)} (${t()[`vsource_${preview.value_source}`]})` }),
+    );
+  }
+  return step(t().allocateHeading, ...children);
+}
+
+function repTargetsSection(month, stored, admin) {
+  const first = F.firstOfMonth(month);
+  const get = (scope, id, level) => stored.get(`${scope}|${id}|${ui.kpi}|${level}`) || null;
+  const cellOf = (scope, id, level) => {
+    const target = get(scope, id, level);
+    return h(
+      'td',
+      { class: 'level-value', dataset: { level, value: raw(target?.value), status: target?.status || '' } },
+      target ? [h('span', { class: 'v', text: fmt(ui.kpi, target.value) }), ' ', statusBadge(target.status)] : '\u2014',
+    );
+  };
+  const confirmRow = (scope, id) => {
+    const drafts = LEVELS.map((level) => get(scope, id, level)).filter((target) => target && target.status === 'draft');
+    if (!drafts.length) return null;
+    return button(`confirm-${id}`, t().confirm, () =>
+      attempt(
+        () =>
+          api.send(
+            'PUT',
+            '/v1/targets',
+            null,
+            drafts.map((target) => ({ kpi: target.kpi, grain: 'month', period_start: first, scope: target.scope, id: target.id, level: target.level, value: target.value, status: 'confirmed' })),
+          ),
+        () => say('ok', () => t().confirmed(nameOf(scope, id))),
+      ),
+    );
+  };
+  const { scope, id } = parentParams();
+  const rows = [{ scope, id, total: true }, ...parentReps().map((rep) => ({ scope: 'rep', id: rep, total: false }))];
+  const head = h('tr', {}, h('th', { text: t().name }), LEVELS.map((level) => h('th', { dataset: { level }, text: t()[`lv_${level}`] })), admin ? h('th', { text: '' }) : null);
+  const body = rows.map((row) =>
+    h(
+      'tr',
+      { class: row.total ? 'total' : '', dataset: { scope: row.scope, scopeId: row.id } },
+      h('th', { scope: 'row' }, row.total ? nameOf(row.scope, row.id) : [nameOf('rep', row.id), levelBadge('rep', row.id)]),
+      LEVELS.map((level) => cellOf(row.scope, row.id, level)),
+      admin ? h('td', {}, confirmRow(row.scope, row.id)) : null,
+    ),
+  );
+  const kpiSelect = select('targets-kpi', ui.kpi, TARGET_KPIS.map((key) => [key, kpiName(key)]), (value) => {
+    ui.kpi = value;
+    ui.preview = null;
+    render();
+  });
+  const children = [
+    h('div', { class: 'form-row' }, h('label', {}, `${t().kpi} `, kpiSelect)),
+    h('p', { class: 'note', text: t().repTargetsNote(kpiName(ui.kpi)) }),
+    h('table', { class: 'grid compact', dataset: { table: 'rep-targets', kpi: ui.kpi } }, h('thead', {}, head), h('tbody', {}, body)),
+  ];
+  if (admin) {
+    const edit = ui.edit;
+    if (!edit.rep || !rows.some((row) => row.id === edit.rep)) edit.rep = rows[rows.length > 1 ? 1 : 0].id;
+    const repSelect = select('edit-rep', edit.rep, rows.map((row) => [row.id, nameOf(row.scope, row.id)]), (value) => {
+      edit.rep = value;
+    });
+    const levelSelect = select('edit-level', edit.level, LEVELS.map((level) => [level, t()[`lv_${level}`]]), (value) => {
+      edit.level = value;
+    });
+    const value = bind(h('input', { type: 'number', name: 'edit-value', min: 0, step: 'any', value: edit.value, 'aria-label': t().value }), edit, 'value');
+    const reason = bind(h('input', { type: 'text', name: 'edit-reason', maxlength: 2000, value: edit.reason, placeholder: t().reasonHelp, 'aria-label': t().reason }), edit, 'reason');
+    const save = () => {
+      const row = rows.find((item) => item.id === edit.rep);
+      return attempt(
+        () =>
+          api.send('PUT', '/v1/targets', null, [
+            { kpi: ui.kpi, grain: 'month', period_start: first, scope: row.scope, id: row.id, level: edit.level, value: edit.value === '' ? null : Number(edit.value), reason: edit.reason || null },
+          ]),
+        () => {
+          say('ok', () => t().saved(nameOf(row.scope, row.id)));
+          edit.value = '';
+          edit.reason = '';
+        },
+      );
+    };
+    children.push(
+      h('h3', { text: t().editHeading }),
+      h(
+        'div',
+        { class: 'form-row', dataset: { form: 'edit' } },
+        repSelect,
+        levelSelect,
+        h('label', {}, `${t().value} `, value),
+        h('label', { class: 'grow' }, `${t().reason} `, reason),
+        button('save', t().save, save, { primary: true }),
+      ),
+      h('p', { class: 'note', text: t().reasonNote }),
+    );
+  }
+  return step(t().repTargetsHeading(month), ...children);
+}
+
+function pushSection(month) {
+  const levelSelect = select('push-level', ui.pushLevel, LEVELS.map((level) => [level, t()[`lv_${level}`]]), (value) => {
+    ui.pushLevel = value;
+    ui.push = null;
+  });
+  const run = (dryRun) =>
+    attempt(
+      () => api.send('POST', '/v1/targets/push', { dry_run: String(dryRun), level: ui.pushLevel }, {}),
+      (answer) => {
+        ui.push = { ...answer, dryRun, level: ui.pushLevel };
+        say('ok', () => dryRun ? t().pushPlanned : t().pushApplied);
+      },
+    );
+  const children = [
+    h('p', { class: 'note', text: t().pushNote }),
+    h(
+      'div',
+      { class: 'form-row' },
+      h('label', {}, `${t().targetLevel} `, levelSelect),
+      button('push-dry-run', t().pushDryRun, () => run(true), { primary: true }),
+      ui.push && ui.push.dryRun && ui.push.level === ui.pushLevel ? button('push-apply', t().pushApply, () => run(false)) : null,
+    ),
+  ];
+  if (ui.push) {
+    for (const push of ui.push.data) {
+      children.push(
+        h('p', { class: 'push-summary', dataset: { source: push.source, status: push.status, planned: push.planned, written: push.written } }, t().pushSummary(push)),
+        h(
+          'table',
+          { class: 'grid compact', dataset: { table: 'push', source: push.source, dryRun: String(push.dry_run) } },
+          h('thead', {}, h('tr', {}, [t().rep, t().kpi, t().crmField, t().crmValue, t().newValue, t().action].map((label) => h('th', { text: label })))),
+          h(
+            'tbody',
+            {},
+            (push.rows || []).map((row) =>
+              h(
+                'tr',
+                { dataset: { rep: row.rep_id, kpi: row.kpi, action: row.action } },
+                h('th', { scope: 'row', text: nameOf('rep', row.rep_id) }),
+                h('td', { text: kpiName(row.kpi) }),
+                h('td', { text: `${row.object}.${row.field}` }),
+                h('td', { text: fmt(row.kpi, row.crm_value) }),
+                h('td', { dataset: { value: raw(row.new_value) } }, fmt(row.kpi, row.new_value)),
+                h('td', { text: `${row.action} (${row.status})` }),
+              ),
+            ),
+          ),
+        ),
+      );
+    }
+  }
+  return step(t().pushHeading, ...children);
+}
+
+function historySection(history) {
+  const head = [t().when, t().who, t().name, t().kpi, t().targetLevel, t().change, t().status, t().reason].map((label) => h('th', { text: label }));
+  const body = history.map((rev) =>
+    h(
+      'tr',
+      { dataset: { scopeId: rev.id, kpi: rev.kpi, level: rev.level, old: raw(rev.old_value), new: raw(rev.new_value) } },
+      h('td', { class: 'when' }, h('time', { datetime: rev.at, text: `${rev.at.slice(0, 16).replace('T', ' ')} UTC` })),
+      h('td', { class: 'who', text: rev.who }),
+      h('th', { scope: 'row', text: nameOf(rev.scope, rev.id) }),
+      h('td', { text: kpiName(rev.kpi) }),
+      h('td', { text: t()[`lv_${rev.level}`] || rev.level }),
+      h('td', { class: 'change', text: `${fmt(rev.kpi, rev.old_value)} \u2192 ${fmt(rev.kpi, rev.new_value)}` }),
+      h('td', { text: `${rev.old_status ? t()[`tstatus_${rev.old_status}`] : '\u2014'} \u2192 ${rev.new_status ? t()[`tstatus_${rev.new_status}`] : '\u2014'}` }),
+      h('td', { class: 'reason', text: rev.reason || '' }),
+    ),
+  );
+  return section(
+    t().historyHeading,
+    history.length
+      ? h('table', { class: 'grid compact wrap', dataset: { table: 'history' } }, h('thead', {}, h('tr', {}, head)), h('tbody', {}, body))
+      : h('p', { class: 'note', text: t().noHistory }),
+  );
+}
+
+async function renderTargets(main) {
+  const month = state.month || F.monthOf(ctx.today);
+  const first = F.firstOfMonth(month);
+  const [admin, listing, history] = await Promise.all([
+    isAdmin(month),
+    api.get('/v1/targets', { grain: 'month', from: first, to: first }),
+    api.get('/v1/targets/history', { grain: 'month', period_start: first, limit: 200 }),
+  ]);
+  const stored = new Map(listing.data.map((target) => [`${target.scope}|${target.id}|${target.kpi}|${target.level}`, target]));
+  const parents = [['org', t().org], ...ctx.teams.map((team) => [team.id, team.name])];
+  if (!parents.some(([id]) => id === ui.parent)) ui.parent = 'org';
+  const parentSelect = select('parent', ui.parent, parents, (value) => {
+    ui.parent = value;
+    ui.plan = null;
+    ui.preview = null;
+    render();
+  });
+  const content = [
+    h('h1', { class: 'view-title', text: t().targetsHeading(month) }),
+    h('div', { class: 'period-row' }, periodControls('month', month, `${first} \u2013 ${F.lastOfMonth(month)}`, (n) => F.addMonths(month, n)), h('label', { class: 'phase' }, `${t().allocateOver}: `, parentSelect)),
+  ];
+  if (!admin) content.push(h('p', { class: 'note warn', id: 'read-only', text: t().readOnly }));
+  if (ui.message) {
+    content.push(
+      h('p', { class: `message ${ui.message.tone}`, id: 'targets-message', role: ui.message.tone === 'error' ? 'alert' : 'status', dataset: { status: raw(ui.message.status) }, text: typeof ui.message.text === 'function' ? ui.message.text() : ui.message.text }),
+    );
+  }
+  content.push(planSection(month));
+  if (admin) content.push(allocateSection(month));
+  content.push(repTargetsSection(month, stored, admin));
+  if (admin) content.push(pushSection(month));
+  content.push(historySection(history.data));
+  main.dataset.admin = String(admin);
   main.replaceChildren(...content);
 }
 
@@ -941,7 +1497,7 @@ async function render() {
   if (!$('#content > .view')) $('#content').replaceChildren(h('p', { class: 'loading', text: t().loading }));
   $('#content').classList.add('updating');
   try {
-    const views = { daily: renderDaily, weekly: renderWeekly, monthly: renderMonthly };
+    const views = { daily: renderDaily, weekly: renderWeekly, monthly: renderMonthly, targets: renderTargets };
     await Promise.all([views[state.view](main), renderFreshness()]);
     if (mine !== renderCount) return;
     $('#content').replaceChildren(main);

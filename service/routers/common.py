@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Any
 
@@ -11,9 +10,9 @@ from sqlalchemy import Engine, func, select
 
 from kpi import KpiContext
 from models import SyncRun
+from service.dates import FIRST_DAY, LAST_DAY, month_start
+from service.dates import MONTH_PATTERN as MONTH_PATTERN
 from service.errors import Unprocessable
-
-MONTH_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
 
 
 class ErrorOut(BaseModel):
@@ -33,10 +32,13 @@ def parse_month(value: str | None, param: str = "month") -> date | None:
     """``YYYY-MM`` as the month's first day; a 422 naming ``param`` otherwise."""
     if value is None:
         return None
-    if not re.fullmatch(MONTH_PATTERN, value):
-        raise Unprocessable("query", param, message=f"{value!r} is not a month (YYYY-MM)")
-    year, month = value.split("-")
-    return date(int(year), int(month), 1)
+    try:
+        first = month_start(value)
+    except ValueError:
+        raise Unprocessable("query", param, message=f"{value!r} is not a month (YYYY-MM)") from None
+    if not FIRST_DAY <= first <= LAST_DAY:
+        raise Unprocessable("query", param, message=f"{value} is outside the months served")
+    return first
 
 
 class Freshness(BaseModel):

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field
 
 from kpi import PHASE_GAPS, By, Grain, Scope, catalog
 from service.auth import ReadAccess
-from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
+from service.dates import BoundedDate
+from service.deps import DataVersionDep, EngineDep, KpiBuildsDep, KpiCacheDep, KpiContextDep
 from service.kpi_answers import XLSX_MEDIA_TYPE, Format, KpiQuery, answer_kpis
 from service.routers.common import READ_RESPONSES, Freshness
 
@@ -107,6 +108,7 @@ async def get_kpis(
     ctx: KpiContextDep,
     cache: KpiCacheDep,
     clock: DataVersionDep,
+    builds: KpiBuildsDep,
     kpi: Annotated[
         str | None,
         Query(
@@ -121,11 +123,11 @@ async def get_kpis(
         ),
     ] = "month",
     from_: Annotated[
-        date | None,
+        BoundedDate | None,
         Query(alias="from", description="first day (inclusive); default: the month ending on `to`"),
     ] = None,
     to: Annotated[
-        date | None, Query(description="last day (inclusive); default as_of, else today")
+        BoundedDate | None, Query(description="last day (inclusive); default as_of, else today")
     ] = None,
     scope: Annotated[Scope, Query(description="org, team or rep")] = "org",
     id: Annotated[
@@ -136,7 +138,7 @@ async def get_kpis(
     tier: Annotated[Tier | None, Query(description="only this tier's KPIs")] = None,
     format: Annotated[Format, Query(description="json, csv or xlsx")] = "json",
     as_of: Annotated[
-        date | None,
+        BoundedDate | None,
         Query(
             description="replay as of this day: every record is cut at the end of it "
             "(business time zone), so later records are not counted"
@@ -158,6 +160,7 @@ async def get_kpis(
         clock,
         KpiQuery(kpi, grain, from_, to, scope, id, by, tier, format, as_of),
         gzip_ok="gzip" in request.headers.get("accept-encoding", ""),
+        builds=builds,
     )
 
 

@@ -1,4 +1,4 @@
-"""The manager's month (SPEC §6): landing forecast, plan (逆算), funnel diagnosis."""
+"""The manager's month (docs/targets.md): landing forecast, plan (逆算), funnel diagnosis."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kpi import Scope, funnel, landing_forecast, plan
 from service.auth import ReadAccess
+from service.dates import BoundedDate, BoundedMonth
 from service.deps import EngineDep, KpiContextDep
 from service.routers.common import (
-    MONTH_PATTERN,
     READ_RESPONSES,
     Freshness,
     freshness,
@@ -22,15 +22,14 @@ from service.routers.common import (
 router = APIRouter(tags=["planning"], responses=READ_RESPONSES)
 
 MonthQuery = Annotated[
-    str | None,
+    BoundedMonth | None,
     Query(
-        pattern=MONTH_PATTERN,
         description="YYYY-MM; default the month of as_of",
         examples=["2026-11"],
     ),
 ]
 AsOfQuery = Annotated[
-    date | None,
+    BoundedDate | None,
     Query(description="replay as of this day (default today, or ISKPI_NOW)"),
 ]
 ScopeQuery = Annotated[Scope, Query(description="org, team or rep")]
@@ -101,7 +100,11 @@ Rate = Annotated[float | None, Field(gt=0, le=1, allow_inf_nan=False)]
 
 
 class PlanIn(BaseModel):
-    """A won target, and optionally the rates to plan with (missing ones: the trailing 3 months)."""
+    """A won target (a count, or an amount), and optionally the rates to plan with.
+
+    Missing rates (and the deal size of the amount path) are the scope's trailing three
+    complete months, pooled.
+    """
 
     model_config = ConfigDict(
         extra="forbid",
@@ -109,19 +112,39 @@ class PlanIn(BaseModel):
             "examples": [
                 {
                     "won_target": 10,
-                    "win_rate": 0.25,
+                    "meeting_win_rate": 0.25,
                     "meeting_conversion_rate": 0.10,
                     "effective_contact_rate": 0.30,
-                }
+                },
+                {"won_amount_target": 30_000_000, "month": "2026-12"},
             ]
         },
     )
 
-    won_target: float = Field(gt=0, allow_inf_nan=False, description="deals to win in the month")
-    win_rate: Rate = None
+    won_target: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="IS-sourced deals to win in the month: a whole number "
+        "(give this or won_amount_target)",
+    )
+    won_amount_target: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="the amount to win in the month (the CRM's currency); ÷ avg_deal_size, "
+        "rounded up, is the won target",
+    )
+    avg_deal_size: float | None = Field(
+        default=None,
+        allow_inf_nan=False,
+        description="overrides the IS-sourced won deals' mean over the trailing months",
+    )
+    meeting_win_rate: Rate = Field(
+        default=None, description="IS-sourced deals won ÷ meetings set (商談受注率)"
+    )
     meeting_conversion_rate: Rate = None
     effective_contact_rate: Rate = None
-    month: str | None = Field(default=None, pattern=MONTH_PATTERN, description="YYYY-MM")
+    win_rate: Rate = Field(default=None, description="the old name of meeting_win_rate")
+    month: BoundedMonth | None = Field(default=None, description="YYYY-MM")
     scope: Scope = "org"
     id: str | None = Field(default=None, description="a team or rep: <source>:<crm id>")
 
@@ -150,9 +173,13 @@ class PlanOut(BaseModel):
     scope: Scope
     scope_id: str
     scope_name: str
-    won_target: float
+    won_target: int = Field(description="IS-sourced deals to win: given, or the amount's")
+    won_amount_target: float | None = Field(description="the amount given, if one was")
+    avg_deal_size: PlanRateOut | None = Field(
+        description="the amount path's divisor: given, or derived from the trailing months"
+    )
     business_days: int
-    reps: int = Field(description="active reps in the scope")
+    reps: int = Field(description="active inside-sales reps in the scope (field sales left out)")
     rates: list[PlanRateOut]
     trailing_months: list[date] | None = Field(
         description="the complete months missing rates were pooled over"
@@ -170,15 +197,19 @@ def post_plan(
 ) -> PlanOut:
     """Work back from a won target to meetings, effective contacts and calls (逆算).
 
-    meetings = won ÷ win_rate, contacts = meetings ÷ meeting_conversion_rate,
-    calls = contacts ÷ effective_contact_rate, each step rounded up; also per
-    business day and per rep.
+    meetings = won ÷ meeting_win_rate, contacts = meetings ÷ meeting_conversion_rate,
+    calls = contacts ÷ effective_contact_rate, each step rounded to 6 decimals then up;
+    an amount target is ÷ avg_deal_size first, rounded up. Also per business day and
+    per inside-sales rep.
     """
     month = parse_month(body.month)  # the pattern has been checked
     result = plan(
         engine,
         ctx,
         won_target=body.won_target,
+        won_amount_target=body.won_amount_target,
+        avg_deal_size=body.avg_deal_size,
+        meeting_win_rate=body.meeting_win_rate,
         win_rate=body.win_rate,
         meeting_conversion_rate=body.meeting_conversion_rate,
         effective_contact_rate=body.effective_contact_rate,

@@ -1,4 +1,4 @@
-"""Write-back of targets (SPEC §7, §9): POST /v1/targets/push, GET /v1/targets/pushes.
+"""Write-back of targets (docs/api.md, docs/writeback.md): POST /v1/targets/push, GET /v1/targets/pushes.
 
 Errors of a push the CRM stopped: **409** when the CRM is not set up for it (a destination
 field or property missing and not creatable, a scope or field permission missing, another
@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query
 from pydantic import BaseModel, Field
 
+from kpi import Level
 from service.auth import AdminAccess, ReadAccess
 from service.deps import EngineDep, KpiContextDep, SettingsDep
 from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES
@@ -61,13 +62,22 @@ def push_targets(
     settings: SettingsDep,
     engine: EngineDep,
     ctx: KpiContextDep,
-    dry_run: Annotated[bool, Query(description="return the plan only, write nothing")] = False,
+    dry_run: Annotated[
+        bool,
+        Query(description="return the plan of field changes only (the default); false writes"),
+    ] = True,
+    level: Annotated[
+        Level, Query(description="the target level to push (drafts and confirmed alike)")
+    ] = "achievement",
     force: Annotated[bool, Query(description="overwrite fields changed in the CRM")] = False,
     source: Annotated[
         Literal["hubspot", "salesforce", "all"], Query(description="which configured CRM")
     ] = "all",
 ) -> PushesOut:
-    """Write the month's rep targets into the mapped CRM fields (or plan it), audited."""
+    """Plan the month's rep targets into the mapped CRM fields, or write them (dry_run=false).
+
+    A dry run by default; audited either way. Pushes ``level``'s targets, drafts included.
+    """
     reports = writeback.push_targets(
         engine,
         settings,
@@ -77,6 +87,7 @@ def push_targets(
         trigger="api",
         dry_run=dry_run,
         force=force,
+        level=level,
     )
     return PushesOut(data=[report_out(r) for r in reports])
 

@@ -1,4 +1,4 @@
-"""The review sheets and improvement actions (SPEC §12): read them, write notes and actions.
+"""The review sheets and improvement actions (docs/sheets.md): read them, write notes and actions.
 
 Reading needs a read token; writing notes and actions a write (member) or admin token.
 """

@@ -1,4 +1,4 @@
-"""The figures of the daily, weekly and monthly sheets (SPEC §12), JSON-ready.
+"""The figures of the daily, weekly and monthly sheets (docs/sheets.md), JSON-ready.
 
 Every actual comes from ``kpi.compute`` (SQL), the midday check too: ``before_hour=12``
 cuts each record at 12:00 local time by its own timestamp, so a call at 12:00:00 exactly is

@@ -12,13 +12,15 @@ import hashlib
 import json
 import logging
 import time
+import traceback
 from collections import defaultdict
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from sqlalchemy import Engine, insert, select, update
+from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
@@ -58,6 +60,31 @@ class SyncReport:
     error: str | None = None
 
 
+def safe_error(exc: BaseException) -> str:
+    """What a failed run keeps and logs: the error's class and a message without record values.
+
+    A database error's message holds the statement's parameters and often the offending
+    value (``invalid input syntax ...: "<a CRM value>"``): it is named by its classes and
+    SQLSTATE only. Other errors keep their message (they come from code, not from records).
+    """
+    if isinstance(exc, SQLAlchemyError):
+        orig = getattr(exc, "orig", None)
+        parts = [type(exc).__name__]
+        if orig is not None:
+            parts.append(f"{type(orig).__module__}.{type(orig).__name__}")
+        code = getattr(orig, "sqlstate", None) or getattr(orig, "pgcode", None)
+        if code:
+            parts.append(f"SQLSTATE {code}")
+        return f"{parts[0]}: a store statement failed ({', '.join(parts[1:]) or 'no detail'})"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def log_failure(what: str, exc: BaseException) -> None:
+    """Log a failure by its safe message and its traceback's frames (no exception text)."""
+    frames = "".join(traceback.format_tb(exc.__traceback__))
+    log.error("%s: %s\nTraceback (frames only):\n%s", what, safe_error(exc), frames.rstrip())
+
+
 def _payload_key(payload: dict[str, object]) -> str:
     # A record rejected before its id could be read is keyed by its content instead.
     return (
@@ -68,7 +95,7 @@ def _payload_key(payload: dict[str, object]) -> str:
 
 def _quarantine_key(crm_id: str | None, payload: dict[str, object]) -> str:
     # An id the quarantine's key column cannot hold is no better than none.
-    if crm_id and len(crm_id) <= CRM_ID_LENGTH:
+    if crm_id and len(crm_id) <= CRM_ID_LENGTH and "\x00" not in crm_id:
         return crm_id
     return _payload_key(payload)
 
@@ -114,9 +141,18 @@ def _store_page(
             token = (
                 rollups.before_upsert(conn, kind, source, page.missing_crm_ids) if rollups else None
             )
-            store.flag_deleted(conn, TABLE_BY_KIND[kind], source, page.missing_crm_ids, at)
+            store.flag_deleted(
+                conn,
+                TABLE_BY_KIND[kind],
+                source,
+                page.missing_crm_ids,
+                at,
+                within=page.missing_within or None,
+            )
             if rollups and token is not None:
                 rollups.after_upsert(conn, token)
+        if page.merged_crm_ids:
+            _follow_merges(conn, source, spec, page.merged_crm_ids, at, rollups)
         store.release_from_quarantine(conn, source, page.stream, kept)
         store.quarantine(
             conn,
@@ -145,6 +181,42 @@ def _store_page(
                 api_calls=report.api_calls,
             )
         )
+
+
+# The record kinds that reference a lead (their ``contact_crm_id``), re-pointed when leads merge.
+CONTACT_REFERENCES: tuple[str, ...] = ("call", "email", "meeting", "task", "deal")
+
+
+def _follow_merges(
+    conn: Connection,
+    source: str,
+    spec: StreamSpec,
+    survivors: dict[str, str],
+    at: datetime,
+    rollups: RollupMaintainer | None,
+) -> None:
+    """Merged records: flagged deleted, and whatever referenced them follows the survivor.
+
+    A CRM moves a merged contact's activities to the contact it became without changing
+    them, so an incremental sync would never re-read them; the survivor's list of merged ids
+    is what tells. Breakdowns and response times then follow the survivor at once.
+    """
+    kind = spec.record_type.kind
+    merged = sorted(survivors)
+    if kind == "lead":
+        for referrer in CONTACT_REFERENCES:
+            model = TABLE_BY_KIND[referrer]
+            ids = store.referencing(conn, model, source, "contact_crm_id", merged)
+            if not ids:
+                continue
+            token = rollups.before_upsert(conn, referrer, source, ids) if rollups else None
+            store.repoint(conn, model, source, "contact_crm_id", survivors, at)
+            if rollups and token is not None:
+                rollups.after_upsert(conn, token)
+    token = rollups.before_upsert(conn, kind, source, merged) if rollups else None
+    store.flag_deleted(conn, TABLE_BY_KIND[kind], source, merged, at)
+    if rollups and token is not None:
+        rollups.after_upsert(conn, token)
 
 
 def _own_states(pages: Iterator[Page]) -> Iterator[Page]:
@@ -176,10 +248,10 @@ def _finish_kpis(engine: Engine, kpi: KpiContext, source: str) -> None:
             flush_rollups(conn, kpi, source)
         with engine.begin() as conn:
             store_forecast_snapshot(conn, kpi)
-    except Exception:
+    except Exception as exc:
         # KPIs stay exact without the flush (unflushed days are read from raw rows);
         # the next run flushes them.
-        log.exception("KPI rollups of %s not flushed", source)
+        log_failure(f"KPI rollups of {source} not flushed", exc)
 
 
 def run_sync(
@@ -279,10 +351,13 @@ def run_sync(
         except AuthError as exc:
             report.status, report.error = "failed", str(exc)
         except Exception as exc:
-            report.status, report.error = "failed", f"{type(exc).__name__}: {exc}"
-            log.exception("sync of %s failed", source)
+            report.status, report.error = "failed", safe_error(exc)
+            log_failure(f"sync of {source} failed", exc)
         if kpi is not None:
             _finish_kpis(engine, kpi, source)
+        if report.error:
+            # A CRM's error text may quote a value with a NUL, which PostgreSQL cannot store.
+            report.error = report.error.replace("\x00", "")
         report.api_calls = connector.api_calls - calls_before
         report.seconds = time.monotonic() - began
         with engine.begin() as conn:

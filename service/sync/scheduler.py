@@ -22,39 +22,47 @@ log = logging.getLogger(__name__)
 MISFIRE_GRACE_SECONDS = 6 * 3600
 
 
-_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_CRON_DAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat")
+
+
+def _cron_day(text: str, item: str) -> int:
+    """One crontab day: 0-7 (0 and 7 are Sunday) or a name (sun, mon, ...)."""
+    name = text.lower()[:3]
+    if name in _CRON_DAYS:
+        return _CRON_DAYS.index(name)
+    if text.isdigit() and int(text) <= 7:
+        return int(text) % 7
+    raise ValueError(f"ISKPI_SYNC_CRON: bad day of week {item!r} (0-7 or sun-sat)")
 
 
 def _crontab_weekdays(field: str) -> str:
-    """Crontab's day-of-week (0 or 7 = Sunday) in APScheduler's names.
+    """Crontab's day-of-week field as the explicit list of APScheduler day names.
 
-    APScheduler numbers weekdays from Monday = 0, and its ``from_crontab`` passes
-    numbers through unchanged, so "1-5" would mean Tuesday to Saturday. Names
-    are unambiguous.
+    APScheduler numbers weekdays from Monday = 0 and steps over its own numbering, so
+    "1-5" would mean Tuesday to Saturday and "*/2" Monday, Wednesday, Friday, Sunday.
+    Crontab's days (0 or 7 = Sunday) are expanded here, steps included ("*/2" is Sunday,
+    Tuesday, Thursday, Saturday), and handed over by name.
     """
-    parts: list[str] = []
+    if field == "*":
+        return "*"
+    days: set[int] = set()
     for item in field.split(","):
-        body, _, step = item.partition("/")
-        suffix = f"/{step}" if step else ""
-        low, _, high = body.partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
-            parts.append(item)  # "*", names, or "*/2": the same in both dialects
-            continue
-        first, last = int(low), int(high) if high else None
-        if first > 7 or (last is not None and (last > 7 or last < first)):
-            raise ValueError(f"bad day of week {item!r} in ISKPI_SYNC_CRON")
-        if last is None:
-            parts.append(_CRON_DAYS[first] + suffix)
-        elif first == 0 and not step:
-            # Sunday first: APScheduler's ranges end on Sunday, so split it off.
-            parts.append("sun")
-            if last >= 1:
-                parts.append(f"mon-{_CRON_DAYS[last]}" if last < 7 else "mon-sun")
-        elif first == 0:
-            raise ValueError(f"a stepped range from Sunday ({item!r}) is not supported; use 7")
+        body, _, step_text = item.partition("/")
+        if step_text and not (step_text.isdigit() and int(step_text) > 0):
+            raise ValueError(f"ISKPI_SYNC_CRON: bad step in day of week {item!r}")
+        step = int(step_text) if step_text else 1
+        if body == "*":
+            first, last = 0, 6
         else:
-            parts.append(f"{_CRON_DAYS[first]}-{_CRON_DAYS[last]}{suffix}")
-    return ",".join(parts)
+            low, dash, high = body.partition("-")
+            first = _cron_day(low, item)
+            last = _cron_day(high, item) if dash else (6 if step_text else first)
+            if dash and high.strip() == "7":
+                last = 7  # "5-7": Friday to Sunday
+            if last < first:
+                raise ValueError(f"ISKPI_SYNC_CRON: backwards day-of-week range {item!r}")
+        days.update(day % 7 for day in range(first, last + 1, step))
+    return ",".join(_CRON_DAYS[day] for day in sorted(days))
 
 
 def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
@@ -63,14 +71,19 @@ def cron_trigger(expression: str, timezone: tzinfo) -> CronTrigger:
     if len(fields) != 5:
         raise ValueError(f"ISKPI_SYNC_CRON needs five fields, got {expression!r}")
     minute, hour, day, month, day_of_week = fields
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_crontab_weekdays(day_of_week),
-        timezone=timezone,
-    )
+    try:
+        return CronTrigger(
+            minute=minute,
+            hour=hour,
+            day=day,
+            month=month,
+            day_of_week=_crontab_weekdays(day_of_week),
+            timezone=timezone,
+        )
+    except ValueError as exc:
+        if str(exc).startswith("ISKPI_SYNC_CRON"):
+            raise
+        raise ValueError(f"ISKPI_SYNC_CRON: {exc} in {expression!r}") from None
 
 
 def scheduled_sync(

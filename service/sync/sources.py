@@ -3,21 +3,30 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import threading
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from connectors.base import SourceConnector
 from connectors.hubspot import HubSpotClient, HubSpotSource
 from connectors.mapping import load_mapping
 from connectors.salesforce import OAuthApp, SalesforceClient, SalesforceSource
+from models.credentials import load_refresh_token, save_refresh_token
 from service.errors import SourceNotConfigured
 from service.settings import Settings
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("hubspot", "salesforce")
 
 # A connected app with refresh token rotation invalidates a refresh token once it is used: the
-# newest one is kept here for the life of the process (every scheduled run builds a new
-# connector), keyed by a digest of the configured token, never the token itself.
+# newest one is kept in the store (models.credentials), for the next process and the other
+# replicas, and here for the life of the process (every scheduled run builds a new connector),
+# keyed by a digest of the configured token, never the token itself. A changed configured
+# token has another digest, so it wins over what was kept for the old one.
 _rotated_refresh_tokens: dict[str, str] = {}
 _rotated_lock = threading.Lock()
 
@@ -35,7 +44,7 @@ def _token_key(settings: Settings) -> str:
 
 
 def hubspot_client(settings: Settings) -> HubSpotClient:
-    """The HubSpot client of SPEC §2: the private-app token and the base URL."""
+    """The HubSpot client of docs/configuration.md: the private-app token and the base URL."""
     if settings.hubspot_access_token is None:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     return HubSpotClient(
@@ -43,8 +52,40 @@ def hubspot_client(settings: Settings) -> HubSpotClient:
     )
 
 
-def salesforce_client(settings: Settings) -> SalesforceClient:
-    """The Salesforce client of SPEC §2: a session id, an OAuth connected app, or both."""
+def _stored_refresh_token(engine: Engine | None, key: str) -> str | None:
+    if engine is None:
+        return None
+    try:
+        with engine.connect() as conn:
+            return load_refresh_token(conn, "salesforce", key)
+    except SQLAlchemyError as exc:
+        # The error's text may quote its statement's parameters: name its type only.
+        log.warning(
+            "the stored Salesforce refresh token could not be read (%s)", type(exc).__name__
+        )
+        return None
+
+
+def _store_refresh_token(engine: Engine | None, key: str, token: str) -> None:
+    if engine is None:
+        return
+    try:
+        with engine.begin() as conn:
+            save_refresh_token(conn, "salesforce", key, token, datetime.now(UTC))
+    except SQLAlchemyError as exc:
+        log.warning(
+            "the rotated Salesforce refresh token could not be stored (%s); this process "
+            "keeps it, a restart needs the latest token in ISKPI_SALESFORCE_REFRESH_TOKEN",
+            type(exc).__name__,
+        )
+
+
+def salesforce_client(settings: Settings, engine: Engine | None = None) -> SalesforceClient:
+    """The Salesforce client of docs/configuration.md: a session id, an OAuth connected app, or both.
+
+    With ``engine``, a refresh token the connected app rotated is read from and kept in the
+    store, so every process uses the latest one.
+    """
     instance_url = settings.salesforce_instance_url
     if not instance_url:
         raise SourceNotConfigured(
@@ -80,9 +121,12 @@ def salesforce_client(settings: Settings) -> SalesforceClient:
         assert settings.salesforce_client_secret is not None
         assert settings.salesforce_refresh_token is not None
         with _rotated_lock:
-            refresh_token = _rotated_refresh_tokens.get(
-                key, settings.salesforce_refresh_token.get_secret_value()
-            )
+            in_process = _rotated_refresh_tokens.get(key)
+        refresh_token = (
+            _stored_refresh_token(engine, key)
+            or in_process
+            or settings.salesforce_refresh_token.get_secret_value()
+        )
         oauth = OAuthApp(
             client_id=settings.salesforce_client_id,
             client_secret=settings.salesforce_client_secret.get_secret_value(),
@@ -93,6 +137,7 @@ def salesforce_client(settings: Settings) -> SalesforceClient:
     def keep(rotated: str) -> None:
         with _rotated_lock:
             _rotated_refresh_tokens[key] = rotated
+        _store_refresh_token(engine, key, rotated)
 
     return SalesforceClient(
         instance_url,
@@ -101,11 +146,18 @@ def salesforce_client(settings: Settings) -> SalesforceClient:
         api_version=settings.salesforce_api_version,
         quota_share=settings.salesforce_quota_share,
         on_refresh_token=keep,
+        # Another replica may have rotated the token this client holds: it asks the store.
+        latest_refresh_token=lambda: _stored_refresh_token(engine, key),
     )
 
 
-def build_connectors(settings: Settings, which: str = "all") -> list[SourceConnector]:
-    """The connectors to sync for ``which`` (hubspot, salesforce or all configured)."""
+def build_connectors(
+    settings: Settings, which: str = "all", engine: Engine | None = None
+) -> list[SourceConnector]:
+    """The connectors to sync for ``which`` (hubspot, salesforce or all configured).
+
+    ``engine``: the store, which keeps a rotated Salesforce refresh token for the next process.
+    """
     if which not in (*SOURCES, "all"):
         raise SourceNotConfigured(f"unknown source {which!r}: use hubspot, salesforce or all")
     mapping = load_mapping(settings.mapping_file)
@@ -113,12 +165,17 @@ def build_connectors(settings: Settings, which: str = "all") -> list[SourceConne
     connectors: list[SourceConnector] = []
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
         connectors.append(
-            HubSpotSource(hubspot_client(settings), mapping=mapping, lookback=lookback)
+            HubSpotSource(
+                hubspot_client(settings),
+                mapping=mapping,
+                lookback=lookback,
+                archived_sweep_interval=timedelta(minutes=settings.hubspot_archived_sweep_minutes),
+            )
         )
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
         connectors.append(
             SalesforceSource(
-                salesforce_client(settings),
+                salesforce_client(settings, engine),
                 mapping=mapping,
                 lookback=lookback,
                 timezone=settings.tz,

@@ -1,4 +1,4 @@
-"""Write targets back into CRM fields (SPEC §9, §10): plan, dry run, batched push, audit.
+"""Write targets back into CRM fields (docs/writeback.md): plan, dry run, batched push, audit.
 
 A push, per source:
 
@@ -51,7 +51,7 @@ from connectors.errors import ConnectorError, DestinationMissing, PermissionDeni
 from connectors.hubspot import HubSpotWriter
 from connectors.mapping import Mapping, MappingError, SourceMapping, load_mapping
 from connectors.salesforce import SalesforceWriter
-from kpi import KPIS, KpiContext, list_targets
+from kpi import KPIS, KpiContext, Level, list_targets
 from kpi.periods import period_start
 from models import Rep, WritebackPush, WritebackPushRow, WritebackState
 from models.store import table_of
@@ -117,6 +117,7 @@ class PushReport:
     finished_at: datetime | None = None
     seconds: float = 0.0
     error: str | None = None
+    level: Level = "achievement"  # the target level pushed (drafts and confirmed alike)
 
     @property
     def planned(self) -> int:
@@ -239,6 +240,7 @@ def report_out(report: PushReport) -> PushOut:
         batch_size=report.batch_size,
         created_fields=report.created_fields,
         error=report.error,
+        level=report.level,
         rows=[row_out(r) for r in report.rows],
     )
 
@@ -553,9 +555,12 @@ def run_push(
     trigger: str = "cli",
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
     clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> PushReport:
-    """Plan and (unless ``dry_run``) apply one CRM's due targets; the audited report.
+    """Plan and (unless ``dry_run``) apply one CRM's due targets at ``level``; the audited report.
+
+    Every target of the level is pushed, draft or confirmed.
 
     Raises PushFailed (with the recorded report) when the CRM stops the push, PushLocked when
     another push to the CRM runs, MappingError for a destination naming an unknown KPI.
@@ -573,6 +578,7 @@ def run_push(
             trigger=trigger,
             dry_run=True,
             force=force,
+            level=level,
             clock=clock,
         )
     try:
@@ -586,6 +592,7 @@ def run_push(
                 trigger=trigger,
                 dry_run=False,
                 force=force,
+                level=level,
                 clock=clock,
             )
     except SyncLocked:
@@ -602,6 +609,7 @@ def _run(
     trigger: str,
     dry_run: bool,
     force: bool,
+    level: Level,
     clock: Callable[[], datetime],
 ) -> PushReport:
     source = writer.source
@@ -644,6 +652,7 @@ def _run(
         period,
         started,
         batch_size=writer.batch_size,
+        level=level,
     )
     try:
         _plan(engine, writer, dests, report)
@@ -674,7 +683,9 @@ def _plan(
     refs = list(dict.fromkeys(ref for refs in dests.values() for ref in refs))
     targets = [
         (t.scope_id, t.kpi, t.value)
-        for t in list_targets(engine, grain="month", scope="rep", start=period, end=period)
+        for t in list_targets(
+            engine, grain="month", scope="rep", start=period, end=period, level=report.level
+        )
         if t.kpi in dests and t.scope_id.startswith(f"{source}:")
     ]
     with engine.connect() as conn:
@@ -828,10 +839,13 @@ def _not_sent(
 # --- the writers the settings enable ---------------------------------------------------------------
 
 
-def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWriter, Mapping]]:
+def build_writers(
+    settings: Settings, which: str = "all", engine: Engine | None = None
+) -> list[tuple[TargetWriter, Mapping]]:
     """The CRMs to push to for ``which`` (hubspot, salesforce or all configured), with mappings.
 
-    Each writer shares its CRM client's construction with the sync (service.sync.sources).
+    Each writer shares its CRM client's construction with the sync (service.sync.sources),
+    the store's latest Salesforce refresh token included.
     """
     if which not in (*SOURCES, "all"):
         raise SourceNotConfigured(f"unknown source {which!r}: use hubspot, salesforce or all")
@@ -840,7 +854,8 @@ def build_writers(settings: Settings, which: str = "all") -> list[tuple[TargetWr
     if which in ("hubspot", "all") and settings.hubspot_access_token is not None:
         writers.append((HubSpotWriter(hubspot_client(settings), mapping=mapping), mapping))
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
-        writers.append((SalesforceWriter(salesforce_client(settings), mapping=mapping), mapping))
+        client = salesforce_client(settings, engine)
+        writers.append((SalesforceWriter(client, mapping=mapping), mapping))
     if which == "hubspot" and not writers:
         raise SourceNotConfigured("HubSpot is not configured: set ISKPI_HUBSPOT_ACCESS_TOKEN")
     if not writers:
@@ -860,6 +875,7 @@ def push_each(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
 ) -> Iterator[PushReport | PushStopped]:
     """Push (or plan) each configured CRM in turn: the one write-back loop, API and CLI.
 
@@ -878,7 +894,7 @@ def push_each(
         )
 
     try:
-        writers = build_writers(settings, which)
+        writers = build_writers(settings, which, engine)
     except (SourceNotConfigured, MappingError) as exc:
         yield stopped(exc, None, None)
         return
@@ -893,6 +909,7 @@ def push_each(
                 trigger=trigger,
                 dry_run=dry_run,
                 force=force,
+                level=level,
             )
         except PushFailed as exc:
             yield stopped(exc, writer.source, exc.report)
@@ -914,6 +931,7 @@ def push_targets(
     trigger: str,
     dry_run: bool = False,
     force: bool = False,
+    level: Level = "achievement",
 ) -> list[PushReport]:
     """Every configured CRM's push (or plan); the first that stops raises its PushStopped."""
     reports: list[PushReport] = []
@@ -926,6 +944,7 @@ def push_targets(
         trigger=trigger,
         dry_run=dry_run,
         force=force,
+        level=level,
     ):
         if isinstance(outcome, PushStopped):
             raise outcome from outcome.cause

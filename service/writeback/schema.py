@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from models import WritebackPush, WritebackPushRow
 
@@ -49,6 +49,10 @@ class PushOut(BaseModel):
     batch_size: int
     created_fields: list[str]
     error: str | None
+    level: str | None = Field(
+        default=None,
+        description="the target level pushed; null in the list of pushes (not kept in the audit)",
+    )
     rows: list[PushRowOut] | None = None
 
 
@@ -59,7 +63,7 @@ class PushesOut(BaseModel):
 def stored_out(push: WritebackPush, rows: list[WritebackPushRow] | None) -> PushOut:
     """A push from the audit tables, with its rows when they were read."""
     out: dict[str, Any] = {
-        name: getattr(push, name) for name in PushOut.model_fields if name not in ("rows",)
+        name: getattr(push, name) for name in PushOut.model_fields if name not in ("rows", "level")
     }
     if rows is not None:
         out["rows"] = [

@@ -13,8 +13,15 @@ What is served (shapes from HubSpot's documentation; the tests pin them):
 - ``GET  /crm/v3/objects/{objectType}`` (list, ordered by id, ``after`` = next id),
   ``/crm/v3/objects/{objectType}/{objectId}``, ``POST .../batch/read``
 - ``POST /crm/v3/objects/{objectType}/search``
+- ``POST /crm/v3/objects/contacts/merge`` (``primaryObjectId``, ``objectIdToMerge``): as HubSpot
+  merges contacts today, a new contact with a new id and ``hs_merged_object_ids`` listing both;
+  both originals archived, their associations moved to it, the associated records unchanged; a
+  GET of an original id answers the new contact
 - ``POST /crm/v4/associations/{fromObjectType}/{toObjectType}/batch/read``
 - ``GET  /crm/v3/pipelines/deals[/{pipelineId}[/stages]]``
+- ``POST /crm/v3/lists/search``, ``GET /crm/v3/lists/{listId}``, ``GET
+  /crm/v3/lists/{listId}/memberships/join-order`` (simulators/hubspot/lists.py; scope
+  ``crm.lists.read``)
 - ``POST /crm/v3/objects/{objectType}/batch/update`` (at most 100 inputs; a batch with any
   invalid property value is refused whole with 400 VALIDATION_ERROR "Property values were not
   valid", missing or refused records come back as 207 multi-status ``errors``)
@@ -74,6 +81,7 @@ from simulators.hubspot.wire import (
     BATCH_WRITE_MAX,
     LIST_LIMIT_DEFAULT,
     LIST_LIMIT_MAX,
+    MERGEABLE_TYPES,
     OBJECT_TYPES,
     OWNERS_LIMIT_DEFAULT,
     OWNERS_LIMIT_MAX,
@@ -178,7 +186,7 @@ class HubSpotPortal(PortalStore):
         # Search allows 5 requests a second per portal; a real client must pace or back off.
         self.enforce_search_rate_limit = enforce_search_rate_limit
         self.search_requests_per_second = 5
-        # Private apps on Professional/Enterprise: 190 requests per 10 s (SPEC §8). Off by
+        # Private apps on Professional/Enterprise: 190 requests per 10 s (docs/sync.md). Off by
         # default, since honouring it makes a million-record first sync take minutes.
         self.enforce_burst_limit = enforce_burst_limit
         self.burst_limit = 190
@@ -390,10 +398,34 @@ class HubSpotPortal(PortalStore):
             obj = store.by_id.get(int(call.params["objectId"]))
         except ValueError:
             obj = None
+        if obj is not None and obj.archived_ms is not None and not archived:
+            # A merged record's id answers the record it became.
+            into = self.merged_into(store.spec.name, obj.id)
+            obj = store.live(into) if into is not None else obj
         if obj is None or (obj.archived_ms is not None) != archived:
             raise not_found()
         names = self._property_names(store, call.many("properties"))
         return 200, self._object_json(store, obj, names, self._association_types(call))
+
+    def _merge_objects(self, call: _Call) -> tuple[int, Any]:
+        store = self._http_store(call.params["objectType"])
+        self._require_records(store, "write")
+        body = call.body if isinstance(call.body, dict) else {}
+        primary, other = body.get("primaryObjectId"), body.get("objectIdToMerge")
+        if not isinstance(primary, str | int) or not isinstance(other, str | int):
+            raise ApiError(
+                400, "Invalid input JSON: primaryObjectId and objectIdToMerge are required"
+            )
+        if store.spec.name not in MERGEABLE_TYPES:
+            raise ApiError(400, f"Merging {store.spec.name} is not supported by this portal")
+        if str(primary) == str(other):
+            raise ApiError(400, "Cannot merge an object with itself")
+        for raw in (primary, other):
+            if not str(raw).isdigit() or store.live(int(str(raw))) is None:
+                raise not_found()
+        new_id = self.merge(store.spec.name, str(primary), str(other))
+        obj = store.by_id[int(new_id)]
+        return 200, self._object_json(store, obj, self._property_names(store, []))
 
     def _batch_read_objects(self, call: _Call) -> tuple[int, Any]:
         store = self._http_store(call.params["objectType"])
@@ -920,6 +952,24 @@ class HubSpotPortal(PortalStore):
             return 200, {"results": pipeline["stages"]}
         return 200, pipeline
 
+    # -- Lists API v3 ---------------------------------------------------------------------
+
+    def _search_lists(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        return 200, self.search_lists(call.body)
+
+    def _get_list(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        return 200, self.get_list(call.params["listId"])
+
+    def _list_join_order(self, call: _Call) -> tuple[int, Any]:
+        self._require("crm.lists.read")
+        body = self.join_order(call.params["listId"], call.first("after"), call.first("limit"))
+        nxt = (body.get("paging") or {}).get("next")
+        if nxt:
+            nxt["link"] = self._next_link(call, nxt["after"])
+        return 200, body
+
     def _unknown_route(self, call: _Call) -> tuple[int, Any]:
         raise not_found()
 
@@ -1166,6 +1216,11 @@ class HubSpotPortal(PortalStore):
                         methods=["POST"],
                     ),
                     Route(
+                        "/crm/v3/objects/{objectType}/merge",
+                        ep(self._merge_objects, write="records"),
+                        methods=["POST"],
+                    ),
+                    Route(
                         "/crm/v3/properties/{objectType}/groups",
                         ep(self._list_groups),
                         methods=["GET"],
@@ -1222,6 +1277,13 @@ class HubSpotPortal(PortalStore):
                         ep(self._pipelines),
                         methods=["GET"],
                     ),
+                    Route("/crm/v3/lists/search", ep(self._search_lists), methods=["POST"]),
+                    Route(
+                        "/crm/v3/lists/{listId}/memberships/join-order",
+                        ep(self._list_join_order),
+                        methods=["GET"],
+                    ),
+                    Route("/crm/v3/lists/{listId}", ep(self._get_list), methods=["GET"]),
                     Route("/{path:path}", ep(self._unknown_route), methods=all_methods),
                 ]
             )

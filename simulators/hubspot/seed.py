@@ -1,4 +1,4 @@
-"""A seeded inside-sales team in HubSpot's own property names (SPEC §4), for the demo portal.
+"""A seeded inside-sales team in HubSpot's own property names (docs/sync.md), for the demo portal.
 
 Owners sit in inside-sales teams plus one field-sales team; contacts (leads) arrive
 every business day and are worked by calls and emails within minutes; effective calls
@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from operator import itemgetter
 
+from simulators.hubspot.lists import GeneratedList
 from simulators.hubspot.store import GeneratedOwner, ObjectTable, PortalDataset, gc_paused
 from simulators.hubspot.wire import DEFAULT_DEAL_STAGES, EPOCH, OBJECT_TYPES, Value, to_ms
 
@@ -34,7 +35,7 @@ DAY = 24 * HOUR
 # Business hours 9:00–19:00 Asia/Tokyo are 00:00–10:00 UTC of the same date.
 WORKDAY = 10 * HOUR
 
-# HubSpot's default call dispositions (SPEC §4).
+# HubSpot's default call dispositions (docs/sync.md).
 CALL_DISPOSITIONS: dict[str, str] = {
     "connected": "f240bbac-87c9-4f6e-bf70-924b57d47db7",
     "no_answer": "73a0d17f-1163-4015-bdd5-ec830791da20",
@@ -304,9 +305,12 @@ def generate_dataset(
         builder.emails(calls_per_rep_day * 0.7)
         builder.meetings()
         builder.deals()
+        _deal_types(builder.tables["deals"], seed)
         builder.tasks()
         builder.finish_contacts()
         builder.archive_a_few()
+        # A separate random stream: the records above are the same with or without lists.
+        lists = _call_lists(builder, random.Random(seed * 7919 + 15))
     return PortalDataset(
         seed=seed,
         start=start,
@@ -314,7 +318,105 @@ def generate_dataset(
         owners=builder.owners,
         objects=builder.tables,
         pipeline_stages=list(DEFAULT_DEAL_STAGES),
+        lists=lists,
     )
+
+
+def _deal_types(table: ObjectTable, seed: int) -> None:
+    """Each deal's dealtype: mostly new business, some existing, a few unset.
+
+    Drawn from a random stream of its own, so adding the attribute left every other
+    generated value as it was.
+    """
+    rng = random.Random(f"dealtype-{seed}")
+    kinds = _Weighted((("newbusiness", 0.68), ("existingbusiness", 0.26), ("", 0.06)))
+    table.columns["dealtype"] = [kinds.pick(rng.random) or None for _ in table.ids]
+
+
+LISTS_PER_TEAM = 3
+FIRST_LIST_ID = 501
+
+
+def _touched_in_month(times: Sequence[int], moment: int) -> bool:
+    """Whether a sorted list of touch times has one from ``moment`` to its month's end (UTC)."""
+    day = EPOCH + timedelta(milliseconds=moment)
+    month_end = datetime(day.year + day.month // 12, day.month % 12 + 1, 1, tzinfo=UTC)
+    at = bisect.bisect_left(times, moment)
+    return at < len(times) and times[at] < to_ms(month_end)
+
+
+def _call_lists(builder: _Builder, rng: random.Random) -> list[GeneratedList]:
+    """Static call lists per team over the period: the team's leads, most called after joining.
+
+    Each team gets ``LISTS_PER_TEAM`` lists, one every few weeks. A list takes about a third of
+    the leads its team's reps own that exist by its end. Most members are added
+    shortly before an outbound call or email they then get; the others at a moment no touch
+    follows within the month (never worked from the list), so リスト消化率 lands around
+    0.6–0.85.
+    """
+    contacts = builder.tables["contacts"]
+    touches: dict[int, list[int]] = {}
+    for name, direction, outbound in (
+        ("calls", "hs_call_direction", "OUTBOUND"),
+        ("emails", "hs_email_direction", "EMAIL"),
+    ):
+        table = builder.tables[name]
+        for at, way, contact in zip(
+            table.columns["hs_timestamp"],
+            table.columns[direction],
+            table.associations.get("contacts", []),
+            strict=False,
+        ):
+            if contact and way == outbound and isinstance(at, int):
+                touches.setdefault(contact, []).append(at)
+    for times in touches.values():
+        times.sort()
+    team_of = {rep.owner_id: rep.team for rep in builder.reps}
+    owners = contacts.columns["hubspot_owner_id"]
+    span = max(DAY, builder.end_ms - builder.start_ms)
+    out: list[GeneratedList] = []
+    list_id = FIRST_LIST_ID
+    teams = sorted(set(team_of.values()))
+    for team in teams:
+        name = _TEAM_NAMES[team] if team < len(_TEAM_NAMES) else f"Inside Sales {team + 1}"
+        for k in range(LISTS_PER_TEAM):
+            opens = builder.start_ms + span * k // LISTS_PER_TEAM + int(rng.uniform(0, 5) * DAY)
+            closes = min(builder.end_ms - HOUR, opens + span // LISTS_PER_TEAM)
+            members: dict[int, int] = {}
+            for row, contact_id in enumerate(contacts.ids):
+                created = contacts.created_ms[row]
+                if team_of.get(str(owners[row])) != team or row in contacts.archived_ms:
+                    continue
+                if created >= closes or rng.random() > 0.34:
+                    continue
+                earliest = max(created, opens)
+                times = touches.get(contact_id, [])
+                later = times[bisect.bisect_right(times, earliest) :]
+                if later and rng.random() < 0.6:
+                    # Added a little before the touch that then works it.
+                    added = max(earliest, later[0] - int(rng.uniform(0.05, 2.0) * DAY))
+                else:
+                    # Added at a moment no touch follows within its month: never worked.
+                    tries = (earliest + int(rng.random() * (closes - earliest)) for _ in range(8))
+                    found = next((t for t in tries if not _touched_in_month(times, t)), None)
+                    # The running month's last days have few touches left to make: fewer
+                    # never-worked joiners there, as a list being worked would have.
+                    recent = found is not None and found > builder.end_ms - 7 * DAY
+                    if found is None or (recent and rng.random() < 0.7):
+                        continue
+                    added = found
+                members[contact_id] = added
+            out.append(
+                GeneratedList(
+                    list_id=str(list_id),
+                    name=f"{name} call list {k + 1}",
+                    processing_type="MANUAL" if k % 2 == 0 else "SNAPSHOT",
+                    created_ms=opens,
+                    members=members,
+                )
+            )
+            list_id += 1
+    return out
 
 
 class _Builder:

@@ -13,9 +13,11 @@ from datetime import UTC, datetime, timedelta
 from operator import attrgetter
 from typing import Any
 
+from simulators.hubspot.lists import GeneratedList, ListStore
 from simulators.hubspot.wire import (
     DEFAULT_DEAL_STAGES,
     EPOCH,
+    MERGEABLE_TYPES,
     OBJECT_TYPES,
     PROPERTY_TYPES,
     ObjectTypeSpec,
@@ -182,6 +184,7 @@ class PortalDataset:
     owners: list[GeneratedOwner]
     objects: dict[str, ObjectTable]
     pipeline_stages: list[tuple[str, str, float, bool, bool]]
+    lists: list[GeneratedList] = field(default_factory=list)  # call lists (static contact lists)
 
     def count(self, object_type: str, *, archived: bool | None = None) -> int:
         """Records of a type: all (None), only archived (True) or only live (False)."""
@@ -231,16 +234,18 @@ class PortalDataset:
 # ---------------------------------------------------------------------------------------
 
 
-class PortalStore:
+class PortalStore(ListStore):
     """The portal's state and its Python API: records, associations, owners, pipeline, properties."""
 
     def __init__(self, *, clock: Callable[[], datetime] | None = None) -> None:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._lock = threading.RLock()
+        self._init_lists()
         self._stores: dict[str, ObjectStore] = {
             name: ObjectStore(spec) for name, spec in OBJECT_TYPES.items()
         }
         self._links: dict[tuple[str, str], dict[int, list[int]]] = {}
+        self._merged_into: dict[tuple[str, int], int] = {}  # (type, merged id) → new id
         self._owners: dict[str, Owner] = {}
         self._owner_order: list[int] = []
         self._next_owner_id = 41_000_001
@@ -271,6 +276,9 @@ class PortalStore:
 
     def _now_ms(self) -> int:
         return to_ms(self._clock())
+
+    def _lists_now_ms(self) -> int:
+        return self._now_ms()
 
     def _store(self, object_type: str) -> ObjectStore:
         name = canonical_object_type(object_type)
@@ -339,6 +347,13 @@ class PortalStore:
                 ):
                     return str(obj.id)
             return None
+
+    def archive_owner(self, owner_id: str) -> None:
+        """Deactivate an owner (its user removed from the portal): listed as archived from now on."""
+        with self._lock:
+            owner = self._owners[owner_id]
+            owner.archived = True
+            owner.updated_ms = self._now_ms()
 
     def create_property(
         self, object_type: str, name: str, *, type_: str = "number", group: str | None = None
@@ -508,6 +523,66 @@ class PortalStore:
             bisect.insort(store.archived, obj.id)
             store.version += 1
 
+    def merge(
+        self, object_type: str, primary_id: str, merged_id: str, *, at: datetime | None = None
+    ) -> str:
+        """Merge two records as HubSpot merges contacts today; returns the new record's id.
+
+        A new record is created with a new id: the primary's property values (the other's where
+        the primary has none), the older create date, and ``hs_merged_object_ids`` listing both
+        ids (and any merged into them before). Both originals are archived, their associations
+        move to the new record, and the associated records themselves are left unchanged (their
+        modified dates too). A request for an original id answers the new record.
+        """
+        with self._lock:
+            store = self._store(object_type)
+            if store.spec.name not in MERGEABLE_TYPES:
+                raise ValueError(f"{store.spec.name} cannot be merged")
+            primary = store.live(int(primary_id))
+            other = store.live(int(merged_id))
+            if primary is None or other is None or primary is other:
+                raise ValueError(f"cannot merge {merged_id} into {primary_id}")
+            now = to_ms(at) if at is not None else self._now_ms()
+            width = len(store.columns)
+            mine = list(primary.values) + [None] * (width - len(primary.values))
+            theirs = list(other.values) + [None] * (width - len(other.values))
+            values = [a if a is not None else b for a, b in zip(mine, theirs, strict=True)]
+            merged_ids = {str(primary.id), str(other.id)}
+            idx = store.index["hs_merged_object_ids"]
+            for raw in (mine[idx], theirs[idx]):
+                merged_ids.update(part for part in str(raw or "").split(";") if part)
+            values[idx] = ";".join(sorted(merged_ids, key=int))
+            obj = Record(
+                store.next_id, min(primary.created_ms, other.created_ms), now, None, tuple(values)
+            )
+            store.next_id += 1
+            store.ids.append(obj.id)
+            store.rows.append(obj)
+            store.by_id[obj.id] = obj
+            for old in (primary, other):
+                for (a, b), links in list(self._links.items()):
+                    if a != store.spec.name or old.id not in links:
+                        continue
+                    for target in links.pop(old.id):
+                        back = self._links.get((b, a), {}).get(target, [])
+                        if old.id in back:
+                            back.remove(old.id)
+                        self._link(a, obj.id, b, target)
+                self._merged_into[(store.spec.name, old.id)] = obj.id
+                old.archived_ms = now
+                old.modified_ms = max(old.modified_ms, now)
+                bisect.insort(store.archived, old.id)
+            store.version += 1
+            return str(obj.id)
+
+    def merged_into(self, object_type: str, object_id: int) -> int | None:
+        """The record a merged (archived) record became, following later merges; None if not merged."""
+        name = self._store(object_type).spec.name
+        found = self._merged_into.get((name, object_id))
+        while found is not None and (name, found) in self._merged_into:
+            found = self._merged_into[(name, found)]
+        return found
+
     def count(self, object_type: str, *, archived: bool = False) -> int:
         """How many records of a type are live (or archived)."""
         with self._lock:
@@ -554,6 +629,7 @@ class PortalStore:
             for table in dataset.objects.values():
                 for to_type, targets in table.associations.items():
                     self._load_links(table.object_type, table.ids, to_type, targets)
+            self.load_lists(dataset.lists)
 
     def _load_rows(
         self,

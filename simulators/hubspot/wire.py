@@ -100,6 +100,8 @@ OBJECT_TYPES: dict[str, ObjectTypeSpec] = {
                 ("hs_lead_status", "enumeration"),
                 ("hubspotscore", "number"),
                 ("hubspot_owner_id", "enumeration"),
+                # The ids merged into this contact, ";"-separated (read-only, set by a merge).
+                ("hs_merged_object_ids", "enumeration"),
             ),
         ),
         ObjectTypeSpec(
@@ -264,8 +266,11 @@ READ_ONLY_PROPERTIES = frozenset(
         "hs_is_closed",
         "hs_is_closed_won",
         "hs_deal_stage_probability",
+        "hs_merged_object_ids",
     }
 )
+# Object types whose records can be merged (POST /crm/v3/objects/{objectType}/merge).
+MERGEABLE_TYPES = frozenset({"contacts"})
 PROPERTY_TYPES: dict[str, tuple[str, ...]] = {  # type → the fieldTypes it may be shown as
     "string": ("text", "textarea", "phonenumber", "html", "file"),
     "number": ("number", "calculation_equation"),

@@ -127,6 +127,9 @@ class FaultPlan:
     request_limit_for_seconds: float | None = (
         None  # ... for this long after the first (None: forever)
     )
+    # Every API request answers 403 REQUEST_LIMIT_EXCEEDED (ConcurrentPerOrgLongTxn: the org's
+    # long-running requests are at their limit) for this long after the first one (None: off).
+    concurrent_limit_for_seconds: float | None = None
     omit_limit_header: bool = False  # leave out Sforce-Limit-Info (clients must ask /limits)
     expire_query_locators: bool = False  # nextRecordsUrl answers INVALID_QUERY_LOCATOR
     # Record writes (sObject Collections): let ``write_fault_after`` through, then answer
@@ -147,6 +150,7 @@ class FaultPlan:
     injected: int = field(default=0, init=False)  # fault answers served so far (403, 5xx)
     _seen: int = field(default=0, init=False, repr=False)
     _limited_since: float | None = field(default=None, init=False, repr=False)
+    _concurrent_since: float | None = field(default=None, init=False, repr=False)
     _server_errors: int = field(default=0, init=False, repr=False)
     _writes: int = field(default=0, init=False, repr=False)
 
@@ -315,6 +319,16 @@ class SalesforceOrg(OrgStore):
                 err = ApiError(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
                 return Answer(403, err.body())
             plan._seen += 1
+            if plan.concurrent_limit_for_seconds is not None:
+                now = time.monotonic()
+                if plan._concurrent_since is None:
+                    plan._concurrent_since = now
+                if now - plan._concurrent_since < plan.concurrent_limit_for_seconds:
+                    plan.injected += 1
+                    err = ApiError(
+                        403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded."
+                    )
+                    return Answer(403, err.body(), self._limit_header())
             if plan.request_limit_every and plan._seen % plan.request_limit_every == 0:
                 now = time.monotonic()
                 if plan._limited_since is None:

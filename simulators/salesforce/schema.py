@@ -113,10 +113,33 @@ DEFAULT_STAGES: tuple[tuple[str, float, bool, bool], ...] = (
     ("Closed Lost", 0.0, True, False),
 )
 MEETING_OUTCOMES = ("Scheduled", "Completed", "Rescheduled", "No Show", "Canceled")
+# Opportunity Type's default picklist.
+EXISTING_CUSTOMER_TYPES = (
+    "Existing Customer - Upgrade",
+    "Existing Customer - Replacement",
+    "Existing Customer - Downgrade",
+)
+OPPORTUNITY_TYPES = ("New Customer", *EXISTING_CUSTOMER_TYPES)
+
+# The default Campaign Type picklist.
+CAMPAIGN_TYPES = (
+    "Advertisement",
+    "Banner Ads",
+    "Conference",
+    "Direct Mail",
+    "Email",
+    "Partners",
+    "Public Relations",
+    "Referral Program",
+    "Telemarketing",
+    "Trade Show",
+    "Webinar",
+    "Other",
+)
 
 
 def standard_schema() -> dict[str, SObjectSpec]:
-    """The objects an inside-sales org has, with the custom fields of SPEC §4 and §9."""
+    """The objects an inside-sales org has, with the custom fields of docs/sync.md and §9."""
     specs = [
         SObjectSpec(
             "UserRole",
@@ -283,7 +306,7 @@ def standard_schema() -> dict[str, SObjectSpec]:
                 _f("Amount", "currency"),
                 _f("Probability", "percent"),
                 _f("CloseDate", "date", nillable=False),
-                _f("Type", "picklist"),
+                _f("Type", "picklist", picklist=OPPORTUNITY_TYPES),
                 _f("LeadSource", "picklist"),
                 _f("IsClosed", "boolean", nillable=False),
                 _f("IsWon", "boolean", nillable=False),
@@ -318,6 +341,42 @@ def standard_schema() -> dict[str, SObjectSpec]:
                 _f("LastOpenedDate", "datetime"),
                 _f("FirstLinkClickedDate", "datetime"),
                 _f("HasReply", "boolean"),
+            ],
+        ),
+        # Campaigns (telemarketing campaigns are the org's call lists) and their members.
+        SObjectSpec(
+            "Campaign",
+            "Campaign",
+            "701",
+            [
+                *_system(),
+                _f("Name", "string", nillable=False),
+                _f("Type", "picklist", picklist=CAMPAIGN_TYPES),
+                _f(
+                    "Status",
+                    "picklist",
+                    picklist=("Planned", "In Progress", "Completed", "Aborted"),
+                ),
+                _f("IsActive", "boolean", nillable=False),
+                _f("StartDate", "date"),
+                _f("EndDate", "date"),
+                _f("ParentId", "reference", ref=("Campaign",)),
+                _f("OwnerId", "reference", ref=("User",), nillable=False),
+            ],
+        ),
+        SObjectSpec(
+            "CampaignMember",
+            "Campaign Member",
+            "00v",
+            [
+                *_system(),
+                _f("CampaignId", "reference", ref=("Campaign",), nillable=False),
+                _f("LeadId", "reference", ref=("Lead",)),
+                _f("ContactId", "reference", ref=("Contact",)),
+                _f("LeadOrContactId", "reference", ref=("Lead", "Contact")),
+                _f("Status", "picklist", picklist=("Planned", "Sent", "Responded")),
+                _f("HasResponded", "boolean", nillable=False),
+                _f("FirstRespondedDate", "date"),
             ],
         ),
         # Collaborative Forecasts: a forecast type, and a quota per owner, type and period.

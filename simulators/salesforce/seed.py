@@ -1,4 +1,4 @@
-"""A seeded inside-sales team in Salesforce's own objects and fields (SPEC §4), for the demo org.
+"""A seeded inside-sales team in Salesforce's own objects and fields (docs/sync.md), for the demo org.
 
 The team, its leads and its activity come from the HubSpot generator (simulators/hubspot/seed.py)
 with the same seed, so every distribution — volumes, connect and conversion rates, talk time,
@@ -18,7 +18,8 @@ module writes them as an org would hold them:
 - Event per meeting with Meeting_Outcome__c and WhatId = the opportunity it produced;
 - Task per follow-up (TaskSubtype Task, due on ActivityDate);
 - Opportunity per deal: StageName, Probability, Amount, CloseDate, OwnerId (field sales),
-  IS_Rep__c, BANT_*__c, Handoff_Rating__c, LeadSource, ContactId;
+  IS_Rep__c, BANT_*__c, Handoff_Rating__c, LeadSource, ContactId, Type (New Customer or
+  Existing Customer - …, from the deal's dealtype);
 - three deleted records of every object (IsDeleted, still returned by queryAll).
 
 Activity after a lead's conversion is logged on its Contact (WhoId), as in a real org; the
@@ -35,6 +36,7 @@ from typing import Any
 from simulators.hubspot.seed import CALL_DISPOSITIONS, generate_dataset
 from simulators.hubspot.store import PortalDataset, gc_paused
 from simulators.salesforce.ids import salesforce_id
+from simulators.salesforce.schema import EXISTING_CUSTOMER_TYPES
 from simulators.salesforce.store import OrgDataset, OrgRecord
 from simulators.salesforce.wire import EPOCH
 
@@ -147,6 +149,15 @@ def generate_org_dataset(
         return _Translator(portal, random.Random(seed * 7919 + 1)).run()
 
 
+def _opportunity_type(dealtype: object, deal_id: int) -> str | None:
+    """The Opportunity Type of a deal's dealtype (the kind of existing business by its id)."""
+    if dealtype == "newbusiness":
+        return "New Customer"
+    if dealtype == "existingbusiness":
+        return EXISTING_CUSTOMER_TYPES[deal_id % len(EXISTING_CUSTOMER_TYPES)]
+    return None
+
+
 class _Translator:
     """Turns a generated HubSpot portal into the records of an org."""
 
@@ -188,6 +199,7 @@ class _Translator:
         self.emails()
         self.meetings()
         self.follow_ups()
+        self.campaigns()
         # Load order: parents first; within an object, Id order.
         order = [
             "UserRole",
@@ -199,6 +211,8 @@ class _Translator:
             "Task",
             "Event",
             "EmailMessage",
+            "Campaign",
+            "CampaignMember",
         ]
         self.out.records.sort(key=lambda r: (order.index(r.sobject), r.id[:15]))
         return self.out
@@ -345,6 +359,62 @@ class _Translator:
                 record_id=lead_id,
             )
 
+    def campaigns(self) -> None:
+        """The portal's call lists as Telemarketing campaigns, and one webinar that is not one.
+
+        A member added after its lead was converted is the Contact (ContactId only), as a
+        campaign member added from a contact is; before that, the Lead.
+        """
+        owner = next(iter(self.user.values()), None)
+        for generated in self.portal.lists:
+            campaign = self.add(
+                "Campaign",
+                "701",
+                {
+                    "Name": generated.name,
+                    "Type": "Telemarketing",
+                    "Status": "In Progress",
+                    "IsActive": True,
+                    "StartDate": _day(generated.created_ms),
+                    "OwnerId": owner,
+                },
+                generated.created_ms,
+                generated.created_ms,
+            )
+            for contact_id, added in sorted(generated.members.items(), key=lambda m: (m[1], m[0])):
+                who = self.who(contact_id, added)
+                if who is None:
+                    continue
+                field = "ContactId" if who.startswith("003") else "LeadId"
+                self.add(
+                    "CampaignMember",
+                    "00v",
+                    {
+                        "CampaignId": campaign,
+                        field: who,
+                        "LeadOrContactId": who,
+                        "Status": "Sent",
+                        "HasResponded": False,
+                    },
+                    added,
+                    added,
+                )
+        webinar = self.add(
+            "Campaign",
+            "701",
+            {"Name": "Product webinar", "Type": "Webinar", "IsActive": True, "OwnerId": owner},
+            self.end_ms - 30 * 86_400_000,
+            self.end_ms - 30 * 86_400_000,
+        )
+        for lead_id in list(self.lead.values())[:5]:
+            self.add(
+                "CampaignMember",
+                "00v",
+                {"CampaignId": webinar, "LeadId": lead_id, "LeadOrContactId": lead_id},
+                self.end_ms - 29 * 86_400_000,
+                self.end_ms - 29 * 86_400_000,
+            )
+
     def who(self, contact_id: int, at: int) -> str | None:
         """The WhoId of an activity: the Contact once the lead is converted, else the Lead."""
         if not contact_id:
@@ -381,6 +451,9 @@ class _Translator:
                 "ContactId": self.contact[contact_id][0] if contact_id in self.contact else None,
                 "AccountId": self.accounts.get(contact_id),
                 "Handoff_Rating__c": float(str(rating)) if rating else None,
+                "Type": _opportunity_type(cols["dealtype"][i], deal_id)
+                if "dealtype" in cols
+                else None,
             }
             for name in ("bant_budget", "bant_authority", "bant_need", "bant_timing"):
                 value = cols[name][i]
@@ -559,7 +632,7 @@ class _Translator:
                 {
                     "Subject": cols["hs_task_subject"][i],
                     "TaskSubtype": "Task",
-                    # A follow-up is never Type Call: that would make it a call (SPEC §10).
+                    # A follow-up is never Type Call: that would make it a call (docs/sync.md).
                     "Type": "Email" if cols["hs_task_type"][i] == "EMAIL" else "Other",
                     "Status": status,
                     "Priority": "Normal",

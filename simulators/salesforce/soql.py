@@ -305,6 +305,13 @@ class _Parser:
         tok = self.next()
         if tok.lower == "in":
             self.expect("(")
+            nxt = self.peek()
+            if nxt is not None and nxt.lower == "select":
+                semi = self.semi_join(spec, nxt)
+                self.expect(")")
+                if negate_in:
+                    return lambda row: _compare_key(spec.type, row.values[position]) not in semi
+                return lambda row: _compare_key(spec.type, row.values[position]) in semi
             values = [self.literal(spec)]
             while self.accept(","):
                 values.append(self.literal(spec))
@@ -359,6 +366,42 @@ class _Parser:
             return stored is not None and compare(_compare_key(spec.type, stored), key)
 
         return ordered
+
+    def semi_join(self, outer: FieldSpec, start: _Tok) -> set[Any]:
+        """``field IN (SELECT Id FROM Object WHERE ...)``: the inner query's keys, read now."""
+        if outer.type not in ("id", "reference"):
+            raise _malformed(
+                self.soql, start, "semi join sub-selects are only allowed on Id or reference fields"
+            )
+        self.expect("select")
+        field_tok = self.next()
+        self.expect("from")
+        name_tok = self.next()
+        table = self.tables.get(name_tok.lower) if name_tok.kind == "ident" else None
+        if table is None:
+            raise ApiError(
+                400,
+                "INVALID_TYPE",
+                f"\n{self.soql}\nERROR at Row:1:Column:{name_tok.column}\nsObject type "
+                f"'{name_tok.text}' is not supported.",
+            )
+        outer_table, self.table = self.table, table
+        try:
+            inner = self.field_ref(field_tok)
+            if inner.type not in ("id", "reference"):
+                raise _malformed(
+                    self.soql, field_tok, "semi join sub-selects must select an Id field"
+                )
+            where = self.expression() if self.accept("where") else _always
+        finally:
+            self.table = outer_table
+        position = table.position(inner.name)
+        deleted = table.index.get("isdeleted")
+        return {
+            _compare_key(inner.type, row.values[position])
+            for row in table.rows
+            if where(row) and not (deleted is not None and row.values[deleted] is True)
+        }
 
     def literal(self, spec: FieldSpec) -> Value:
         tok = self.next()

@@ -226,6 +226,9 @@ class OrgStore:
                 row.values[table.position("IsWon")] = closed and won
                 if "probability" not in lowered:
                     row.values[table.position("Probability")] = probability
+        if name == "CampaignMember" and ("leadid" in lowered or "contactid" in lowered):
+            who = table.get(row, "ContactId") or table.get(row, "LeadId")
+            row.values[table.position("LeadOrContactId")] = who
         if name == "Task" and "status" in lowered and "isclosed" not in lowered:
             status = str(table.get(row, "Status") or "").lower()
             row.values[table.position("IsClosed")] = status in CLOSED_TASK_STATUSES
