@@ -317,6 +317,12 @@ def test_notes_refusals_name_the_field_and_write_nothing(clients: Clients, engin
     assert_422(
         put_notes("weekly", period="2026-W49", scope="rep", id="hubspot:\x00", notes={}), "id"
     )
+    # Far dates are refused before any computing, as everywhere in the API.
+    assert_422(put_notes("monthly", period="9990-06", notes={"what": "x"}), "period")
+    assert_422(client.get("/v1/sheets/weekly", params={"week": "9990-W10"}, headers=auth()), "week")
+    assert_422(
+        client.get("/v1/sheets/monthly", params={"month": "9990-06"}, headers=auth()), "month"
+    )
     # GETs refuse the same periods.
     assert_422(client.get("/v1/sheets/weekly", params={"week": "2026-W60"}, headers=auth()), "week")
     assert_422(

@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from kpi import Scope
 from service.auth import ReadAccess, WriteAccess
+from service.dates import BoundedDate, BoundedMonth, month_start
 from service.deps import EngineDep, KpiContextDep
 from service.errors import Unprocessable
 from service.kpi_answers import XLSX_MEDIA_TYPE
@@ -27,7 +28,7 @@ from service.sheets.notes import (
     write_notes,
 )
 from service.sheets.numbers import daily_sheet, monthly_sheet, weekly_sheet
-from service.sheets.periods import PeriodError, SheetKind, parse_day, parse_month, parse_week
+from service.sheets.periods import PeriodError, SheetKind, in_bounds, parse_week
 from service.sheets.workbook import sheet_workbook
 
 router = APIRouter(tags=["sheets"], responses=READ_RESPONSES)
@@ -48,15 +49,13 @@ IdQuery = Annotated[
 SheetFormat = Annotated[Literal["json", "xlsx"], Query(description="json or xlsx")]
 
 
-def _period(parse: Any, value: str | None, param: str, default: date) -> date:
+def _week(value: str | None, default: date) -> date:
     if value is None:
         return default
     try:
-        result = parse(value)
+        return in_bounds(parse_week(value), value)
     except PeriodError as exc:
-        raise Unprocessable("query", param, message=str(exc)) from None
-    assert isinstance(result, date)
-    return result
+        raise Unprocessable("query", "week", message=str(exc)) from None
 
 
 def _answer(sheet: dict[str, Any], format: str) -> Any:
@@ -76,14 +75,14 @@ def get_daily_sheet(
     engine: EngineDep,
     ctx: KpiContextDep,
     date_: Annotated[
-        str | None, Query(alias="date", description="YYYY-MM-DD; default today")
+        BoundedDate | None, Query(alias="date", description="YYYY-MM-DD; default today")
     ] = None,
     scope: ScopeQuery = "org",
     id: IdQuery = None,
     format: SheetFormat = "json",
 ) -> Any:
     """The daily sheet: calls, emails, connects, effective contacts, meetings at 12:00 and day's end."""
-    day = _period(parse_day, date_, "date", ctx.today())
+    day = date_ or ctx.today()
     return _answer(daily_sheet(engine, ctx, day=day, scope=scope, scope_id=id), format)
 
 
@@ -101,9 +100,7 @@ def get_weekly_sheet(
 ) -> Any:
     """The weekly sheet: KPIs against the week's targets, the week's funnel, notes, actions."""
     today = ctx.today()
-    monday = _period(
-        parse_week, week, "week", date.fromordinal(today.toordinal() - today.weekday())
-    )
+    monday = _week(week, date.fromordinal(today.toordinal() - today.weekday()))
     return _answer(weekly_sheet(engine, ctx, monday=monday, scope=scope, scope_id=id), format)
 
 
@@ -113,14 +110,14 @@ def get_monthly_sheet(
     engine: EngineDep,
     ctx: KpiContextDep,
     month: Annotated[
-        str | None, Query(description="YYYY-MM; default this month", examples=["2026-11"])
+        BoundedMonth | None, Query(description="YYYY-MM; default this month", examples=["2026-11"])
     ] = None,
     scope: ScopeQuery = "org",
     id: IdQuery = None,
     format: SheetFormat = "json",
 ) -> Any:
     """The monthly sheet: every KPI, the landing forecast and its basis, per-rep rows, notes."""
-    first = _period(parse_month, month, "month", ctx.today().replace(day=1))
+    first = month_start(month) if month is not None else ctx.today().replace(day=1)
     return _answer(monthly_sheet(engine, ctx, month=first, scope=scope, scope_id=id), format)
 
 
@@ -208,7 +205,7 @@ class ActionCreate(BaseModel):
 
     title: str = Field(examples=["move calling to 10:00–12:00"])
     owner: str = Field(description="the rep who owns it: <source>:<crm id>")
-    due: date = Field(description="not before today")
+    due: BoundedDate = Field(description="not before today")
     kpi: str | None = Field(default=None, description="the KPI it should move")
     week: str | None = Field(default=None, description="the ISO week it belongs to (YYYY-Www)")
     scope: Scope = "org"

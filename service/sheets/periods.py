@@ -6,6 +6,8 @@ import re
 from datetime import date, timedelta
 from typing import Literal, get_args
 
+from service.dates import BOUNDS, FIRST_DAY, LAST_DAY
+
 SheetKind = Literal["daily", "weekly", "monthly"]
 SHEET_KINDS: tuple[str, ...] = get_args(SheetKind)
 
@@ -52,12 +54,20 @@ def parse_day(value: str) -> date:
 
 
 def parse_period(kind: SheetKind, value: str) -> date:
-    """The first day of the sheet's period named by ``value``."""
+    """The first day of the sheet's period named by ``value``, within the dates served."""
     if kind == "daily":
-        return parse_day(value)
-    if kind == "weekly":
-        return parse_week(value)
-    return parse_month(value)
+        start = parse_day(value)
+    elif kind == "weekly":
+        start = parse_week(value)
+    else:
+        start = parse_month(value)
+    return in_bounds(start, value)
+
+
+def in_bounds(start: date, value: str) -> date:
+    if not FIRST_DAY <= start <= LAST_DAY:
+        raise PeriodError(f"{value!r} is outside the dates served ({BOUNDS})")
+    return start
 
 
 def period_name(kind: SheetKind, start: date) -> str:
