@@ -7,10 +7,15 @@ measurement runs in a fresh child process (so its peak RSS is its own):
 
 - fetch: the same client pulls every page of every stream, mapping them, storing nothing;
 - full:  `run_sync` into an empty store (the fetch plus the store);
-- noop:  an incremental run right after, with nothing changed;
-- incr:  an incremental run after 1% of the calls were modified.
+- noop:  an incremental run right after, with nothing changed (wall time of the whole
+         `iskpi sync` process as well: imports and start-up included);
+- incr:  an incremental run after 1% of the calls were modified;
+- store: the pages of a full sync fetched first, into memory, then written by `run_sync`
+         from a connector that replays them: the store code alone (`--store-only`).
 
-Prints medians over --repeat runs and the ratios the goals are stated in.
+Prints medians over --repeat runs and the ratios the goals are stated in. With
+``--compare DIR`` every measurement also runs on the checkout in DIR, alternating with
+this one in the same run, and the ratios between the two are printed.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import pickle
 import resource
 import statistics
 import subprocess
@@ -38,12 +44,42 @@ TOKEN = "bench-token"
 # --- the child side ---------------------------------------------------------------------------
 
 
+class Replay:
+    """A connector that hands over pages fetched before, without a request."""
+
+    source = "hubspot"
+
+    def __init__(self, streams: Any, pages: dict[str, list[Any]]) -> None:
+        self.streams = streams
+        self.pages = pages
+        self.api_calls = 0
+
+    def pull(self, stream: str, state: Any, *, until: datetime) -> Any:
+        yield from self.pages[stream]
+
+
 def child(mode: str, portal_url: str, database_url: str, schema: str | None) -> dict[str, Any]:
     from connectors.hubspot import HubSpotConnector
     from service.db import make_engine, migrate
     from service.sync.run import run_sync
 
-    connector = HubSpotConnector(TOKEN, host=portal_url)
+    connector: Any = HubSpotConnector(TOKEN, host=portal_url)
+    if mode == "store":
+        # ISKPI_BENCH_PAGES: a file the fetched pages are kept in, so that runs after the
+        # first (and another checkout's) replay the same pages without fetching them again.
+        cache = os.environ.get("ISKPI_BENCH_PAGES")
+        if cache and os.path.exists(cache):
+            with open(cache, "rb") as f:
+                pages = pickle.load(f)
+        else:
+            until = datetime.now(UTC)
+            pages = {
+                s.name: list(connector.pull(s.name, None, until=until)) for s in connector.streams
+            }
+            if cache:
+                with open(cache, "wb") as f:
+                    pickle.dump(pages, f)
+        connector = Replay(connector.streams, pages)
     began = time.perf_counter()
     if mode == "fetch":
         records = 0
@@ -72,13 +108,23 @@ def child(mode: str, portal_url: str, database_url: str, schema: str | None) -> 
 
 
 def run_child(
-    mode: str, portal_url: str, database_url: str = "", schema: str | None = None
+    mode: str,
+    portal_url: str,
+    database_url: str = "",
+    schema: str | None = None,
+    tree: str | None = None,
 ) -> dict[str, Any]:
+    env = dict(os.environ)
+    program = ["-m", "bench.sync_bench"]
+    if tree:
+        # Another checkout's code under this benchmark (run as a script, so that its
+        # modes are this one's), with this virtualenv: the checkout comes first on the path.
+        env["PYTHONPATH"] = tree
+        program = [os.path.abspath(__file__)]
     out = subprocess.run(
         [
             sys.executable,
-            "-m",
-            "bench.sync_bench",
+            *program,
             "--child",
             mode,
             portal_url,
@@ -88,8 +134,34 @@ def run_child(
         check=True,
         capture_output=True,
         text=True,
+        env=env,
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def noop_cli_seconds(
+    portal_url: str, database_url: str, schema: str | None, tree: str | None
+) -> float:
+    """Wall time of a whole `iskpi sync` process with nothing changed: start-up included."""
+    env = dict(os.environ)
+    env.update(
+        ISKPI_DATABASE_URL=database_url,
+        ISKPI_HUBSPOT_ACCESS_TOKEN=TOKEN,
+        ISKPI_HUBSPOT_BASE_URL=portal_url,
+    )
+    if schema:
+        env["PGOPTIONS"] = f"-csearch_path={schema}"
+    if tree:
+        env["PYTHONPATH"] = tree
+    iskpi = os.path.join(os.path.dirname(sys.executable), "iskpi")
+    began = time.perf_counter()
+    subprocess.run(
+        [iskpi, "sync", "--source", "hubspot"],
+        check=True,
+        capture_output=True,
+        env=env,
+    )
+    return time.perf_counter() - began
 
 
 class Portal:
@@ -148,7 +220,13 @@ def per100(requests: float, records: float) -> float:
     return 100 * requests / records if records else float("nan")
 
 
-def bench(calls: int, engines: list[str], repeat: int) -> dict[str, Any]:
+def _label(tree: str | None) -> str:
+    return "this checkout" if tree is None else tree
+
+
+def bench(
+    calls: int, engines: list[str], repeat: int, trees: list[str | None], store_only: bool
+) -> dict[str, Any]:
     began = time.perf_counter()
     portal = Portal(calls)
     print(
@@ -167,42 +245,80 @@ def bench(calls: int, engines: list[str], repeat: int) -> dict[str, Any]:
         figures["fetch_seconds"] = fetch_s
         figures["fetch_peak_rss_mb"] = max(f["peak_rss_mb"] for f in fetches)
         for engine_name in engines:
-            fulls, noops, incrs = [], [], []
-            for i in range(repeat):
-                url, schema = fresh_store(engine_name, str(calls))
-                try:
-                    fulls.append(run_child("full", portal.url, url, schema))
-                    noops.append(run_child("noop", portal.url, url, schema))
-                    if i == 0:
-                        portal.command(f"touch calls {calls // 100}")
-                        incrs.append(run_child("incr", portal.url, url, schema))
-                finally:
-                    drop_store(url, schema)
-            full_s = statistics.median(f["seconds"] for f in fulls)
-            full = fulls[0]
-            noop = noops[0]
-            incr = incrs[0]
-            row = {
-                "full_seconds": full_s,
-                "records": full["records"],
-                "records_per_second": full["records"] / full_s,
-                "full_requests_per_100": per100(full["requests"], full["records"]),
-                "full_to_fetch_ratio": full_s / fetch_s,
-                "noop_requests": noop["requests"],
-                "noop_streams": len(noop["per_stream"]),
-                "incr_records": incr["records"],
-                "incr_requests_per_100": per100(incr["requests"], incr["records"]),
-                "peak_rss_mb": max(f["peak_rss_mb"] for f in fulls),
+            runs: dict[str | None, dict[str, list[Any]]] = {
+                t: {"full": [], "noop": [], "noop_cli": [], "incr": [], "store": []} for t in trees
             }
-            figures[engine_name] = row
-            print(
-                f"{engine_name}: full sync {row['records']:,} records in {full_s:.1f} s (median of {repeat}) = "
-                f"{row['records_per_second']:,.0f} records/s; {row['full_requests_per_100']:.3f} requests per 100 records; "
-                f"full / fetch-only = {row['full_to_fetch_ratio']:.2f}; "
-                f"no-change run: {row['noop_requests']} requests over {row['noop_streams']} streams; "
-                f"incremental after 1% modified: {row['incr_records']:,} records, "
-                f"{row['incr_requests_per_100']:.3f} requests per 100; peak RSS {row['peak_rss_mb']:.0f} MB"
-            )
+            for i in range(repeat):
+                # Alternate the checkouts measurement by measurement, so load hits them alike.
+                for tree in trees if i % 2 == 0 else trees[::-1]:
+                    got = runs[tree]
+                    url, schema = fresh_store(engine_name, str(calls))
+                    try:
+                        got["full"].append(run_child("full", portal.url, url, schema, tree))
+                        got["noop"].append(run_child("noop", portal.url, url, schema, tree))
+                        got["noop_cli"].append(noop_cli_seconds(portal.url, url, schema, tree))
+                        if i == 0 and tree is None:
+                            portal.command(f"touch calls {calls // 100}")
+                            got["incr"].append(run_child("incr", portal.url, url, schema, tree))
+                    finally:
+                        drop_store(url, schema)
+                    if store_only:
+                        url, schema = fresh_store(engine_name, str(calls))
+                        try:
+                            got["store"].append(run_child("store", portal.url, url, schema, tree))
+                        finally:
+                            drop_store(url, schema)
+            for tree in trees:
+                got = runs[tree]
+                full_s = statistics.median(f["seconds"] for f in got["full"])
+                full, noop = got["full"][0], got["noop"][0]
+                row = {
+                    "full_seconds": full_s,
+                    "records": full["records"],
+                    "records_per_second": full["records"] / full_s,
+                    "full_requests_per_100": per100(full["requests"], full["records"]),
+                    "full_to_fetch_ratio": full_s / fetch_s,
+                    "noop_requests": noop["requests"],
+                    "noop_streams": len(noop["per_stream"]),
+                    "noop_seconds": statistics.median(f["seconds"] for f in got["noop"]),
+                    "noop_cli_seconds": statistics.median(got["noop_cli"]),
+                    "peak_rss_mb": max(f["peak_rss_mb"] for f in got["full"]),
+                }
+                line = (
+                    f"{engine_name} [{_label(tree)}]: full sync {row['records']:,} records in "
+                    f"{full_s:.1f} s (median of {repeat}) = {row['records_per_second']:,.0f} records/s; "
+                    f"{row['full_requests_per_100']:.3f} requests per 100 records; "
+                    f"full / fetch-only = {row['full_to_fetch_ratio']:.2f}; "
+                    f"no-change run: {row['noop_requests']} requests over {row['noop_streams']} "
+                    f"streams, run_sync {row['noop_seconds']:.2f} s, `iskpi sync` process "
+                    f"{row['noop_cli_seconds']:.2f} s; peak RSS {row['peak_rss_mb']:.0f} MB"
+                )
+                if got["incr"]:
+                    incr = got["incr"][0]
+                    row["incr_records"] = incr["records"]
+                    row["incr_requests_per_100"] = per100(incr["requests"], incr["records"])
+                    line += (
+                        f"; incremental after 1% modified: {row['incr_records']:,} records, "
+                        f"{row['incr_requests_per_100']:.3f} requests per 100"
+                    )
+                if got["store"]:
+                    store_s = statistics.median(f["seconds"] for f in got["store"])
+                    row["store_only_seconds"] = store_s
+                    row["store_only_records_per_second"] = got["store"][0]["records"] / store_s
+                    line += (
+                        f"; store only (pre-fetched pages): {store_s:.1f} s = "
+                        f"{row['store_only_records_per_second']:,.0f} records/s"
+                    )
+                print(line)
+                figures.setdefault(engine_name, {})[_label(tree)] = row
+            if len(trees) == 2:
+                a, b = (figures[engine_name][_label(t)] for t in trees)
+                keys = ["full_seconds", "noop_seconds", "noop_cli_seconds"]
+                keys += ["store_only_seconds"] if store_only else []
+                print(
+                    f"{engine_name}: {_label(trees[1])} ÷ {_label(trees[0])}: "
+                    + ", ".join(f"{k} {b[k] / a[k]:.2f}×" for k in keys)
+                )
     finally:
         portal.stop()
     return figures
@@ -224,9 +340,26 @@ def main() -> None:
     parser.add_argument(
         "--repeat-large", type=int, default=1, help="runs per figure above 200,000 calls"
     )
+    parser.add_argument(
+        "--compare",
+        metavar="DIR",
+        help="another checkout (e.g. `git worktree add /tmp/base main`) measured alternately",
+    )
+    parser.add_argument(
+        "--store-only",
+        action="store_true",
+        help="also write pre-fetched pages by the store code alone (records/s)",
+    )
     args = parser.parse_args()
+    trees: list[str | None] = [None] + ([os.path.abspath(args.compare)] if args.compare else [])
     results = [
-        bench(n, args.engines, args.repeat if n <= 200_000 else args.repeat_large)
+        bench(
+            n,
+            args.engines,
+            args.repeat if n <= 200_000 else args.repeat_large,
+            trees,
+            args.store_only,
+        )
         for n in args.calls
     ]
     if len(results) >= 2:
@@ -238,7 +371,9 @@ def main() -> None:
             f"{large['fetch_peak_rss_mb'] / small['fetch_peak_rss_mb']:.2f}x"
         )
         for engine_name in args.engines:
-            a, b = small[engine_name]["peak_rss_mb"], large[engine_name]["peak_rss_mb"]
+            here = _label(None)
+            a = small[engine_name][here]["peak_rss_mb"]
+            b = large[engine_name][here]["peak_rss_mb"]
             print(f"{engine_name} full-sync peak RSS {a:.0f} MB vs {b:.0f} MB: {b / a:.2f}x")
 
 

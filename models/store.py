@@ -4,19 +4,23 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import cache
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Connection,
     Float,
     Integer,
     Numeric,
     String,
     Table,
+    bindparam,
     case,
     delete,
     func,
@@ -24,6 +28,7 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from models.base import UTCDateTime
 from models.crm import CrmRecord
@@ -132,6 +137,102 @@ def unfit(model: type[CrmRecord], row: Mapping[str, Any]) -> str | None:
     return None
 
 
+def _sqlite_timestamp(value: datetime | None) -> str | None:
+    # What UTCDateTime and SQLite's DATETIME make of a value, in one C-level call: naive UTC
+    # text with microseconds always present, so stored values compare as SQLAlchemy binds them.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store only takes aware timestamps")
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    return value.replace(tzinfo=None).isoformat(" ", "microseconds")
+
+
+def _aware_timestamp(value: datetime | None) -> datetime | None:
+    # psycopg sends an aware datetime as timestamptz as it is; only a naive one is refused.
+    if value is not None and value.tzinfo is None:
+        raise ValueError(f"naive datetime {value!r}: the store only takes aware timestamps")
+    return value
+
+
+Convert = Callable[[Any], Any]
+
+
+def _converter(column: Any, dialect: Any) -> Convert | None:
+    """How one column's value is handed to the driver, or None when the driver takes it as is."""
+    kind = column.type
+    if isinstance(kind, UTCDateTime):
+        return _sqlite_timestamp if dialect.name == "sqlite" else _aware_timestamp
+    if isinstance(kind, (Boolean, String, Float)):
+        return None  # both drivers bind str, bool and float natively
+    process: Convert | None = kind.dialect_impl(dialect).bind_processor(dialect)
+    return process
+
+
+@dataclass(frozen=True)
+class _UpsertPlan:
+    """A page upsert of one table and column list, compiled once for the driver."""
+
+    columns: tuple[str, ...]
+    defaults: tuple[tuple[str, Any], ...]  # Python-side defaults of columns rows leave out
+    converts: tuple[tuple[int, Convert], ...]  # (position, converter) of columns that need one
+    sql: str  # INSERT … ON CONFLICT … DO UPDATE: a row's values (SQLite), or arrays (PostgreSQL)
+    by_column: bool  # parameters are one array per column (PostgreSQL), not a tuple per row
+
+
+_PLANS: dict[tuple[str, str | None, str, tuple[str, ...]], _UpsertPlan] = {}
+
+
+def _upsert_plan(
+    conn: Connection, table: Table, key: Sequence[str], given: Sequence[str]
+) -> _UpsertPlan:
+    dialect = conn.dialect
+    cache_key = (dialect.name, table.schema, table.name, tuple(given))
+    plan = _PLANS.get(cache_key)
+    if plan is not None:
+        return plan
+    defaults = tuple(
+        (c.name, c.default.arg)
+        for c in table.columns
+        if c.name not in given and isinstance(c.default, ScalarElementColumnDefault)
+    )
+    columns = (*given, *(name for name, _ in defaults))
+    quote = dialect.identifier_preparer.quote
+    converts = tuple(
+        (i, convert)
+        for i, name in enumerate(columns)
+        if (convert := _converter(table.c[name], dialect)) is not None
+    )
+    head = (
+        f"INSERT INTO {dialect.identifier_preparer.format_table(table)} "
+        f"({', '.join(quote(c) for c in columns)}) "
+    )
+    if dialect.name == "sqlite":
+        values = "VALUES (" + ", ".join(["?"] * len(columns)) + ")"
+    else:
+        # One array a column, unnested into rows: a short statement whatever the page size,
+        # which psycopg parses once and prepares, and one round trip a page.
+        values = (
+            "SELECT * FROM unnest("
+            + ", ".join(f"%s::{table.c[c].type.compile(dialect=dialect)}[]" for c in columns)
+            + ")"
+        )
+    updates = ", ".join(f"{quote(c)} = excluded.{quote(c)}" for c in columns if c not in key)
+    plan = _UpsertPlan(
+        columns=columns,
+        defaults=defaults,
+        converts=converts,
+        sql=(
+            f"{head}{values} ON CONFLICT ({', '.join(quote(c) for c in key)}) "
+            f"DO UPDATE SET {updates}"
+        ),
+        by_column=dialect.name != "sqlite",
+    )
+    _PLANS[cache_key] = plan
+    return plan
+
+
 def upsert_records(
     conn: Connection, model: type[CrmRecord], rows: Sequence[Mapping[str, Any]], synced_at: datetime
 ) -> int:
@@ -141,17 +242,26 @@ def upsert_records(
     key = model.upsert_key
     unique = _last_per_key(rows, key)
     table = table_of(model)
-    values = [{**row, "synced_at": synced_at} for row in unique]
-    stmt = upsert(conn, table)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=list(key),
-        set_={name: stmt.excluded[name] for name in values[0] if name not in key},
-    )
-    # One statement for the page, executed with the page's rows as its parameter sets:
-    # the compiled statement is cached, where a multi-row VALUES would be compiled anew
-    # for every page (which costs more than the database's work). psycopg pipelines
-    # the parameter sets to PostgreSQL in one round trip.
-    conn.execute(stmt, values)
+    given = [name for name in unique[0] if name != "synced_at"]
+    plan = _upsert_plan(conn, table, key, [*given, "synced_at"])
+    # Values go to the driver as they are, but for the few columns it cannot take so
+    # (timestamps on SQLite, decimals): SQLAlchemy's per-value bind processing cost more
+    # than the database's work. The SQL is built once per table and column list.
+    extra = tuple(value for _, value in plan.defaults)
+    pick = itemgetter(*given)
+    values: list[list[Any]] = []
+    for row in unique:
+        picked = pick(row)
+        value = [*(picked if len(given) > 1 else (picked,)), synced_at, *extra]
+        for i, convert in plan.converts:
+            value[i] = convert(value[i])
+        values.append(value)
+    if plan.by_column:
+        # PostgreSQL: the page as one array per column, in one INSERT … SELECT FROM unnest.
+        conn.exec_driver_sql(plan.sql, tuple(list(column) for column in zip(*values, strict=True)))
+    else:
+        # SQLite: one prepared statement stepped through the page's rows.
+        conn.exec_driver_sql(plan.sql, [tuple(v) for v in values])
     return len(unique)
 
 
@@ -274,6 +384,16 @@ def release_from_quarantine(
         )
 
 
+def has_quarantined(conn: Connection, source: str, stream: str) -> bool:
+    """Whether the quarantine holds any record of a stream (so a page may release some)."""
+    found = conn.execute(
+        select(QuarantinedRecord.id)
+        .where(QuarantinedRecord.source == source, QuarantinedRecord.stream == stream)
+        .limit(1)
+    ).first()
+    return found is not None
+
+
 def load_state(conn: Connection, source: str, stream: str) -> dict[str, Any] | None:
     """The saved state of a stream, or None before its first sync."""
     state = conn.execute(
@@ -282,19 +402,30 @@ def load_state(conn: Connection, source: str, stream: str) -> dict[str, Any] | N
     return dict(state) if state is not None else None
 
 
+@cache
+def _save_state_statement(dialect: str) -> Upsert:
+    # Built once: constructing the upsert (its EXCLUDED columns) cost more than running it.
+    table = table_of(SyncState)
+    stmt = upsert_for(dialect, table).values(
+        source=bindparam("source"),
+        stream=bindparam("stream"),
+        state=bindparam("state", type_=table.c.state.type),
+        updated_at=bindparam("updated_at", type_=table.c.updated_at.type),
+    )
+    return stmt.on_conflict_do_update(
+        index_elements=["source", "stream"],
+        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
+    )
+
+
 def save_state(
     conn: Connection, source: str, stream: str, state: Mapping[str, Any], at: datetime
 ) -> None:
     """Save a stream's state (in the caller's transaction, beside its page)."""
-    table = table_of(SyncState)
-    stmt = upsert(conn, table).values(
-        source=source, stream=stream, state=dict(state), updated_at=at
+    conn.execute(
+        _save_state_statement(conn.dialect.name),
+        {"source": source, "stream": stream, "state": dict(state), "updated_at": at},
     )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["source", "stream"],
-        set_={"state": stmt.excluded.state, "updated_at": stmt.excluded.updated_at},
-    )
-    conn.execute(stmt)
 
 
 def clear_state(conn: Connection, source: str) -> None:

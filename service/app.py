@@ -14,7 +14,7 @@ from connectors.base import SourceConnector
 from service.api_docs import add_docs
 from service.auth import AuthBeforeBody
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
-from service.errors import HANDLED, handle_error
+from service.errors import handle_error, handled_errors
 from service.limits import BodyLimit, BuildGate, HeaderLimit
 from service.routers import dashboard, kpis, planning, push, sheets, sync, targets, teams
 from service.routers.common import last_successful_sync
@@ -63,7 +63,7 @@ def create_app(
     app.add_middleware(AuthBeforeBody, settings=settings)  # before any body is read
     app.add_middleware(HeaderLimit)  # outermost
     app.state.connectors = connectors
-    for error in HANDLED:
+    for error in handled_errors():
         app.add_exception_handler(error, handle_error)
     for module in (kpis, teams, planning, targets, push, sync, sheets, dashboard):
         app.include_router(module.router)

@@ -33,19 +33,22 @@ of 422 items, or a push's ``{"message", "source", "push", "completed"}``.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
-
-from fastapi import Request, status
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from kpi import KpiRequestError
+
+if TYPE_CHECKING:
+    # FastAPI only for the handler: a sync or a CLI command raising these does not import it.
+    from fastapi import Request
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
 
 
 class AppError(Exception):
     """An error the API answers with ``status_code`` and ``{"detail": detail}``."""
 
-    status_code: ClassVar[int] = status.HTTP_500_INTERNAL_SERVER_ERROR
+    status_code: ClassVar[int] = HTTPStatus.INTERNAL_SERVER_ERROR.value
     headers: dict[str, str] | None = None
 
     def __init__(self, message: str) -> None:
@@ -66,26 +69,26 @@ class AppError(Exception):
 class Unauthorized(AppError):
     """No valid bearer token."""
 
-    status_code = status.HTTP_401_UNAUTHORIZED
+    status_code = HTTPStatus.UNAUTHORIZED.value
     headers = {"WWW-Authenticate": "Bearer"}
 
 
 class Forbidden(AppError):
     """A token without the access the route needs."""
 
-    status_code = status.HTTP_403_FORBIDDEN
+    status_code = HTTPStatus.FORBIDDEN.value
 
 
 class NotFound(AppError):
     """No such thing."""
 
-    status_code = status.HTTP_404_NOT_FOUND
+    status_code = HTTPStatus.NOT_FOUND.value
 
 
 class Conflict(AppError):
     """The request is valid but the state of things refuses it."""
 
-    status_code = status.HTTP_409_CONFLICT
+    status_code = HTTPStatus.CONFLICT.value
 
 
 class NotConfigured(Conflict):
@@ -118,7 +121,7 @@ class Unprocessable(AppError):
     ``loc`` is where the bad value is: ("query", "from") or ("body", 3, "kpi").
     """
 
-    status_code = status.HTTP_422_UNPROCESSABLE_CONTENT
+    status_code = HTTPStatus.UNPROCESSABLE_ENTITY.value
 
     def __init__(self, *loc: str | int, message: str) -> None:
         self.loc = loc
@@ -133,13 +136,13 @@ class Unprocessable(AppError):
 class UpstreamFailed(AppError):
     """The CRM failed: a 5xx or 429 that outlived the retries, a refused token, no quota."""
 
-    status_code = status.HTTP_502_BAD_GATEWAY
+    status_code = HTTPStatus.BAD_GATEWAY.value
 
 
 class Busy(AppError):
     """The service is at its limit of concurrent large computations: retry after a while."""
 
-    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    status_code = HTTPStatus.SERVICE_UNAVAILABLE.value
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)
@@ -174,10 +177,13 @@ def _kpi_refusal(request: Request, exc: KpiRequestError) -> Unprocessable:
 
 async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     """The one exception handler: AppError, the KPI engine's refusals and FastAPI's 422s."""
+    from fastapi.exceptions import RequestValidationError
+    from fastapi.responses import JSONResponse
+
     if isinstance(exc, RequestValidationError):
         return JSONResponse(
             {"detail": _validation_items(exc)},
-            status_code=status.HTTP_422_UNPROCESSABLE_CONTENT,
+            status_code=HTTPStatus.UNPROCESSABLE_ENTITY.value,
         )
     if isinstance(exc, KpiRequestError):
         exc = _kpi_refusal(request, exc)
@@ -185,5 +191,8 @@ async def handle_error(request: Request, exc: Exception) -> JSONResponse:
     return JSONResponse({"detail": exc.detail}, status_code=exc.status, headers=exc.headers)
 
 
-# The classes handle_error is registered for (FastAPI looks handlers up by class).
-HANDLED: tuple[type[Exception], ...] = (AppError, KpiRequestError, RequestValidationError)
+def handled_errors() -> tuple[type[Exception], ...]:
+    """The classes handle_error is registered for (FastAPI looks handlers up by class)."""
+    from fastapi.exceptions import RequestValidationError
+
+    return (AppError, KpiRequestError, RequestValidationError)

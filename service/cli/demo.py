@@ -1,4 +1,7 @@
-"""`iskpi demo`: simulated CRMs, synced through the real connectors over HTTP, then served.
+"""`iskpi demo`: simulated CRMs, synced through the real connectors over HTTP, and served.
+
+Served, the demo answers at once and runs its first sync in the background (the dashboard
+says "syncing…" and fills in as pages commit); with ``--no-serve`` it syncs and exits.
 
 The demo's team is Japanese: it runs in Asia/Tokyo with JP holidays unless ISKPI_TIMEZONE
 or ISKPI_HOLIDAYS say otherwise, and its "Field Sales" team is field sales unless
@@ -99,6 +102,7 @@ def demo_command(
 ) -> None:
     """Start simulated CRMs, sync them through the real connectors into SQLite, serve it."""
     import os
+    import threading
 
     from pydantic import SecretStr
 
@@ -182,37 +186,49 @@ def demo_command(
             out.append(salesforce.connector(mapping=mapping, timezone=settings.tz))
         return out
 
-    try:
-        if not sync_all(engine, connectors(), full=True, trigger="demo", kpi=ctx):
-            raise typer.Exit(1)
+    def first_sync() -> bool:
+        ok = sync_all(engine, connectors(), full=True, trigger="demo", kpi=ctx)
         seeded = seed_targets(engine, ctx)
         if seeded:
             console.print(
                 f"stored {seeded} suggested targets for this month (minimum, target, stretch)"
             )
-        if serve_:
-            env = [f"ISKPI_DATABASE_URL={database}", f"ISKPI_TIMEZONE={settings.timezone}"]
-            if settings.holidays:
-                env.append(f"ISKPI_HOLIDAYS={settings.holidays}")
-            if portal_running is not None:
-                env += [
-                    f"ISKPI_HUBSPOT_ACCESS_TOKEN={DEMO_HUBSPOT_TOKEN}",
-                    f"ISKPI_HUBSPOT_BASE_URL={portal_running.url}",
-                ]
-            if salesforce is not None:
-                env += [
-                    f"ISKPI_SALESFORCE_INSTANCE_URL={salesforce.url}",
-                    f"ISKPI_SALESFORCE_SESSION_ID={salesforce.session_id}",
-                    f"REQUESTS_CA_BUNDLE={salesforce.ca_bundle}",
-                ]
-            console.print(
-                "write-back to the simulated CRM while the demo runs, from another terminal "
-                "(the plan; then with --apply):"
-            )
-            # One line however narrow the terminal, so it can be copied as it is.
-            console.print(f"  {' '.join(env)} iskpi targets push", soft_wrap=True)
-            console.print(f"dashboard at http://127.0.0.1:{port}/  (API docs at /docs)")
-            serve(settings, engine, connectors, "127.0.0.1", port)
+        return ok
+
+    try:
+        if not serve_:
+            if not first_sync():
+                raise typer.Exit(1)
+            return
+        # Served at once, synced in the background: the dashboard says "syncing…" and shows
+        # the numbers as the sync's pages commit (every commit is a consistent store).
+        syncing = threading.Thread(target=first_sync, name="demo-sync", daemon=True)
+        syncing.start()
+        env = [f"ISKPI_DATABASE_URL={database}", f"ISKPI_TIMEZONE={settings.timezone}"]
+        if settings.holidays:
+            env.append(f"ISKPI_HOLIDAYS={settings.holidays}")
+        if portal_running is not None:
+            env += [
+                f"ISKPI_HUBSPOT_ACCESS_TOKEN={DEMO_HUBSPOT_TOKEN}",
+                f"ISKPI_HUBSPOT_BASE_URL={portal_running.url}",
+            ]
+        if salesforce is not None:
+            env += [
+                f"ISKPI_SALESFORCE_INSTANCE_URL={salesforce.url}",
+                f"ISKPI_SALESFORCE_SESSION_ID={salesforce.session_id}",
+                f"REQUESTS_CA_BUNDLE={salesforce.ca_bundle}",
+            ]
+        console.print(
+            "write-back to the simulated CRM while the demo runs, from another terminal "
+            "(the plan; then with --apply):"
+        )
+        # One line however narrow the terminal, so it can be copied as it is.
+        console.print(f"  {' '.join(env)} iskpi targets push", soft_wrap=True)
+        console.print(
+            f"dashboard at http://127.0.0.1:{port}/  (API docs at /docs); "
+            "the first sync runs meanwhile"
+        )
+        serve(settings, engine, connectors, "127.0.0.1", port)
     finally:
         if portal_running is not None:
             portal_running.stop()

@@ -13,6 +13,10 @@ const TIERS = ['behavioral', 'tactical', 'strategic', 'efficiency'];
 const PHASE_KEY = 'iskpi.phase';
 const STALE_HOURS = 24;
 const REFRESH_MS = 5 * 60 * 1000;
+// While a sync runs (the demo's first one, say), its pages land every moment: refresh often.
+const SYNCING_REFRESH_MS = 3000;
+const SYNCING_FOR_AT_MOST_MS = 6 * 3.6e6; // a run "running" for longer was killed
+let syncingTimer = null;
 
 // The daily sheet: activity volume (pro-rated targets) and its efficiency.
 const DAILY_KPIS = [
@@ -405,24 +409,44 @@ async function renderFreshness() {
   const sources = [...new Set([...Object.keys(last), ...runs.map((run) => run.source)])].sort();
   const items = [];
   const stale = [];
+  let anySyncing = false;
   for (const source of sources) {
     const at = last[source];
     const hours = at ? (Date.now() - Date.parse(at)) / 3.6e6 : null;
-    const isStale = hours === null || hours > STALE_HOURS;
-    if (isStale) stale.push(SOURCES[source] || source);
     const latest = runs.find((run) => run.source === source);
+    const syncing =
+      !!latest && latest.status === 'running' && Date.now() - Date.parse(latest.started_at) < SYNCING_FOR_AT_MOST_MS;
+    anySyncing = anySyncing || syncing;
+    const isStale = !syncing && (hours === null || hours > STALE_HOURS);
+    if (isStale) stale.push(SOURCES[source] || source);
     items.push(
       h(
         'li',
-        { class: isStale ? 'stale' : 'fresh', dataset: { source, lastSync: at || '', stale: String(isStale) } },
+        {
+          class: isStale ? 'stale' : 'fresh',
+          dataset: { source, lastSync: at || '', stale: String(isStale), syncing: String(syncing) },
+        },
         h('strong', { text: SOURCES[source] || source }),
         ' ',
         at
           ? h('time', { datetime: at, title: at }, `${t().lastSync} ${at.slice(0, 16).replace('T', ' ')} UTC (${t().ago(hours)})`)
-          : t().neverSynced,
-        latest && latest.status !== 'ok' ? h('span', { class: 'run-status', text: ` \u00b7 ${t().lastRun}: ${latest.status}` }) : null,
+          : syncing
+            ? ''
+            : t().neverSynced,
+        syncing
+          ? h('span', { class: 'run-status syncing', text: ` \u00b7 ${t().syncing}` })
+          : latest && latest.status !== 'ok'
+            ? h('span', { class: 'run-status', text: ` \u00b7 ${t().lastRun}: ${latest.status}` })
+            : null,
       ),
     );
+  }
+  if (anySyncing && !syncingTimer) {
+    // The numbers grow as the sync's pages commit: show them until it ends.
+    syncingTimer = window.setTimeout(() => {
+      syncingTimer = null;
+      refresh();
+    }, SYNCING_REFRESH_MS);
   }
   const children = [
     h('span', { class: 'label', text: `${t().freshness}:` }),

@@ -7,6 +7,11 @@ terminated, a failover), ``renew`` takes the lock again on a new connection, or
 stops the run if another sync took it meanwhile. SQLite: a lease row that the holder renews while it
 works; a lease left by a killed process is taken over at once on the same host
 (its pid is gone) and expires elsewhere.
+
+The sync renews at every page, inside the page's transaction: on SQLite the lease is
+extended there once a minute (a lease lost meanwhile rolls the page back), and on
+PostgreSQL the lock's connection is checked with one round trip. Neither costs a
+commit of its own.
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -28,6 +34,8 @@ from models.store import table_of
 from service.errors import SyncLocked
 
 LEASE = timedelta(minutes=10)
+# How often a running sync extends its SQLite lease: well within the lease.
+RENEW_EVERY = LEASE.total_seconds() / 10
 
 
 def _advisory_key(schema: str, source: str) -> int:
@@ -61,10 +69,12 @@ class SourceLock:
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self._pg_connection: Connection | None = None
         self._pg_key = 0
+        self._renewed = 0.0  # time.monotonic() of the last lease extension (SQLite)
 
     def acquire(self) -> bool:
         if self.engine.dialect.name == "postgresql":
-            conn = self.engine.connect()
+            # Autocommit: the lock is the session's, and checking it costs one round trip.
+            conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
             key = _advisory_key(
                 conn.execute(text("SELECT current_schema()")).scalar_one(), self.source
             )
@@ -99,14 +109,22 @@ class SourceLock:
                     .values(holder=self.holder, expires_at=now + LEASE)
                 )
                 holder = self.holder
+        if holder == self.holder:
+            self._renewed = time.monotonic()
         return holder == self.holder
 
-    def renew(self) -> None:
-        """Keep the lock: extend a SQLite lease; on PostgreSQL, check its connection lives."""
+    def renew(self, conn: Connection | None = None) -> None:
+        """Keep the lock: extend a SQLite lease; on PostgreSQL, check its connection lives.
+
+        With ``conn`` (a page's transaction) a SQLite lease is extended in that transaction,
+        at most once every RENEW_EVERY seconds, and SyncLocked rolls the page back when
+        the lease was lost; without it the lease is extended at once in a transaction of
+        its own.
+        """
         if self._pg_connection is not None:
             try:
                 self._pg_connection.execute(text("SELECT 1"))
-                self._pg_connection.rollback()
+                self._pg_connection.rollback()  # ends SQLAlchemy's transaction; no round trip
                 return
             except DBAPIError:
                 # The server dropped the lock with the connection: take it again, or stop.
@@ -117,13 +135,22 @@ class SourceLock:
                     "another sync holds it now"
                 )
             return
-        if self.engine.dialect.name != "postgresql":
-            with self.engine.begin() as conn:
-                conn.execute(
-                    update(SyncLock)
-                    .where(SyncLock.source == self.source, SyncLock.holder == self.holder)
-                    .values(expires_at=datetime.now(UTC) + LEASE)
-                )
+        if self.engine.dialect.name == "postgresql":
+            return
+        now = time.monotonic()
+        if conn is not None and now - self._renewed < RENEW_EVERY:
+            return
+        extend = (
+            update(SyncLock)
+            .where(SyncLock.source == self.source, SyncLock.holder == self.holder)
+            .values(expires_at=datetime.now(UTC) + LEASE)
+        )
+        if conn is None:
+            with self.engine.begin() as own:
+                own.execute(extend)
+        elif conn.execute(extend).rowcount == 0:
+            raise SyncLocked(f"the sync lease of {self.source} expired and another sync took it")
+        self._renewed = now
 
     def _drop_pg_connection(self) -> None:
         if self._pg_connection is not None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import queue
 import threading
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -22,40 +22,72 @@ class _Failed:
         self.error = error
 
 
-def prefetched(source: Iterator[T], depth: int = 2) -> Iterator[T]:
-    """Iterate ``source`` in a background thread, at most ``depth`` items ahead."""
-    items: queue.Queue[object] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def put(item: object) -> bool:
-        # Give up once the consumer has gone, instead of blocking on a full queue forever.
-        while not stop.is_set():
-            try:
-                items.put(item, timeout=0.1)
-                return True
-            except queue.Full:
-                continue
-        return False
-
-    def produce() -> None:
+def _put(items: queue.Queue[object], stop: threading.Event, item: object) -> bool:
+    # Give up once the consumer has gone, instead of blocking on a full queue forever.
+    while not stop.is_set():
         try:
-            for item in source:
-                if not put(item):
-                    return
-            put(_DONE)
-        except BaseException as exc:  # handed to the consumer, which re-raises it
-            put(_Failed(exc))
+            items.put(item, timeout=0.1)
+            return True
+        except queue.Full:
+            continue
+    return False
 
-    worker = threading.Thread(target=produce, name="sync-prefetch", daemon=True)
-    worker.start()
+
+def _produce(source: Iterator[object], items: queue.Queue[object], stop: threading.Event) -> None:
     try:
-        while True:
-            item = items.get()
-            if item is _DONE:
+        for item in source:
+            if not _put(items, stop, item):
                 return
-            if isinstance(item, _Failed):
-                raise item.error
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        worker.join(timeout=5)
+        _put(items, stop, _DONE)
+    except BaseException as exc:  # handed to the consumer, which re-raises it
+        _put(items, stop, _Failed(exc))
+
+
+class Prefetched(Iterator[T]):
+    """The items of a source pulled in a background thread; ``ready`` says if one is waiting."""
+
+    def __init__(self, source: Iterator[T], depth: int) -> None:
+        self._items: queue.Queue[object] = queue.Queue(maxsize=depth)
+        self._stop = threading.Event()
+        # The thread holds the queue, not this object: dropped unclosed, it still stops it.
+        self._worker = threading.Thread(
+            target=_produce,
+            args=(source, self._items, self._stop),
+            name="sync-prefetch",
+            daemon=True,
+        )
+        self._worker.start()
+        self._consumer = self._consume()
+
+    def _consume(self) -> Generator[T, None, None]:
+        try:
+            while True:
+                item = self._items.get()
+                if item is _DONE:
+                    return
+                if isinstance(item, _Failed):
+                    raise item.error
+                yield item  # type: ignore[misc]
+        finally:
+            self._stop.set()
+            self._worker.join(timeout=5)
+
+    def __next__(self) -> T:
+        return next(self._consumer)
+
+    def ready(self) -> bool:
+        """Whether the next item (or the end) is already waiting: taking it will not block."""
+        return not self._items.empty()
+
+    def close(self) -> None:
+        """Stop the producer (the consumer is done, or failed)."""
+        self._consumer.close()
+        self._stop.set()
+
+    def __del__(self) -> None:
+        self._stop.set()
+
+
+def prefetched(source: Iterator[T], depth: int = 2) -> Prefetched[T]:
+    """Iterate ``source`` in a background thread, at most ``depth`` items ahead."""
+    return Prefetched(source, depth)

@@ -6,6 +6,7 @@ import hashlib
 import logging
 import threading
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
@@ -13,10 +14,12 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import SourceConnector
 from connectors.hubspot import HubSpotClient, HubSpotSource
 from connectors.mapping import load_mapping
-from connectors.salesforce import OAuthApp, SalesforceClient, SalesforceSource
 from models.credentials import load_refresh_token, save_refresh_token
 from service.errors import SourceNotConfigured
 from service.settings import Settings
+
+if TYPE_CHECKING:
+    from connectors.salesforce import SalesforceClient
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +89,9 @@ def salesforce_client(settings: Settings, engine: Engine | None = None) -> Sales
     With ``engine``, a refresh token the connected app rotated is read from and kept in the
     store, so every process uses the latest one.
     """
+    # Imported when Salesforce is used: simple-salesforce costs a HubSpot-only run its start-up.
+    from connectors.salesforce import OAuthApp, SalesforceClient
+
     instance_url = settings.salesforce_instance_url
     if not instance_url:
         raise SourceNotConfigured(
@@ -173,6 +179,8 @@ def build_connectors(
             )
         )
     if which == "salesforce" or (which == "all" and settings.salesforce_enabled):
+        from connectors.salesforce import SalesforceSource
+
         connectors.append(
             SalesforceSource(
                 salesforce_client(settings, engine),
