@@ -64,6 +64,7 @@ from kpi.periods import (
     day_start_utc,
     month_days,
     next_period,
+    period_start,
     sql_int,
     sql_text,
 )
@@ -136,6 +137,9 @@ class Request:
     scope_key: tuple[str, str] | None = None  # (source, crm id) of the scope id filter
     by: By | None = None
     cutoff: date | None = None  # the data stops at the end of this local day (as_of)
+    # Each local day's data stops before this hour (12: the daily sheet's midday check):
+    # a record at 12:00:00 exactly is after the check. Read from raw rows only.
+    before_hour: int | None = None
     use_rollups: bool = True
     # The data window, when it is not the periods' span (the forecast's rest of the month).
     window: tuple[date, date] | None = None
@@ -644,6 +648,8 @@ def _raw_fact(req: Request, fact: Fact) -> Select[Any]:
     )
     lo, hi = req.utc_window
     where = [*fact.where(t), ts >= lo, ts < hi]
+    if req.before_hour is not None:
+        where.append(b.local_hour(ts) < sql_int(req.before_hour))
     if req.cutoff is not None and fact.ts != "created_at" and "created_at" in t.c:
         # A replay: a deal or lead created after the cutoff did not exist yet, whatever
         # its close date or SQL date says.
@@ -765,7 +771,9 @@ def _rollup_fact(req: Request, fact: Fact) -> Select[Any]:
 
 def rollups_answer(req: Request) -> bool:
     """Whether the daily rollups can answer this request's activity facts."""
-    return req.use_rollups and req.by not in LEAD_BYS and req.by != "hour"
+    return (
+        req.use_rollups and req.by not in LEAD_BYS and req.by != "hour" and req.before_hour is None
+    )
 
 
 def fact_select(req: Request, fact: Fact) -> Select[Any]:
@@ -1527,6 +1535,8 @@ class KpiColumns:
     achievement: str | None
     target_minimum: str | None = None
     target_stretch: str | None = None
+    pace_target: str | None = None
+    pace_achievement: str | None = None
 
 
 # Target levels (kpi/targets.py Level), each a column of the targets pivot.
@@ -1548,8 +1558,25 @@ def target_scope(req: Request) -> str | None:
     return req.by if req.by in ("rep", "team") else None
 
 
+def running_period(req: Request) -> tuple[date, int, int] | None:
+    """The request's running period (the one holding today, or as_of) with its business days
+    elapsed (the first day through today) and in all; None when no period runs or it has none.
+    """
+    today = req.cutoff or req.ctx.today()
+    start = period_start(today, req.grain, req.ctx.fiscal_year_start_month)
+    if start not in req.periods:
+        return None
+    calendar = BusinessCalendar(req.ctx.holidays)
+    total = calendar.count(start, next_period(start, req.grain))
+    if total == 0:
+        return None
+    return start, calendar.count(start, today + timedelta(days=1)), total
+
+
 def _status(
-    value: ColumnElement[Any], low: ColumnElement[Any] | None, high: ColumnElement[Any] | None
+    value: ColumnElement[Any],
+    low: ColumnElement[Any] | None,
+    high: ColumnElement[Any] | None,
 ) -> ColumnElement[Any]:
     """below / within / above the band (an open side never fails); NULL without a value.
 
@@ -1671,11 +1698,13 @@ def compile_rows(
             pivot,
             and_(pivot.c.period_start == values_.c.period_start, pivot.c.scope_id == target_id),
         )
+    running = running_period(req)
     columns: list[KpiColumns] = []
     for plan in plans:
         spec = plan["spec"]
         key = spec.key
         status = target = achievement = target_minimum = target_stretch = None
+        pace_target = pace_achievement = None
         value_label = plan["value"]
         if value_label is not None:
             value_col = values_.c[value_label]
@@ -1705,6 +1734,22 @@ def compile_rows(
                     pivot.c[f"{key}__minimum"].label(target_minimum),
                     pivot.c[f"{key}__stretch"].label(target_stretch),
                 ]
+                if running is not None and spec.kind in ("count", "sum"):
+                    # docs/sheets.md: target × business days elapsed ÷ business days in the
+                    # period, on the running period's rows only.
+                    run_start, elapsed, total = running
+                    pace = case(
+                        (
+                            pivot.c.period_start == literal(run_start, Date),
+                            cast(level, Float) * literal(elapsed, Integer) / literal(total, Float),
+                        ),
+                        else_=null(),
+                    )
+                    pace_target, pace_achievement = f"{key}__pace_target", f"{key}__pace"
+                    outer += [
+                        pace.label(pace_target),
+                        _ratio(value_col, pace).label(pace_achievement),
+                    ]
         columns.append(
             KpiColumns(
                 spec=spec,
@@ -1718,6 +1763,8 @@ def compile_rows(
                 achievement=achievement,
                 target_minimum=target_minimum,
                 target_stretch=target_stretch,
+                pace_target=pace_target,
+                pace_achievement=pace_achievement,
             )
         )
     statement = select(*outer).select_from(from_).order_by(*_ordering(req, values_))

@@ -91,6 +91,10 @@ class KpiRow(NamedTuple):
     band: RowBand
     status: str | None
     targets: RowTargets = NO_TARGETS  # ``target`` is ``targets.achievement``
+    # A running period's count or sum with a target (docs/sheets.md): target × business days
+    # elapsed ÷ business days in the period, and value ÷ that; None on other rows.
+    pace_target: float | None = None
+    pace_achievement: float | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The row as JSON-ready data (period_start as an ISO date)."""
@@ -283,6 +287,7 @@ def compute(
     as_of: date | None = None,
     use_rollups: bool = True,
     max_rows: int | None = MAX_ROWS,
+    before_hour: int | None = None,
 ) -> list[KpiRow]:
     """KPI rows for every period overlapping [start, end] (each row covers its whole period).
 
@@ -293,6 +298,9 @@ def compute(
     so a replay never sees later records. Field-sales reps and teams (``ctx``) are not
     listed at rep or team scope unless asked for by id. Raises KpiRequestError
     naming the parameter at fault, including when more than ``max_rows`` rows would come.
+    ``before_hour`` cuts each local day before that hour (the daily sheet's 12:00 check).
+    The running period's count and sum rows with a target carry ``pace_target`` and
+    ``pace_achievement`` (the running period holds as_of, else today).
     """
     specs = select_specs(kpis, tier)
     if grain not in GRAINS:
@@ -306,6 +314,8 @@ def compute(
             f"a day-grain range is at most {MAX_DAY_GRAIN_YEARS} years; "
             f"{start} to {end} is longer: use week or month grain, or a shorter range",
         )
+    if before_hour is not None and not 0 <= before_hour <= 24:
+        raise KpiRequestError("before_hour", "an hour from 0 to 24")
     key = parse_scope_id(scope, scope_id)
     periods = period_starts(grain, start, end, ctx.fiscal_year_start_month)
     with _connection(bind) as conn:
@@ -329,6 +339,7 @@ def compute(
             scope_key=key,
             by=by,
             cutoff=as_of,
+            before_hour=before_hour,
             use_rollups=rollups,
             dirty_facts=unflushed.facts,
             dirty_leads=unflushed.leads,
@@ -446,6 +457,8 @@ def _rows(
                         bands,
                         column(kpi.status),
                         targets,
+                        column(kpi.pace_target),
+                        column(kpi.pace_achievement),
                     ),
                 )
             )

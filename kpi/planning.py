@@ -11,8 +11,10 @@ the few per-stage numbers:
   IS-sourced deals, or an amount ÷ the average IS-sourced deal size, rounded up. Rates
   (and the deal size) not given are the scope's trailing three complete months pooled
   (Σ numerator / Σ denominator).
-- ``funnel``: a month's stages against their month targets; the bottleneck is the
-  rate stage furthest below target, the cause ``volume`` when calls are short.
+- ``funnel``: a month's stages against their month targets (a running month's count
+  stages against their pace); the bottleneck is the rate stage furthest below target,
+  the cause ``volume`` when calls are short. ``diagnose`` is that step alone, for the
+  weekly review sheet's stages.
 - ``suggest_targets``: the trailing three complete months' pace (per business day, × the
   target period's business days; rates pooled) × factors.
 
@@ -195,10 +197,19 @@ class FunnelStage:
     actual: float | None
     achievement: float | None  # None without a target, with a 0 target, or without an actual
     hint: Hint | None  # the seed's hint for calls and the three rates
+    # A running period's count stage: target × business days elapsed ÷ in the period, and
+    # actual ÷ that; the stage is short when it is behind its pace (docs/targets.md).
+    pace_target: float | None = None
+    pace_achievement: float | None = None
+
+    @property
+    def compared(self) -> float | None:
+        """What decides the stage: its pace achievement in a running period, else achievement."""
+        return self.pace_achievement if self.pace_target is not None else self.achievement
 
     @property
     def below_target(self) -> bool:
-        return self.achievement is not None and self.achievement < 1
+        return self.compared is not None and self.compared < 1
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -207,6 +218,8 @@ class FunnelStage:
             "target": self.target,
             "actual": self.actual,
             "achievement": self.achievement,
+            "pace_target": self.pace_target,
+            "pace_achievement": self.pace_achievement,
             "below_target": self.below_target,
             "hint": None if self.hint is None else self.hint.as_dict(),
         }
@@ -621,9 +634,18 @@ def funnel(
             actual=by_kpi[key].value,
             achievement=by_kpi[key].achievement,  # actual / target, in SQL (NULL on a 0 target)
             hint=STAGE_HINTS.get(key),
+            pace_target=by_kpi[key].pace_target,  # a running month's count stages only
+            pace_achievement=by_kpi[key].pace_achievement,
         )
         for key in FUNNEL_STAGES
     )
+    return diagnose(first, scope, member_id, member_name, stages)
+
+
+def diagnose(
+    start: date, scope: str, scope_id: str, scope_name: str, stages: tuple[FunnelStage, ...]
+) -> Funnel:
+    """The bottleneck and cause of funnel stages (in FUNNEL_STAGES order), as docs/targets.md describes."""
     short = [s for s in stages if s.kind == "rate" and s.below_target]
     # min() keeps the first of equals: the earlier stage in the funnel wins a tie.
     worst = min(short, key=lambda s: s.achievement or 0.0) if short else None
@@ -637,10 +659,10 @@ def funnel(
         cause = None
     hint = calls.hint if cause == "volume" else (worst.hint if worst is not None else None)
     return Funnel(
-        month=first,
+        month=start,
         scope=scope,
-        scope_id=member_id,
-        scope_name=member_name,
+        scope_id=scope_id,
+        scope_name=scope_name,
         stages=stages,
         bottleneck=None if worst is None else worst.stage,
         bottleneck_achievement=None if worst is None else worst.achievement,

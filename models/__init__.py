@@ -77,3 +77,8 @@ __all__ += [
 from models.writeback import WritebackPush, WritebackPushRow, WritebackState  # noqa: E402
 
 __all__ += ["WritebackPush", "WritebackPushRow", "WritebackState"]
+
+# The review sheets' tables (notes, their audit log, improvement actions).
+from models.sheets import ImprovementAction, SheetNote, SheetNoteWrite  # noqa: E402
+
+__all__ += ["ImprovementAction", "SheetNote", "SheetNoteWrite"]

@@ -1,4 +1,8 @@
-"""Bearer-token access: read tokens read, admin tokens read and write (docs/api.md).
+"""Bearer-token access: read < write < admin (docs/api.md).
+
+Read tokens read; write tokens (members) also write review notes and actions; admin
+tokens also write targets and costs, and run syncs and pushes. A route answers 403 to a
+token whose role is below its own.
 
 A caller is named for audit records by the token's role and 1-based position in
 its list plus an HMAC-SHA256 of the token keyed with the server's audit secret
@@ -31,7 +35,8 @@ from service.deps import SettingsDep
 from service.errors import Forbidden, Unauthorized
 from service.settings import Settings
 
-Access = Literal["read", "admin"]
+Access = Literal["read", "write", "admin"]
+RANK: dict[str, int] = {"read": 0, "write": 1, "admin": 2}
 
 _bearer = HTTPBearer(auto_error=False)
 UNAUTHORIZED = "a valid bearer token is required"
@@ -99,9 +104,12 @@ def audit_key(request: Request) -> bytes:
 def token_access(settings: Settings, presented: str) -> tuple[Access, int, str | None] | None:
     """The access a presented token grants, its 1-based position and its label, or None."""
     admin = _match(presented, settings.admin_tokens)
+    write = _match(presented, settings.write_tokens)
     read = _match(presented, settings.read_tokens)
     if admin is not None:
         return "admin", *admin
+    if write is not None:
+        return "write", *write
     if read is not None:
         return "read", *read
     return None
@@ -169,6 +177,17 @@ async def require_read(
     return caller_of(settings, credentials, request)
 
 
+async def require_write(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Caller:
+    caller = caller_of(settings, credentials, request)
+    if RANK[caller.access] < RANK["write"]:
+        raise Forbidden("this route needs a write (member) or admin token")
+    return caller
+
+
 async def require_admin(
     request: Request,
     settings: SettingsDep,
@@ -181,4 +200,5 @@ async def require_admin(
 
 
 ReadAccess = Annotated[Caller, Depends(require_read)]
+WriteAccess = Annotated[Caller, Depends(require_write)]
 AdminAccess = Annotated[Caller, Depends(require_admin)]

@@ -4,7 +4,7 @@ Tree::
 
     AppError                  500  the base; ``message``, ``status_code``, ``detail``
     ├── Unauthorized          401  no valid bearer token (with ``WWW-Authenticate: Bearer``)
-    ├── Forbidden             403  a read token on an admin route
+    ├── Forbidden             403  a token whose role is below the route's (read < write < admin)
     ├── NotFound              404  no such thing (a dashboard file)
     ├── Conflict              409  the request is fine, the state of things refuses it
     │   ├── NotConfigured     409  the service is not set up for the request

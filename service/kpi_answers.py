@@ -56,6 +56,8 @@ CSV_COLUMNS = (
     "targets.minimum",
     "targets.achievement",
     "targets.stretch",
+    "pace_target",
+    "pace_achievement",
 )
 
 
@@ -101,7 +103,15 @@ def _keys(kpi: str | None) -> list[str] | None:
 
 def _flat(row: KpiRow) -> tuple[Any, ...]:
     """The row's cells in CSV_COLUMNS order."""
-    return (*row[:14], row.band.low, row.band.high, row.status, *row.targets)
+    return (
+        *row[:14],
+        row.band.low,
+        row.band.high,
+        row.status,
+        *row.targets,
+        row.pace_target,
+        row.pace_achievement,
+    )
 
 
 def csv_safe(value: object) -> object:
@@ -193,6 +203,7 @@ async def answer_kpis(
         query.tier,
         query.format,
         query.as_of,
+        ctx.today(),  # the running period's pace moves with the day
     )
 
     def build() -> tuple[bytes, Hashable | None]:

@@ -99,6 +99,10 @@ class Settings(BaseSettings):
         default_factory=list,
         description="comma-separated bearer tokens that may read the API; `label:token` names the caller `label` in audit records",
     )
+    write_tokens: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="comma-separated bearer tokens of members: they read, and write review notes and actions; not targets, costs, sync or push",
+    )
     admin_tokens: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,
         description="comma-separated bearer tokens that may read and write (targets, costs, sync, push); `label:token` names the caller `label` in audit records",
@@ -156,7 +160,7 @@ class Settings(BaseSettings):
     )
 
     _split_read = field_validator(
-        "read_tokens", "admin_tokens", "field_sales_teams", mode="before"
+        "read_tokens", "write_tokens", "admin_tokens", "field_sales_teams", mode="before"
     )(_split_tokens)
 
     @field_validator("timezone")

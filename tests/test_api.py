@@ -409,7 +409,7 @@ def test_openapi_documents_every_parameter_and_the_row_shape(client: TestClient)
     assert list(row) == [
         "kpi", "tier", "grain", "period_start", "scope", "scope_id", "scope_name", "by",
         "by_value", "value", "numerator", "denominator", "target", "achievement", "band", "status",
-        "targets",
+        "targets", "pace_target", "pace_achievement",
     ]  # fmt: skip
     assert "text/csv" in kpis["responses"]["200"]["content"]
     assert XLSX_MEDIA_TYPE in kpis["responses"]["200"]["content"]

@@ -478,6 +478,8 @@ def test_dense_rows_and_order(store_engine: Engine) -> None:
         "band": {"low": 0.0, "high": 0.0},
         "status": None,
         "targets": {"minimum": None, "achievement": None, "stretch": None},
+        "pace_target": None,
+        "pace_achievement": None,
     }
 
 

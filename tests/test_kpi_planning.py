@@ -11,6 +11,7 @@ bridging national holiday (22nd) and the Autumnal Equinox (23rd) = 19. The store
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
@@ -481,9 +482,11 @@ def test_funnel_seed_example(seed_month: Engine) -> None:
 
 def test_funnel_volume_cause(seed_month: Engine) -> None:
     # Calls at 1,200 of 1,500 (0.8): volume. The connect rate at 0.30 of 0.40 (0.75) is short
-    # too, but the conversion's 0.6 is the lowest: still the bottleneck.
+    # too, but the conversion's 0.6 is the lowest: still the bottleneck. October is over
+    # (now in November): counts are compared with the whole target, not a pace.
     put_targets(seed_month, seed_targets(calls=1500, connect_rate=0.40))
-    result = funnel(seed_month, CTX, month=OCT_1)
+    ctx = replace(CTX, now=datetime(2026, 11, 2, 3, 0, tzinfo=UTC))
+    result = funnel(seed_month, ctx, month=OCT_1)
     assert stages(result)["calls"][2] == 0.8
     assert stages(result)["connect_rate"][2] == pytest.approx(0.75)
     assert (result.bottleneck, result.cause) == ("meeting_conversion_rate", "volume")
@@ -492,9 +495,30 @@ def test_funnel_volume_cause(seed_month: Engine) -> None:
     # Calls back on target (1,200) and the connect rate at 0.30 of 0.60 (0.5), below the
     # conversion's 0.6: connect_rate is the bottleneck, and the cause is quality.
     put_targets(seed_month, seed_targets(connect_rate=0.60))
-    connect = funnel(seed_month, CTX, month=OCT_1)
+    connect = funnel(seed_month, ctx, month=OCT_1)
     assert (connect.bottleneck, connect.cause) == ("connect_rate", "quality")
     assert connect.hint is not None and connect.hint.ja == "リストの質・架電時間帯"
+
+
+def test_funnel_of_a_running_month_compares_counts_with_their_pace(seed_month: Engine) -> None:
+    # Now is 15 Oct: business days 1, 2, 5–9, 13–15 (Sports Day, 12 Oct, is a holiday) = 10
+    # of October's 21. Calls 1,200 against 1,500: achievement 0.8 of the whole month, but the
+    # pace target is 1,500 × 10 / 21 = 714.285…, and 1,200 / 714.285… = 1.68: on pace, so
+    # not "volume". meetings_set 12 of 20: pace 20 × 10 / 21 = 9.523…, 12 / 9.523… = 1.26.
+    put_targets(seed_month, seed_targets(calls=1500))
+    result = funnel(seed_month, CTX, month=OCT_1)
+    calls = result.stages[0]
+    assert (calls.achievement, calls.pace_target) == (0.8, pytest.approx(1500 * 10 / 21))
+    assert calls.pace_achievement == pytest.approx(1200 / (1500 * 10 / 21))
+    assert calls.below_target is False
+    meetings = {s.stage: s for s in result.stages}["meetings_set"]
+    assert meetings.achievement == 0.6
+    assert meetings.pace_achievement == pytest.approx(12 / (20 * 10 / 21))
+    rate = {s.stage: s for s in result.stages}["meeting_conversion_rate"]
+    assert rate.pace_target is None  # rates are compared with their target as is
+    assert result.cause == "quality"
+    assert result.bottleneck == "meeting_conversion_rate"
+    assert result.as_dict()["stages"][0]["pace_achievement"] == pytest.approx(1.68)
 
 
 def test_funnel_without_targets(seed_month: Engine) -> None:

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 # Tokens of the demo's API when none are configured; never used outside `iskpi demo`.
 DEMO_READ_TOKEN = "demo-read"
+DEMO_WRITE_TOKEN = "demo-write"
 DEMO_ADMIN_TOKEN = "demo-admin"
 DEMO_HUBSPOT_TOKEN = "demo-token"
 DEMO_TIMEZONE = "Asia/Tokyo"
@@ -158,15 +159,19 @@ def demo_command(
                 "salesforce_session_id": SecretStr(salesforce.session_id),
             }
         )
-    if not settings.read_tokens and not settings.admin_tokens:
+    if not settings.read_tokens and not settings.write_tokens and not settings.admin_tokens:
         # The demo is for looking around: give it tokens the user can see.
         settings = settings.model_copy(
             update={
                 "read_tokens": [SecretStr(DEMO_READ_TOKEN)],
+                "write_tokens": [SecretStr(DEMO_WRITE_TOKEN)],
                 "admin_tokens": [SecretStr(DEMO_ADMIN_TOKEN)],
             }
         )
-        console.print(f"demo API tokens: read {DEMO_READ_TOKEN!r}, admin {DEMO_ADMIN_TOKEN!r}")
+        console.print(
+            f"demo API tokens: read {DEMO_READ_TOKEN!r}, write {DEMO_WRITE_TOKEN!r}, "
+            f"admin {DEMO_ADMIN_TOKEN!r}"
+        )
     engine = open_store(settings)
     mapping = load_mapping(settings.mapping_file)
     ctx = kpi_context(settings)

@@ -54,6 +54,13 @@ class KpiRowOut(BaseModel):
     band: BandOut = Field(description="the seed's benchmark range, scaled to the row")
     status: Literal["below", "within", "above"] | None
     targets: TargetsOut = Field(description="the row's targets at each level")
+    pace_target: float | None = Field(
+        default=None,
+        description="running period, count or sum: target × business days elapsed ÷ business days in the period",
+    )
+    pace_achievement: float | None = Field(
+        default=None, description="running period, count or sum: value / pace_target"
+    )
 
 
 class KpisMeta(Freshness):

@@ -235,6 +235,13 @@ class FunnelStageOut(BaseModel):
     target: float | None
     actual: float | None
     achievement: float | None = Field(description="actual / target")
+    pace_target: float | None = Field(
+        default=None,
+        description="a running month's count stage: target × business days elapsed ÷ business days",
+    )
+    pace_achievement: float | None = Field(
+        default=None, description="actual / pace_target: what decides a running count stage"
+    )
     below_target: bool
     hint: HintOut | None
 
