@@ -254,8 +254,15 @@ def test_iskpi_serve_bounds_headers_and_redacts_tokens_in_the_access_log(tmp_pat
                     break
             except httpx.TransportError:
                 time.sleep(0.1)
-        response = httpx.get(f"{base}/healthz", headers={"X-Big": "x" * 100_000}, timeout=10)
-        assert response.status_code in (400, 431)
+        # Refused either way: uvicorn's parser drops the connection when the header arrives in
+        # pieces past its limit; arriving whole, it reaches the app, which answers 431.
+        try:
+            response = httpx.get(f"{base}/healthz", headers={"X-Big": "x" * 100_000}, timeout=10)
+        except (httpx.ReadError, httpx.RemoteProtocolError):
+            pass
+        else:
+            assert response.status_code in (400, 431)
+        assert process.poll() is None, "iskpi serve died on a large header"
         secret = "tok-in-the-url-0123456789"
         response = httpx.get(f"{base}/healthz", params={"token": secret, "x": "1"}, timeout=10)
         assert response.status_code == 200
