@@ -16,10 +16,12 @@ from service.auth import AuthBeforeBody
 from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.errors import handle_error, handled_errors
 from service.limits import BodyLimit, BuildGate, HeaderLimit
-from service.routers import dashboard, kpis, planning, push, sheets, sync, targets, teams
+from service.meta import RunSummaries
+from service.routers import dashboard, kpis, meta, planning, push, sheets, sync, targets, teams
 from service.routers.common import last_successful_sync
 from service.settings import Settings, kpi_context
 from service.sync.scheduler import start_scheduler
+from service.sync.sources import configured_sources
 
 
 class Health(BaseModel):
@@ -58,6 +60,7 @@ def create_app(
     app.state.kpi_cache = ResponseCache(settings.api_cache_mb * 2**20)
     app.state.data_version = DataVersionClock(engine, settings.api_cache_check_seconds)
     app.add_middleware(WritesInvalidate, clock=app.state.data_version)
+    app.state.run_summaries = RunSummaries(engine, configured_sources(settings))
     app.state.kpi_builds = BuildGate(settings.api_kpi_builds, settings.api_kpi_build_wait_seconds)
     app.add_middleware(BodyLimit)
     app.add_middleware(AuthBeforeBody, settings=settings)  # before any body is read
@@ -65,7 +68,7 @@ def create_app(
     app.state.connectors = connectors
     for error in handled_errors():
         app.add_exception_handler(error, handle_error)
-    for module in (kpis, teams, planning, targets, push, sync, sheets, dashboard):
+    for module in (kpis, teams, planning, targets, push, sync, meta, sheets, dashboard):
         app.include_router(module.router)
     add_docs(app)
 

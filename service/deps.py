@@ -14,6 +14,7 @@ from sqlalchemy import Engine
 from kpi import KpiContext
 from service.cache import DataVersionClock, ResponseCache
 from service.limits import BuildGate
+from service.meta import RunSummaries
 from service.settings import Settings
 
 
@@ -53,9 +54,16 @@ async def get_kpi_builds(request: Request) -> BuildGate:
     return gate
 
 
+async def get_run_summaries(request: Request) -> RunSummaries:
+    summaries = request.app.state.run_summaries
+    assert isinstance(summaries, RunSummaries)
+    return summaries
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
 EngineDep = Annotated[Engine, Depends(get_engine)]
 KpiContextDep = Annotated[KpiContext, Depends(get_kpi_context)]
 KpiCacheDep = Annotated[ResponseCache, Depends(get_kpi_cache)]
 DataVersionDep = Annotated[DataVersionClock, Depends(get_data_version)]
 KpiBuildsDep = Annotated[BuildGate, Depends(get_kpi_builds)]
+RunSummariesDep = Annotated[RunSummaries, Depends(get_run_summaries)]

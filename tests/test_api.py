@@ -13,17 +13,17 @@ import csv
 import io
 import time
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, event
 
 from connectors.hubspot import HubSpotConnector
 from connectors.records import Call
 from kpi import CATALOG, put_targets
-from models import TABLE_BY_KIND, store
+from models import TABLE_BY_KIND, SyncRun, store
 from service.app import create_app
 from service.kpi_answers import XLSX_MEDIA_TYPE
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
@@ -604,3 +604,154 @@ def test_one_build_per_request_while_the_version_moves() -> None:
     assert len(builds) == 1
     # Stored under the version it was computed from.
     assert cache.lookup(("q", "v2")) is not None and cache.lookup(("q", "v1")) is None
+
+
+# --- meta ---------------------------------------------------------------------------------------
+
+
+WALL = datetime(2026, 12, 6, 12, 0, tzinfo=UTC)  # the wall clock /v1/meta counts freshness on
+
+
+def _run(source: str, status: str, started_at: datetime, finished_at: datetime | None) -> Any:
+    return SyncRun.__table__.insert().values(
+        source=source,
+        trigger="schedule",
+        full=False,
+        started_at=started_at,
+        finished_at=finished_at,
+        status=status,
+        records={},
+        quarantined=0,
+        api_calls=1,
+        error=None,
+    )
+
+
+def test_meta_lists_each_sources_last_run_and_the_freshness(engine: Engine) -> None:
+    app = create_app(settings_for(hubspot_access_token="hub-token"), engine)
+    app.state.run_summaries.now = lambda: WALL
+    app.state.data_version.check_seconds = 0  # the runs below are stored as another process would
+    with TestClient(app) as client:
+        assert client.get("/v1/meta").status_code == 401
+        assert client.get("/v1/meta", headers=auth("not-a-token")).status_code == 401
+        # HubSpot is configured: listed before its first run; nothing synced, no freshness.
+        before = get(client, "/v1/meta")
+        assert before["syncs"] == [
+            {
+                "source": "hubspot",
+                "finished_at": None,
+                "status": None,
+                "last_success_at": None,
+                "running": False,
+            }
+        ]
+        assert before["freshness_seconds"] is None
+        assert before["today"] == "2026-11-15"  # ISKPI_NOW, 12:00 in Tokyo
+        minutes = [WALL - timedelta(minutes=m) for m in range(0, 500)]
+        with engine.begin() as conn:
+            conn.execute(_run("hubspot", "ok", minutes[25], minutes[20]))
+            conn.execute(_run("hubspot", "failed", minutes[12], minutes[10]))
+            # Killed 7 hours ago and never closed: not running any more.
+            conn.execute(_run("hubspot", "running", minutes[420], None))
+            conn.execute(
+                _run("salesforce", "partial", minutes[14], minutes[12] - timedelta(seconds=30))
+            )
+            conn.execute(_run("salesforce", "running", minutes[2], None))
+        body = get(client, "/v1/meta")
+    assert body["syncs"] == [
+        {
+            "source": "hubspot",
+            "finished_at": "2026-12-06T11:50:00Z",
+            "status": "failed",
+            "last_success_at": "2026-12-06T11:40:00Z",
+            "running": False,
+        },
+        {
+            "source": "salesforce",
+            "finished_at": "2026-12-06T11:47:30Z",
+            "status": "partial",
+            "last_success_at": "2026-12-06T11:47:30Z",
+            "running": True,
+        },
+    ]
+    # The newest ok or partial end is Salesforce's 11:47:30: 12:00:00 − 11:47:30 = 750 s.
+    assert body["freshness_seconds"] == 750
+    assert body["data_version"] != before["data_version"]
+
+
+def test_meta_data_version_moves_when_data_is_stored_and_only_then(
+    client: TestClient, engine: Engine
+) -> None:
+    clock = client.app.state.data_version  # type: ignore[attr-defined]
+    first = get(client, "/v1/meta")["data_version"]
+    assert isinstance(first, str) and first
+    # Reads, and a POST that only reads, leave it.
+    get(client, "/v1/kpis", kpi="calls")
+    plan = {"won_target": 1, "win_rate": 0.5, "meeting_conversion_rate": 0.5}
+    assert (
+        client.post(
+            "/v1/plan", json={**plan, "effective_contact_rate": 0.5}, headers=auth()
+        ).status_code
+        == 200
+    )
+    assert get(client, "/v1/meta")["data_version"] == first
+    # A page synced by another process shows once the version is re-read, not before.
+    clock.check_seconds = 3600
+    page_at = datetime(2026, 11, 15, 4, 0, tzinfo=UTC)
+    with engine.begin() as conn:
+        store.upsert_records(
+            conn,
+            TABLE_BY_KIND["call"],
+            [
+                Call(
+                    source="hubspot",
+                    crm_id="c-meta",
+                    occurred_at=datetime(2026, 11, 15, 1, tzinfo=UTC),
+                    outcome="connected",
+                    direction="outbound",
+                    rep_crm_id="r1",
+                ).as_row()
+            ],
+            page_at,
+        )
+        store.save_state(conn, "hubspot", "calls", {"cursor": "meta"}, page_at)
+    assert get(client, "/v1/meta")["data_version"] == first
+    clock.check_seconds = 0
+    second = get(client, "/v1/meta")["data_version"]
+    assert second != first
+    assert get(client, "/v1/meta")["data_version"] == second
+    # A target put through the API moves it at once, however long the check interval.
+    clock.check_seconds = 3600
+    target = {
+        "kpi": "calls",
+        "grain": "day",
+        "period_start": "2026-11-16",
+        "scope": "org",
+        "value": 9,
+    }
+    assert client.put("/v1/targets", json=[target], headers=auth(ADMIN)).status_code == 200
+    third = get(client, "/v1/meta")["data_version"]
+    assert third not in (first, second)
+
+
+def test_meta_polled_often_reads_the_store_once_per_check_interval(engine: Engine) -> None:
+    app = create_app(settings_for(api_cache_check_seconds=60), engine)
+    statements: list[str] = []
+
+    def count(*args: Any) -> None:
+        statements.append(args[2])
+
+    with TestClient(app) as client:
+        first = get(client, "/v1/meta")  # reads the version and the run summary
+        event.listen(engine, "before_cursor_execute", count)
+        try:
+            # Within the check interval the polls touch nothing.
+            assert [get(client, "/v1/meta") for _ in range(20)] == [first] * 20
+            assert statements == []
+            # Once it is over (as after a write), one query: the version, which has not moved,
+            # so the run summary read for it stands.
+            app.state.data_version.invalidate()
+            assert get(client, "/v1/meta") == first
+            assert len(statements) == 1 and "sync_state" in statements[0], statements
+        finally:
+            event.remove(engine, "before_cursor_execute", count)

@@ -157,6 +157,12 @@ def salesforce_client(settings: Settings, engine: Engine | None = None) -> Sales
     )
 
 
+def configured_sources(settings: Settings) -> list[str]:
+    """The CRMs the settings enable, as build_connectors("all") builds them."""
+    enabled = {"hubspot": settings.hubspot_enabled, "salesforce": settings.salesforce_enabled}
+    return [source for source in SOURCES if enabled[source]]
+
+
 def build_connectors(
     settings: Settings, which: str = "all", engine: Engine | None = None
 ) -> list[SourceConnector]:
