@@ -109,6 +109,7 @@ class Served:
     reps: dict[str, str]  # rep id → team id, of the inside-sales teams (GET /v1/teams)
     catalog: dict[str, dict[str, Any]]
     store: str  # sqlite or postgresql
+    portal: RunningPortal | None = None  # the simulated portal the store was synced from
 
     def get(self, path: str, **params: Any) -> Any:
         params = {k.rstrip("_"): v for k, v in params.items() if v is not None}
@@ -250,7 +251,7 @@ def served(
                 "hubspot_base_url": portal.url,
             }
         )
-        yield from _serve(engine, settings, str(request.param))
+        yield from _serve(engine, settings, str(request.param), portal)
     finally:
         if portal is not None:
             portal.stop()
@@ -259,7 +260,9 @@ def served(
         engine.dispose()
 
 
-def _serve(engine: Engine, settings: Settings, name: str) -> Iterator[Served]:
+def _serve(
+    engine: Engine, settings: Settings, name: str, portal: RunningPortal | None = None
+) -> Iterator[Served]:
     port = _free_port()
     server = uvicorn.Server(
         uvicorn.Config(
@@ -285,7 +288,7 @@ def _serve(engine: Engine, settings: Settings, name: str) -> Iterator[Served]:
         # Every listed rep worked in October, under the team the listing names.
         by_team = probe.get("/v1/kpis", kpi="calls", scope="rep", by="team", **october)["data"]
         assert reps == {r["scope_id"]: r["by_value"] for r in by_team if (r["value"] or 0) > 0}
-        yield Served(url, engine, teams, reps, catalog, name)
+        yield Served(url, engine, teams, reps, catalog, name, portal)
     finally:
         server.should_exit = True
         thread.join(timeout=10)
@@ -338,11 +341,22 @@ def screenshots(request: pytest.FixtureRequest) -> Iterator[list[Path]]:
 
 
 def open_page(
-    browser: Browser, served: Served, locale: str = "ja-JP", width: int = 1440
+    browser: Browser,
+    served: Served,
+    locale: str = "ja-JP",
+    width: int = 1440,
+    *,
+    fake_clock: bool = False,
 ) -> tuple[Page, list[str]]:
-    """A fresh browser session (its own sessionStorage) on the dashboard, and its JS errors."""
+    """A fresh browser session (its own sessionStorage) on the dashboard, and its JS errors.
+
+    With ``fake_clock`` the page's timers run on Playwright's clock (``page.clock``), which
+    the test moves on instead of waiting.
+    """
     context = browser.new_context(locale=locale, viewport={"width": width, "height": 1000})
     page = context.new_page()
+    if fake_clock:
+        page.clock.install()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
     page.on(
@@ -1126,4 +1140,102 @@ def test_targets_page_runs_the_loop_as_admin(
     wait_view(page, "targets")
     assert "Revision history" in page.inner_text("#content")
     snap(page, screenshots, served, "14-targets-admin-en")
+    assert _http_errors(errors) == []
+
+
+POLL_MS = 10_000  # live.js: how often a visible page asks /v1/meta whether the data moved
+CONNECTED = "f240bbac-87c9-4f6e-bf70-924b57d47db7"  # HubSpot's "Connected" call outcome
+
+
+def _sync_portal(served: Served) -> None:
+    """An incremental sync of the portal, as the scheduler runs it between nightly syncs."""
+    assert served.portal is not None
+    connector = HubSpotConnector(PORTAL_TOKEN, host=served.portal.url, sleep=lambda _: None)
+    settings = Settings(
+        database_url="sqlite://",
+        timezone="Asia/Tokyo",
+        holidays="JP",
+        now=NOW,
+        field_sales_teams=[FIELD_SALES],
+    )
+    ctx = kpi_context(settings)
+    report = run_sync(served.engine, connector, trigger="test", kpi=ctx)
+    assert report.status == "ok", report.error
+
+
+def test_page_refreshes_itself_when_a_sync_brings_new_calls(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    assert served.portal is not None
+    hub = served.portal.portal
+    page, errors = open_page(browser, served, fake_clock=True)
+    kpi_requests: list[str] = []
+    page.on("request", lambda r: kpi_requests.append(r.url) if "/v1/kpis?" in r.url else None)
+    sign_in(page)
+    wait_view(page, "daily")
+    rep = sorted(served.reps)[0]
+    team = served.reps[rep]
+    before = {
+        scope_id: number(cell(page, "daily-day", scope_id, "calls")["value"])
+        for scope_id in ("org", team)
+    }
+    assert before["org"] and before[team]
+    page.evaluate("window.beforeTheSync = true")  # a reload would lose it
+
+    # Nothing moved: a poll asks /v1/meta and the numbers are not read again.
+    kpi_requests.clear()
+    with page.expect_response(lambda r: r.url.endswith("/v1/meta")):
+        page.clock.fast_forward(POLL_MS)
+    page.wait_for_timeout(500)
+    assert kpi_requests == []
+
+    # Three outbound calls today (14:00–14:02 in Tokyo) by one rep, synced in.
+    contact = hub.ids("contacts")[0]
+    made = [
+        hub.create(
+            "calls",
+            {
+                "hs_timestamp": f"2026-10-28T05:0{n}:00.000Z",
+                "hs_call_direction": "OUTBOUND",
+                "hs_call_disposition": CONNECTED,
+                "hs_call_status": "COMPLETED",
+                "hs_call_duration": "90000",
+                "hubspot_owner_id": rep.removeprefix("hubspot:"),
+            },
+            associations={"contacts": [contact]},
+        )
+        for n in range(3)
+    ]
+    try:
+        _sync_portal(served)
+        day = {"from": TODAY.isoformat(), "to": TODAY.isoformat(), "grain": "day", "kpi": "calls"}
+        assert served.rows(scope="org", **day)["org", "calls"]["value"] == before["org"] + 3
+        page.clock.fast_forward(POLL_MS)
+        for scope_id in ("org", team):
+            expected = before[scope_id] + 3
+            selector = (
+                f'table[data-table="daily-day"] tr[data-scope-id="{scope_id}"] td[data-kpi="calls"]'
+            )
+            page.wait_for_function(
+                "([selector, expected]) => document.querySelector(selector)?.dataset.value"
+                " === String(expected)",
+                arg=[selector, expected],
+                timeout=20_000,
+            )
+            assert cell(page, "daily-day", scope_id, "calls")["shown"] == shown(expected, "count")
+        assert page.evaluate("window.beforeTheSync") is True  # the same page: no reload
+        # The sync just finished: the header says so, and its tooltip names each source.
+        updated = page.locator("#updated")
+        assert updated.inner_text() == "たった今更新"
+        tooltip = updated.get_attribute("title") or ""
+        assert "HubSpot: 最終同期" in tooltip and "Salesforce: 最終同期" in tooltip
+        snap(page, screenshots, served, "15-daily-refreshed-by-itself")
+    finally:
+        # The CRM deletes them again and the next sync takes them out: the store's numbers
+        # are back where the other tests expect them.
+        for crm_id in made:
+            hub.archive("calls", crm_id)
+        _sync_portal(served)
+    day = {"from": TODAY.isoformat(), "to": TODAY.isoformat(), "grain": "day", "kpi": "calls"}
+    assert served.rows(scope="org", **day)["org", "calls"]["value"] == before["org"]
     assert _http_errors(errors) == []

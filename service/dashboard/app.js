@@ -6,17 +6,14 @@ import { Api, ApiError, AuthError, forgetToken, getToken, setToken } from './api
 import { LEVELS, levelBar, levelReached, targetBars, trendChart } from './charts.js';
 import * as F from './format.js';
 import { SOURCES, STRINGS, initialLanguage, rememberLanguage } from './i18n.js';
+import { LiveData } from './live.js';
 
 const VIEWS = ['daily', 'weekly', 'monthly', 'targets'];
 const PHASES = ['launch', 'growth', 'mature'];
 const TIERS = ['behavioral', 'tactical', 'strategic', 'efficiency'];
 const PHASE_KEY = 'iskpi.phase';
 const STALE_HOURS = 24;
-const REFRESH_MS = 5 * 60 * 1000;
-// While a sync runs (the demo's first one, say), its pages land every moment: refresh often.
-const SYNCING_REFRESH_MS = 3000;
 const SYNCING_FOR_AT_MOST_MS = 6 * 3.6e6; // a run "running" for longer was killed
-let syncingTimer = null;
 
 // The daily sheet: activity volume (pro-rated targets) and its efficiency.
 const DAILY_KPIS = [
@@ -65,6 +62,7 @@ const state = {
 };
 
 let api = null;
+let live = null; // the /v1/meta poll: refreshes the numbers when the data moves
 let ctx = null; // {today, timezone, catalog: Map, keys: [], teams: [], reps: Map}
 let renderCount = 0;
 
@@ -383,6 +381,7 @@ function applyLanguage() {
   $('#sign-out').textContent = t().signOut;
   $('#refresh').title = t().refresh;
   $('#refresh').setAttribute('aria-label', t().refresh);
+  live?.tell();
 }
 
 function setLanguage(lang) {
@@ -409,14 +408,12 @@ async function renderFreshness() {
   const sources = [...new Set([...Object.keys(last), ...runs.map((run) => run.source)])].sort();
   const items = [];
   const stale = [];
-  let anySyncing = false;
   for (const source of sources) {
     const at = last[source];
     const hours = at ? (Date.now() - Date.parse(at)) / 3.6e6 : null;
     const latest = runs.find((run) => run.source === source);
     const syncing =
       !!latest && latest.status === 'running' && Date.now() - Date.parse(latest.started_at) < SYNCING_FOR_AT_MOST_MS;
-    anySyncing = anySyncing || syncing;
     const isStale = !syncing && (hours === null || hours > STALE_HOURS);
     if (isStale) stale.push(SOURCES[source] || source);
     items.push(
@@ -441,13 +438,6 @@ async function renderFreshness() {
       ),
     );
   }
-  if (anySyncing && !syncingTimer) {
-    // The numbers grow as the sync's pages commit: show them until it ends.
-    syncingTimer = window.setTimeout(() => {
-      syncingTimer = null;
-      refresh();
-    }, SYNCING_REFRESH_MS);
-  }
   const children = [
     h('span', { class: 'label', text: `${t().freshness}:` }),
     h('ul', {}, items.length ? items : h('li', { class: 'stale', text: t().neverSynced })),
@@ -459,6 +449,30 @@ async function renderFreshness() {
     );
   }
   box.replaceChildren(...children);
+}
+
+/** "Updated N min ago" from /v1/meta, ticking; its tooltip has each source's last sync. */
+function showUpdated(meta, age, failing) {
+  const box = $('#updated');
+  const lines = meta.syncs.map((sync) => {
+    const name = SOURCES[sync.source] || sync.source;
+    const at = sync.last_success_at ? `${t().lastSync} ${sync.last_success_at.slice(0, 16).replace('T', ' ')} UTC` : t().neverSynced;
+    const run = sync.running ? t().syncing : sync.status && sync.status !== 'ok' ? `${t().lastRun}: ${sync.status}` : '';
+    return `${name}: ${at}${run ? ` \u00b7 ${run}` : ''}`;
+  });
+  if (failing) lines.push(t().liveFailing);
+  box.textContent = age === null ? t().neverSynced : t().updatedAgo(age);
+  box.title = lines.join('\n');
+  box.dataset.freshnessSeconds = age === null ? '' : String(Math.floor(age));
+  box.dataset.failing = String(failing);
+  box.className = `updated${age === null || age > STALE_HOURS * 3600 ? ' stale' : ''}${failing ? ' failing' : ''}`;
+  box.hidden = false;
+}
+
+/** The data moved: new numbers, except on the targets page, whose forms would be reset. */
+function dataMoved() {
+  if (state.view === 'targets') api?.cache.clear();
+  else refresh();
 }
 
 function breadcrumbs() {
@@ -1542,6 +1556,9 @@ async function render() {
 }
 
 function showLogin(message) {
+  live?.stop();
+  live = null;
+  $('#updated').hidden = true;
   api = null;
   ctx = null;
   applyLanguage();
@@ -1576,6 +1593,16 @@ async function signIn(token) {
     return;
   }
   setToken(token);
+  live = new LiveData(api, {
+    onMoved: dataMoved,
+    onFreshness: showUpdated,
+    onAuthError: () => {
+      forgetToken();
+      showLogin(t().tokenRejected);
+    },
+  });
+  // The first answer is the version the numbers below are read at: a change after it shows.
+  await live.start();
   render();
 }
 
@@ -1609,9 +1636,6 @@ function start() {
     showLogin();
   });
   $('#refresh').addEventListener('click', refresh);
-  window.setInterval(() => {
-    if (document.visibilityState === 'visible') refresh();
-  }, REFRESH_MS);
   // A click anywhere on a member's row drills down, as its name link does.
   $('#content').addEventListener('click', (event) => {
     const row = event.target.closest('tr.member');

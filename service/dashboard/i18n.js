@@ -91,6 +91,15 @@ export const STRINGS = {
     lastRun: '最新の実行',
     syncing: '同期中…',
     ago: (h) => (h < 1 ? '1時間以内' : h < 48 ? `${Math.floor(h)}時間前` : `${Math.floor(h / 24)}日前`),
+    updatedAgo: (s) =>
+      s < 60
+        ? 'たった今更新'
+        : s < 3600
+          ? `${Math.floor(s / 60)}分前に更新`
+          : s < 48 * 3600
+            ? `${Math.floor(s / 3600)}時間前に更新`
+            : `${Math.floor(s / 86400)}日前に更新`,
+    liveFailing: '更新を確認できません（再試行中）',
     timezone: 'タイムゾーン',
     unit_seconds: '秒',
     unit_minutes: '分',
@@ -263,6 +272,15 @@ export const STRINGS = {
     lastRun: 'latest run',
     syncing: 'syncing…',
     ago: (h) => (h < 1 ? 'within the hour' : h < 48 ? `${Math.floor(h)} h ago` : `${Math.floor(h / 24)} days ago`),
+    updatedAgo: (s) =>
+      s < 60
+        ? 'updated just now'
+        : s < 3600
+          ? `updated ${Math.floor(s / 60)} min ago`
+          : s < 48 * 3600
+            ? `updated ${Math.floor(s / 3600)} h ago`
+            : `updated ${Math.floor(s / 86400)} days ago`,
+    liveFailing: 'cannot check for updates (retrying)',
     timezone: 'time zone',
     unit_seconds: 's',
     unit_minutes: 'min',

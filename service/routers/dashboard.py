@@ -24,6 +24,7 @@ ASSETS = {
     "charts.js": "text/javascript; charset=utf-8",
     "format.js": "text/javascript; charset=utf-8",
     "i18n.js": "text/javascript; charset=utf-8",
+    "live.js": "text/javascript; charset=utf-8",
     "app.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }
