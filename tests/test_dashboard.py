@@ -1239,3 +1239,83 @@ def test_page_refreshes_itself_when_a_sync_brings_new_calls(
     day = {"from": TODAY.isoformat(), "to": TODAY.isoformat(), "grain": "day", "kpi": "calls"}
     assert served.rows(scope="org", **day)["org", "calls"]["value"] == before["org"]
     assert _http_errors(errors) == []
+
+
+def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
+    browser: Browser, served: Served
+) -> None:
+    # /v1/meta as the test says: the last sync 150 s old, a run in progress or not, or failing.
+    meta = served.get("/v1/meta")
+    answer: dict[str, Any] = {"fail": False, "running": False}
+    polls: list[float] = []
+
+    def fake_meta(route: Any) -> None:
+        polls.append(time.monotonic())
+        if answer["fail"]:
+            route.fulfill(status=503, json={"detail": "down for a moment"})
+            return
+        syncs = [{**sync, "running": answer["running"]} for sync in meta["syncs"]]
+        route.fulfill(json={**meta, "syncs": syncs, "freshness_seconds": 150})
+
+    page, errors = open_page(browser, served, fake_clock=True)
+    page.route("**/v1/meta", fake_meta)
+    sign_in(page)
+    wait_view(page, "daily")
+    updated = page.locator("#updated")
+    assert updated.inner_text() == "2分前に更新"
+    assert updated.get_attribute("data-freshness-seconds") == "150"
+
+    def polled_after(ms: int, *, expected: bool) -> bool:
+        """Whether moving the page's clock on by ``ms`` makes it ask /v1/meta: waiting up to
+        5 s (real time) for the request when one is expected, 0.5 s when none is."""
+        before = len(polls)
+        page.clock.fast_forward(ms)
+        deadline = time.monotonic() + (5 if expected else 0.5)
+        while time.monotonic() < deadline and (len(polls) == before or not expected):
+            page.wait_for_timeout(100)
+        return len(polls) > before
+
+    # The next poll fails: the freshness goes on counting from the last answer (150 s + 60 s).
+    answer["fail"] = True
+    assert polled_after(60_000, expected=True)
+    page.wait_for_function("() => document.querySelector('#updated').dataset.failing === 'true'")
+    assert updated.inner_text() == "3分前に更新"
+    assert "更新を確認できません" in (updated.get_attribute("title") or "")
+    # Backing off: 20 s after the first failure, 40 s after the second.
+    assert not polled_after(15_000, expected=False)
+    assert polled_after(6_000, expected=True)
+    assert not polled_after(35_000, expected=False)
+    assert polled_after(6_000, expected=True)
+    # Answering again, with a sync running: every 3 s; once it ends, every 10 s.
+    answer["fail"], answer["running"] = False, True
+    assert polled_after(80_000, expected=True)
+    page.wait_for_function("() => document.querySelector('#updated').dataset.failing === 'false'")
+    assert updated.inner_text() == "2分前に更新"
+    assert "同期中" in (updated.get_attribute("title") or "")
+    assert polled_after(3_500, expected=True)
+    answer["running"] = False
+    assert polled_after(3_500, expected=True)
+    assert not polled_after(5_000, expected=False)
+    assert polled_after(6_000, expected=True)
+    # A hidden tab does not ask; shown again, it asks at once.
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'hidden'});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    assert not polled_after(60_000, expected=False)
+    before = len(polls)
+    page.evaluate(
+        """() => {
+            Object.defineProperty(document, 'visibilityState', {configurable: true, get: () => 'visible'});
+            document.dispatchEvent(new Event('visibilitychange'));
+        }"""
+    )
+    page.wait_for_timeout(300)
+    assert len(polls) == before + 1
+    # English.
+    page.click('#lang button[data-lang="en"]')
+    page.wait_for_function("() => document.documentElement.lang === 'en'")
+    assert updated.inner_text() == "updated 2 min ago"
+    assert _http_errors(errors) == []
