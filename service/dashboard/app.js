@@ -1602,8 +1602,9 @@ async function signIn(token) {
     },
   });
   // The first answer is the version the numbers below are read at: a change after it shows.
-  await live.start();
-  render();
+  const watching = live;
+  await watching.start();
+  if (live === watching) render(); // else the token was refused meanwhile: the form is up
 }
 
 /** Everything again from the API: the day may have turned, a sync may have landed. */
