@@ -1244,10 +1244,15 @@ def test_page_refreshes_itself_when_a_sync_brings_new_calls(
 def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
     browser: Browser, served: Served
 ) -> None:
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
     # /v1/meta as the test says: the last sync 150 s old, a run in progress or not, or failing.
     meta = served.get("/v1/meta")
-    answer: dict[str, Any] = {"fail": False, "running": False}
+    answer: dict[str, Any] = {"fail": False, "running": False, "today": meta["today"]}
     polls: list[float] = []
+
+    def is_meta(request: Any) -> bool:
+        return bool(request.url.endswith("/v1/meta"))
 
     def fake_meta(route: Any) -> None:
         polls.append(time.monotonic())
@@ -1255,25 +1260,37 @@ def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
             route.fulfill(status=503, json={"detail": "down for a moment"})
             return
         syncs = [{**sync, "running": answer["running"]} for sync in meta["syncs"]]
-        route.fulfill(json={**meta, "syncs": syncs, "freshness_seconds": 150})
+        route.fulfill(
+            json={**meta, "syncs": syncs, "freshness_seconds": 150, "today": answer["today"]}
+        )
 
     page, errors = open_page(browser, served, fake_clock=True)
     page.route("**/v1/meta", fake_meta)
+    kpi_requests: list[str] = []
+    page.on("request", lambda r: kpi_requests.append(r.url) if "/v1/kpis?" in r.url else None)
     sign_in(page)
     wait_view(page, "daily")
     updated = page.locator("#updated")
     assert updated.inner_text() == "2分前に更新"
     assert updated.get_attribute("data-freshness-seconds") == "150"
+    kpi_requests.clear()
 
     def polled_after(ms: int, *, expected: bool) -> bool:
-        """Whether moving the page's clock on by ``ms`` makes it ask /v1/meta: waiting up to
-        5 s (real time) for the request when one is expected, 0.5 s when none is."""
+        """Whether moving the page's clock on by ``ms`` makes it ask /v1/meta. An expected
+        poll is waited for (5 s, real time) until the page has its answer and has planned
+        the next one; a request not made within 0.5 s is taken as not made."""
         before = len(polls)
-        page.clock.fast_forward(ms)
-        deadline = time.monotonic() + (5 if expected else 0.5)
-        while time.monotonic() < deadline and (len(polls) == before or not expected):
-            page.wait_for_timeout(100)
-        return len(polls) > before
+        if not expected:
+            page.clock.fast_forward(ms)
+            page.wait_for_timeout(500)
+            return len(polls) > before
+        try:
+            with page.expect_event("requestfinished", is_meta, timeout=5_000):
+                page.clock.fast_forward(ms)
+        except PlaywrightTimeout:
+            return False
+        page.wait_for_timeout(200)  # the answer read, the next poll planned
+        return True
 
     # The next poll fails: the freshness goes on counting from the last answer (150 s + 60 s).
     answer["fail"] = True
@@ -1314,6 +1331,13 @@ def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
     )
     page.wait_for_timeout(300)
     assert len(polls) == before + 1
+    # Four minutes of polls and the same data version: the numbers were never read again.
+    assert kpi_requests == []
+    # The business day turned (the version did not): the page reads its numbers again.
+    answer["today"] = (TODAY + timedelta(days=1)).isoformat()
+    with page.expect_request(lambda r: "/v1/kpis?" in r.url, timeout=10_000):
+        assert polled_after(POLL_MS, expected=True)
+    wait_view(page, "daily")
     # English.
     page.click('#lang button[data-lang="en"]')
     page.wait_for_function("() => document.documentElement.lang === 'en'")
