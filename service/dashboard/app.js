@@ -13,7 +13,6 @@ const PHASES = ['launch', 'growth', 'mature'];
 const TIERS = ['behavioral', 'tactical', 'strategic', 'efficiency'];
 const PHASE_KEY = 'iskpi.phase';
 const STALE_HOURS = 24;
-const SYNCING_FOR_AT_MOST_MS = 6 * 3.6e6; // a run "running" for longer was killed
 
 // The daily sheet: activity volume (pro-rated targets) and its efficiency.
 const DAILY_KPIS = [
@@ -392,28 +391,20 @@ function setLanguage(lang) {
   else if (!getToken()) showLogin();
 }
 
-async function renderFreshness() {
+/** Each source's last successful (ok or partial) sync, from the last /v1/meta answer. */
+function renderFreshness() {
   const box = $('#freshness');
-  let health;
-  let runs = [];
-  try {
-    health = await (await fetch('/healthz', { headers: { Accept: 'application/json' } })).json();
-    runs = (await api.get('/v1/sync/runs', { limit: 50 })).data;
-  } catch (error) {
-    if (error instanceof AuthError) throw error;
-    box.replaceChildren(h('span', { class: 'stale', text: `${t().freshness}: ${error.message}` }));
+  const meta = live?.meta;
+  if (!meta) {
+    box.replaceChildren(h('span', { class: 'stale', text: `${t().freshness}: ${t().liveFailing}` }));
     return;
   }
-  const last = health.last_successful_sync || {};
-  const sources = [...new Set([...Object.keys(last), ...runs.map((run) => run.source)])].sort();
   const items = [];
   const stale = [];
-  for (const source of sources) {
-    const at = last[source];
+  for (const sync of meta.syncs) {
+    const { source, running: syncing } = sync;
+    const at = sync.last_success_at;
     const hours = at ? (Date.now() - Date.parse(at)) / 3.6e6 : null;
-    const latest = runs.find((run) => run.source === source);
-    const syncing =
-      !!latest && latest.status === 'running' && Date.now() - Date.parse(latest.started_at) < SYNCING_FOR_AT_MOST_MS;
     const isStale = !syncing && (hours === null || hours > STALE_HOURS);
     if (isStale) stale.push(SOURCES[source] || source);
     items.push(
@@ -432,8 +423,8 @@ async function renderFreshness() {
             : t().neverSynced,
         syncing
           ? h('span', { class: 'run-status syncing', text: ` \u00b7 ${t().syncing}` })
-          : latest && latest.status !== 'ok'
-            ? h('span', { class: 'run-status', text: ` \u00b7 ${t().lastRun}: ${latest.status}` })
+          : sync.status && sync.status !== 'ok'
+            ? h('span', { class: 'run-status', text: ` \u00b7 ${t().lastRun}: ${sync.status}` })
             : null,
       ),
     );
