@@ -259,6 +259,7 @@ function sheetEnv() {
     kpiName,
     fmt,
     memberLink,
+    nameOf,
     repsIn,
     rerender: () => {
       api.cache.clear();

@@ -75,7 +75,7 @@ function dailyNumbers(sheet, env) {
   const head = [t.kpi, t.middayActual(sheet.midday_check), t.middayTarget, t.progress, t.dayActual, t.dayTarget, t.progress];
   return [
     sheetSection(
-      t.dailySheetHeading(sheet.period, sheet.scope_name),
+      t.dailySheetHeading(sheet.period, env.nameOf(sheet.scope, sheet.scope_id)),
       table('sheet-daily', head, counts),
       table('sheet-daily-rates', [t.kpi, t.actual, t.ratio, t.target, t.achievement], rates),
       h('p', { class: 'note', text: t.dailySheetNote(sheet.month_business_days) }),
@@ -126,7 +126,7 @@ function weeklyNumbers(sheet, env) {
   const elapsed = sheet.business_days_elapsed === null ? `${sheet.business_days} ${t.businessDays}` : t.businessDayOf(sheet.business_days_elapsed, sheet.business_days);
   return [
     sheetSection(
-      t.weeklySheetHeading(sheet.period, sheet.scope_name),
+      t.weeklySheetHeading(sheet.period, env.nameOf(sheet.scope, sheet.scope_id)),
       h('p', { class: 'period-label', text: `${sheet.period_start} \u2013 ${sheet.period_end} \u00b7 ${elapsed}` }),
       table('sheet-weekly', [t.kpi, t.target, t.actual, t.achievement, t.paceTarget, t.paceAchievement, t.previousWeek], rows),
       h('p', { class: 'note', text: t.paceNote }),
@@ -186,7 +186,7 @@ function monthlyNumbers(sheet, env) {
   );
   const nodes = [
     sheetSection(
-      t.monthlySheetHeading(sheet.period, sheet.scope_name),
+      t.monthlySheetHeading(sheet.period, env.nameOf(sheet.scope, sheet.scope_id)),
       table('sheet-monthly', [t.kpi, t.actual, t.target, t.achievement, t.paceTarget, t.paceAchievement], kpis),
       h('p', { class: 'note', text: t.paceNote }),
     ),
