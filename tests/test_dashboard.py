@@ -1359,12 +1359,12 @@ def test_hostile_notes_are_shown_as_text(
         sign_in(page, token)
         wait_view(page, "daily")
         notes = page.locator(".panel.notes")
-        for field, text in HOSTILE.items():
+        for field, written in HOSTILE.items():
             if token == READ:
                 shown_text = notes.locator(f'.note-text[data-field="{field}"]').text_content()
             else:
                 shown_text = page.input_value(f'textarea[name="note-{field}"]')
-            assert shown_text == text, (token, field)
+            assert shown_text == written, (token, field)
         assert notes.locator("img, script, b").count() == 0
         assert page.locator("#content img").count() == 0
         assert page.evaluate("typeof window.__pwned") == "undefined"
@@ -1391,8 +1391,8 @@ def test_a_reader_sees_notes_and_actions_but_cannot_edit_them(
     page.goto(f"{served.url}/#/weekly?scope=team&id={team}")
     wait_view(page, "weekly", team)
     assert page.get_attribute(".sheet-view", "data-write") == "false"
-    for field, text in notes.items():
-        assert page.locator(f'.note-text[data-field="{field}"]').text_content() == text
+    for field, note in notes.items():
+        assert page.locator(f'.note-text[data-field="{field}"]').text_content() == note
     assert written["notes"]["hypotheses"] is None
     assert page.locator('.note-text[data-field="hypotheses"]').text_content() == DASH
     row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
