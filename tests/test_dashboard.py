@@ -1424,6 +1424,12 @@ def test_a_member_prints_the_notes_as_text(browser: Browser, served: Served) -> 
     wait_view(page, "monthly")
     assert page.is_visible('button[name="print"]')
     page.fill('textarea[name="note-what"]', "meetings 12 of 20\nconversion 3.3 %")
+    # A refresh (every few seconds while a sync runs) keeps what is typed and not yet saved.
+    with page.expect_response(lambda response: "/v1/sheets/monthly" in response.url):
+        page.click("#refresh")
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.input_value('textarea[name="note-what"]') == "meetings 12 of 20\nconversion 3.3 %"
+    assert served.get("/v1/sheets/monthly", month="2026-10")["notes"]["what"] is None
     page.emulate_media(media="print")
     assert page.locator('textarea[name="note-what"]').is_hidden()
     mirror = page.locator('.note-field[data-field="what"] .print-text')

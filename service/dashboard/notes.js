@@ -14,8 +14,10 @@ export const NOTE_FIELDS = {
 const MAX_NOTE = 10000;
 const MAX_TITLE = 500;
 
-// What outlives a render: the last message of each panel, and the add-action form's values.
+// What outlives a render (a refresh re-renders the page, every few seconds while a sync
+// runs): the last message of each panel, what is typed and not yet saved, the add form.
 const messages = new Map();
+const unsaved = new Map(); // `${panel}|${field}` → the text in its box; results by action id
 const draft = { title: '', owner: '', due: '', kpi: '' };
 
 function stamp(at) {
@@ -29,7 +31,7 @@ function stamp(at) {
  * writes nothing. So one empty PUT answers both: 403 for a read token (remembered, so a
  * reader is asked once), and for a member or an admin the sheet's notes with who and when.
  */
-export async function readNotes(kind, period, scope, id, env) {
+export async function noteAccess(kind, period, scope, id, env) {
   if (env.roles.write === false) return { canWrite: false, updated: {} };
   try {
     const answer = await env.api.send('PUT', `/v1/sheets/${kind}/notes`, null, { period, scope, id: scope === 'org' ? null : id, notes: {} });
@@ -84,7 +86,7 @@ function whoWhen(update, env) {
 }
 
 /** One note: a textarea (with its text mirrored for printing) for a writer, the text for a reader. */
-function noteField(field, label, text, update, canWrite, env, inputName) {
+function noteField(field, label, text, update, canWrite, env, inputName, panelKey) {
   if (!canWrite) {
     return h(
       'div',
@@ -94,11 +96,14 @@ function noteField(field, label, text, update, canWrite, env, inputName) {
       whoWhen(update, env),
     );
   }
-  const mirror = h('div', { class: 'print-text', text: text || '' });
+  const typed = `${panelKey}|${field}`;
+  const value = unsaved.get(typed) ?? text ?? '';
+  const mirror = h('div', { class: 'print-text', text: value });
   const area = h('textarea', { id: inputName, name: inputName, rows: 3, maxlength: MAX_NOTE, dataset: { field, original: text || '' } });
-  area.value = text || '';
+  area.value = value;
   area.addEventListener('input', () => {
     mirror.textContent = area.value;
+    unsaved.set(typed, area.value);
   });
   return h('div', { class: 'note-field', dataset: { field } }, h('label', { for: inputName, text: label }), area, mirror, whoWhen(update, env));
 }
@@ -108,7 +113,7 @@ export function notesPanel(kind, sheet, notes, env) {
   const t = env.t;
   const key = `notes|${kind}|${sheet.period}|${sheet.scope}|${sheet.scope_id}`;
   const fields = NOTE_FIELDS[kind].map((field) =>
-    noteField(field, t[`note_${field}`], sheet.notes[field], notes.updated[field], notes.canWrite, env, `note-${field}`),
+    noteField(field, t[`note_${field}`], sheet.notes[field], notes.updated[field], notes.canWrite, env, `note-${field}`, key),
   );
   const children = [h('p', { class: 'note', text: t[`notesHelp_${kind}`] }), h('div', { class: 'note-fields' }, fields)];
   if (kind === 'monthly' && sheet.reps.length) {
@@ -119,7 +124,7 @@ export function notesPanel(kind, sheet, notes, env) {
         'div',
         { class: 'note-fields rep-notes' },
         sheet.reps.map((rep) =>
-          noteField(`rep_notes.${rep.rep_id}`, rep.name, repNotes[rep.rep_id], notes.updated[`rep_notes.${rep.rep_id}`], notes.canWrite, env, `rep-note-${rep.rep_id}`),
+          noteField(`rep_notes.${rep.rep_id}`, rep.name, repNotes[rep.rep_id], notes.updated[`rep_notes.${rep.rep_id}`], notes.canWrite, env, `rep-note-${rep.rep_id}`, key),
         ),
       ),
     );
@@ -144,7 +149,11 @@ export function notesPanel(kind, sheet, notes, env) {
       return;
     }
     const body = { period: sheet.period, scope: sheet.scope, id: sheet.scope === 'org' ? null : sheet.scope_id, notes: changed };
-    await write(() => env.api.send('PUT', `/v1/sheets/${kind}/notes`, null, body), slot, key, t.notesSaved, env);
+    const saved = async () => {
+      await env.api.send('PUT', `/v1/sheets/${kind}/notes`, null, body);
+      for (const typed of [...unsaved.keys()]) if (typed.startsWith(`${key}|`)) unsaved.delete(typed);
+    };
+    await write(saved, slot, key, t.notesSaved, env);
   };
   panel.append(h('div', { class: 'form-row' }, h('button', { type: 'button', class: 'action primary', name: 'save-notes', onclick: save }, t.saveNotes), slot));
   return panel;
@@ -169,10 +178,21 @@ function actionRow(action, canWrite, key, env) {
   if (canWrite) {
     const td = h('td', { class: 'row-actions' });
     if (action.status === 'open') {
-      const result = h('input', { type: 'text', name: `result-${action.id}`, maxlength: MAX_NOTE, placeholder: t.resultHelp, 'aria-label': t.result });
+      const typed = `result|${action.id}`;
+      const result = h('input', { type: 'text', name: `result-${action.id}`, maxlength: MAX_NOTE, placeholder: t.resultHelp, 'aria-label': t.result, value: unsaved.get(typed) || '' });
+      result.addEventListener('input', () => unsaved.set(typed, result.value));
       const slot = h('span', { class: 'message-slot' });
       const patch = (status) => () =>
-        write(() => env.api.send('PATCH', `/v1/actions/${action.id}`, null, { status, result: result.value.trim() || null }), slot, key, t.actionUpdated, env);
+        write(
+          async () => {
+            await env.api.send('PATCH', `/v1/actions/${action.id}`, null, { status, result: result.value.trim() || null });
+            unsaved.delete(typed);
+          },
+          slot,
+          key,
+          t.actionUpdated,
+          env,
+        );
       td.append(
         result,
         h('button', { type: 'button', class: 'action', name: `done-${action.id}`, onclick: patch('done') }, t.markDone),

@@ -4,7 +4,7 @@
 
 import { h, raw, section } from './dom.js';
 import * as F from './format.js';
-import { actionsPanel, notesPanel, readNotes } from './notes.js';
+import { actionsPanel, notesPanel, noteAccess } from './notes.js';
 
 // The monthly sheet's per-rep columns (the sheet's own list, in its order).
 const REP_KPIS = ['calls', 'connect_rate', 'effective_contacts', 'meeting_conversion_rate', 'meetings_set', 'won_count', 'won_amount'];
@@ -53,11 +53,11 @@ function dailyNumbers(sheet, env) {
       'tr',
       { dataset: { kpi: item.kpi, targetSource: raw(item.target_source) } },
       h('th', { scope: 'row', text: item.kpi === 'connects' ? t.connects : env.kpiName(item.kpi) }),
-      num(env, 'calls', 'midday_actual', item.midday.actual),
-      num(env, 'calls', 'midday_target', item.midday.target),
+      num(env, item.kpi, 'midday_actual', item.midday.actual),
+      num(env, item.kpi, 'midday_target', item.midday.target),
       shareTd('midday_progress', item.midday.progress),
-      num(env, 'calls', 'actual', item.end_of_day.actual),
-      num(env, 'calls', 'target', item.end_of_day.target),
+      num(env, item.kpi, 'actual', item.end_of_day.actual),
+      num(env, item.kpi, 'target', item.end_of_day.target),
       shareTd('progress', item.end_of_day.progress),
     ),
   );
@@ -67,7 +67,7 @@ function dailyNumbers(sheet, env) {
       { dataset: { kpi: item.kpi } },
       h('th', { scope: 'row', text: env.kpiName(item.kpi) }),
       num(env, item.kpi, 'actual', item.value),
-      h('td', { class: 'num', text: `${env.fmt('calls', item.numerator)} / ${env.fmt('calls', item.denominator)}` }),
+      h('td', { class: 'num', text: `${F.formatValue(item.numerator, 'count', env.t)} / ${F.formatValue(item.denominator, 'count', env.t)}` }),
       num(env, item.kpi, 'target', item.target),
       shareTd('achievement', item.achievement),
     ),
@@ -217,7 +217,7 @@ const NUMBERS = { daily: dailyNumbers, weekly: weeklyNumbers, monthly: monthlyNu
 /** The sheet's panels for ``period`` (a date, a YYYY-Www week or a YYYY-MM month) and scope. */
 export async function sheetPanels(kind, period, scope, id, env) {
   const params = sheetParams(kind, period, scope, id);
-  const [sheet, notes] = await Promise.all([env.api.get(`/v1/sheets/${kind}`, params), readNotes(kind, period, scope, id, env)]);
+  const [sheet, notes] = await Promise.all([env.api.get(`/v1/sheets/${kind}`, params), noteAccess(kind, period, scope, id, env)]);
   const toolbar = h(
     'div',
     { class: 'sheet-toolbar' },
