@@ -1328,6 +1328,13 @@ def test_member_writes_notes_and_an_action_that_a_reload_reads_back(
     )
     assert (action["scope"], action["scope_id"], action["status"]) == ("team", team, "open")
     snap(page, screenshots, served, "16-weekly-sheet-member-en")
+    # The team's daily sheet lists it too, while it is open.
+    page.goto(f"{served.url}/#/daily?scope=team&id={team}")
+    wait_view(page, "daily", team)
+    daily_row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+    assert daily_row.get_attribute("data-action-id") == str(action["id"])
+    page.goto(f"{served.url}/#/weekly?scope=team&id={team}")
+    wait_view(page, "weekly", team)
 
     # Done, with its result.
     page.fill(f'input[name="result-{action["id"]}"]', "connect rate 27 % → 31 %")
@@ -1354,6 +1361,10 @@ def test_hostile_notes_are_shown_as_text(
     write_as_member(
         served, "PUT", "/v1/sheets/daily/notes", {"period": day, "scope": "org", "notes": HOSTILE}
     )
+    title = f'{served.store}: <img src=x onerror="window.__pwned=3">'
+    owner = sorted(served.reps)[0]
+    action = {"title": title, "owner": owner, "due": day, "week": "2026-W44"}
+    write_as_member(served, "POST", "/v1/actions", action)
     for token in (READ, WRITE):
         page, errors = open_page(browser, served)
         sign_in(page, token)
@@ -1366,6 +1377,8 @@ def test_hostile_notes_are_shown_as_text(
                 shown_text = page.input_value(f'textarea[name="note-{field}"]')
             assert shown_text == written, (token, field)
         assert notes.locator("img, script, b").count() == 0
+        row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+        assert row.locator("td.title").text_content() == title
         assert page.locator("#content img").count() == 0
         assert page.evaluate("typeof window.__pwned") == "undefined"
         if token == READ:
@@ -1435,6 +1448,7 @@ def test_a_member_prints_the_notes_as_text(browser: Browser, served: Served) -> 
     mirror = page.locator('.note-field[data-field="what"] .print-text')
     assert mirror.is_visible() and mirror.text_content() == "meetings 12 of 20\nconversion 3.3 %"
     assert page.locator('button[name="save-notes"]').is_hidden()
+    assert page.locator('[data-form="add-action"]').count() == 0  # the monthly sheet has none
     # A note per rep, one for each rep of the sheet.
     rep_fields = page.eval_on_selector_all(
         ".rep-notes .note-field", "fs => fs.map(f => f.dataset.field)"

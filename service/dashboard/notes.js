@@ -267,13 +267,13 @@ function addForm(sheet, env) {
   );
 }
 
-/** The weekly sheet's actions (the week's and every overdue one) and, for a writer, the add form. */
+/** A sheet's actions (of its week, and every overdue one) and, for a writer, the add form. */
 export function actionsPanel(sheet, canWrite, env) {
   const t = env.t;
   const head = [t.actionTitle, t.owner, t.due, t.kpi, t.status, t.result, canWrite ? '' : null].filter((label) => label !== null);
   const body = sheet.actions.map((action) => actionRow(action, canWrite, actionsKey(sheet), env));
   const panel = section(
-    t.actionsHeading,
+    sheet.kind === 'weekly' ? t.actionsHeading : t.openActionsHeading,
     sheet.actions.length
       ? h(
           'table',

@@ -214,10 +214,29 @@ function monthlyNumbers(sheet, env) {
 
 const NUMBERS = { daily: dailyNumbers, weekly: weeklyNumbers, monthly: monthlyNumbers };
 
+/**
+ * The daily sheet's actions: the open ones of its week and the overdue ones, filed under its
+ * scope (a rep's: also those it owns), as the weekly sheet lists them; the daily sheet's
+ * JSON has none, so they are GET /v1/actions?status=open, picked here.
+ */
+async function dailyActions(day, scope, id, env) {
+  const week = F.isoWeek(day);
+  const own = scope === 'org' ? 'org' : id;
+  const open = (await env.api.get('/v1/actions', { status: 'open' })).data;
+  const actions = open.filter(
+    (action) => (action.week === week || action.overdue) && ((action.scope === scope && action.scope_id === own) || (scope === 'rep' && action.owner === own)),
+  );
+  return { period: week, period_start: F.mondayOf(day), scope, scope_id: own, actions };
+}
+
 /** The sheet's panels for ``period`` (a date, a YYYY-Www week or a YYYY-MM month) and scope. */
 export async function sheetPanels(kind, period, scope, id, env) {
   const params = sheetParams(kind, period, scope, id);
-  const [sheet, notes] = await Promise.all([env.api.get(`/v1/sheets/${kind}`, params), noteAccess(kind, period, scope, id, env)]);
+  const [sheet, notes, week] = await Promise.all([
+    env.api.get(`/v1/sheets/${kind}`, params),
+    noteAccess(kind, period, scope, id, env),
+    kind === 'daily' ? dailyActions(period, scope, id, env) : null,
+  ]);
   const toolbar = h(
     'div',
     { class: 'sheet-toolbar' },
@@ -225,6 +244,6 @@ export async function sheetPanels(kind, period, scope, id, env) {
     h('span', { class: 'note', text: notes.canWrite ? env.t.canWriteNote : env.t.readOnlyNotes }),
   );
   const nodes = [toolbar, ...NUMBERS[kind](sheet, env), notesPanel(kind, sheet, notes, env)];
-  if (kind === 'weekly') nodes.push(actionsPanel(sheet, notes.canWrite, env));
+  if (kind !== 'monthly') nodes.push(actionsPanel(week || sheet, notes.canWrite, env));
   return h('div', { class: 'sheet-view', dataset: { sheet: kind, period: sheet.period, write: String(notes.canWrite) } }, nodes);
 }
