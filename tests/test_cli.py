@@ -123,7 +123,7 @@ def test_the_scheduler_runs_the_sync_on_the_cron_in_the_business_time_zone() -> 
     settings = Settings(sync_cron="30 2 * * 1-5", timezone="Asia/Tokyo")
     scheduler = start_scheduler(settings, engine=None, connectors=lambda: [])  # type: ignore[arg-type]
     try:
-        job = scheduler.get_job("sync")
+        job = scheduler.get_job("nightly")
         assert job.max_instances == 1 and job.coalesce is True
         assert job.misfire_grace_time == MISFIRE_GRACE_SECONDS
         assert str(job.trigger.timezone) == "Asia/Tokyo"
