@@ -25,8 +25,14 @@ def _split_tokens(value: object) -> object:
 class Settings(BaseSettings):
     """Everything the service reads from its environment; secrets are SecretStr."""
 
+    # A validation error's text leaves the values out: one may be a secret (a token, the
+    # webhook URL). settings_errors names each bad value that is not.
     model_config = SettingsConfigDict(
-        env_prefix="ISKPI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ISKPI_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     database_url: str = Field(

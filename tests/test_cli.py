@@ -61,6 +61,7 @@ def test_sync_prints_a_summary_and_exits_0(portal: RunningPortal, tmp_path: Path
     result = iskpi("sync", "--source", "hubspot", env=env)
     assert result.returncode == 0, result.stderr
     assert "hubspot sync #1: ok" in result.stdout
+    assert "trigger: cli" in result.stdout
     calls = portal.portal.count("calls") + portal.portal.count("calls", archived=True)
     assert f"calls       │ {calls:>7,}" in result.stdout or f"{calls:,}" in result.stdout
     assert "API calls" in result.stdout and "quarantined" in result.stdout

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
 from pydantic import SecretStr
@@ -63,8 +63,9 @@ def send_due_alerts(
 
     ``clock`` times the records (claims, attempts, sends); ``at`` decides what is due.
     """
-    clock_at = at.astimezone(ctx.zone)
-    due = due_alerts(clock_at.date(), clock_at.time(), ctx, config.hours)
+    ctx = replace(ctx, now=at)  # the figures as of the pass: its day, its week's pace
+    local = at.astimezone(ctx.zone)
+    due = due_alerts(local.date(), local.time(), ctx, config.hours)
     expired = outbox.expire(engine, due, clock())
     if expired:
         log.warning("%d alert(s) not delivered while they were due: marked failed", expired)

@@ -90,7 +90,10 @@ def print_report(report: SyncReport, trigger: str) -> None:
     """A run's figures as a table, and its error."""
     from rich.table import Table
 
-    table = Table(title=f"{report.source} sync #{report.run_id} ({trigger}): {report.status}")
+    table = Table(
+        title=f"{report.source} sync #{report.run_id}: {report.status}",
+        caption=f"trigger: {trigger}",
+    )
     table.add_column("stream")
     table.add_column("records", justify="right")
     for stream, count in report.records.items():

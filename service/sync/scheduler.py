@@ -143,9 +143,10 @@ def intraday_sync(
     hours: BusinessHours,
     every_minutes: int,
     alerts: AlertConfig | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
 ) -> None:
     """The intraday pass of the slot it is time for; nothing on a holiday."""
-    slot = latest_slot(datetime.now(UTC), kpi, hours, every_minutes)
+    slot = latest_slot(clock(), kpi, hours, every_minutes)
     if slot is None:
         log.info("intraday sync skipped: no slot now (a holiday in %s)", kpi.timezone)
         return
