@@ -9,7 +9,7 @@ send the same alert, one inserts it and the others see it there.
 from __future__ import annotations
 
 from datetime import date, datetime
-from typing import Literal, get_args
+from typing import Literal
 
 from sqlalchemy import String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
@@ -17,9 +17,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from models.base import Base
 
 AlertKind = Literal["midday", "end_of_day", "weekly_digest"]
-ALERT_KINDS: tuple[str, ...] = get_args(AlertKind)
 AlertStatus = Literal["pending", "sent", "failed"]
-ALERT_STATUSES: tuple[str, ...] = get_args(AlertStatus)
 
 
 class Alert(Base):

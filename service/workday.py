@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, time, timedelta
+from datetime import UTC, datetime, time
 
 from kpi import BusinessCalendar, KpiContext
 
@@ -86,16 +86,3 @@ def latest_slot(
         return None
     slot = datetime.combine(clock.date(), earlier[-1], tzinfo=ctx.zone)
     return slot.astimezone(UTC)
-
-
-def day_start(at: datetime, ctx: KpiContext) -> datetime:
-    """The local midnight ``at``'s day began at, on the business clock."""
-    return local(at, ctx).replace(hour=0, minute=0, second=0, microsecond=0)
-
-
-def at_local_time(day: datetime, when: time) -> datetime:
-    """The instant of the local time ``when`` on the local day of ``day`` (a zone-aware datetime)."""
-    return datetime.combine(day.date(), when, tzinfo=day.tzinfo)
-
-
-ONE_DAY = timedelta(days=1)

@@ -50,6 +50,7 @@ from kpi import KpiContext, Target, put_targets
 from models import Alert, Base, SyncRun
 from service.alerts.dispatch import AlertConfig, after_sync_pass, send_due_alerts
 from service.alerts.due import AlertKey, due_alerts
+from service.alerts.messages import number
 from service.db import downgrade, make_engine, migrate
 from service.settings import Settings
 from service.sync.run import SyncReport
@@ -266,6 +267,20 @@ def test_no_pacing_alert_without_call_targets(engine: Engine) -> None:
         assert send_due_alerts(engine, CTX, config(hook.url), jst("2026-12-03T12:05")) == []
         assert hook.texts == []
     assert alerts(engine) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [
+        (1234.0, "1,234"),
+        (800 / 21 / 2, "19"),
+        (230 / 19, "12.1"),
+        (300_000.5, "300,000.5"),
+        (None, "-"),
+    ],
+)
+def test_numbers_read_as_counts_with_at_most_one_decimal(value: float | None, shown: str) -> None:
+    assert number(value) == shown
 
 
 def test_the_monday_digest_reports_last_week_against_target(store: Engine) -> None:

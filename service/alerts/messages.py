@@ -1,7 +1,7 @@
 """The alerts' text: short Japanese lines a sales team reads in Slack, with the KPI keys beside.
 
 Plain text with Slack's ``*bold*`` headline; counts with thousands separators, a target
-that a month's pro-rating left fractional with one decimal, achievements in whole percent.
+that a month's pro-rating left fractional to one decimal, achievements in whole percent.
 """
 
 from __future__ import annotations
@@ -18,12 +18,13 @@ CAUSES_JA = {"volume": "量 (架電数が目標に届いていない)", "quality
 
 
 def number(value: float | None) -> str:
-    """``1,234``, or ``95.2`` for a fractional value; ``-`` for none."""
+    """``1,234``, or ``95.2`` for a fractional value (``19`` for 19.04); ``-`` for none."""
     if value is None:
         return "-"
-    if float(value).is_integer():
-        return f"{int(value):,}"
-    return f"{value:,.1f}"
+    rounded = round(float(value), 1)
+    if rounded.is_integer():
+        return f"{int(rounded):,}"
+    return f"{rounded:,.1f}"
 
 
 def percent(value: float | None) -> str:
