@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -51,6 +52,7 @@ from models import Alert, Base, SyncRun
 from service.alerts.dispatch import AlertConfig, after_sync_pass, send_due_alerts
 from service.alerts.due import AlertKey, due_alerts
 from service.alerts.messages import number
+from service.alerts.webhook import post
 from service.db import downgrade, make_engine, migrate
 from service.settings import Settings
 from service.sync.run import SyncReport
@@ -355,6 +357,14 @@ def test_an_unreachable_webhook_stays_pending_and_a_stale_alert_fails(
     ]
     assert "s3cr3t" not in caplog.text
     assert not any("s3cr3t" in str(v) for a in alerts(store) for v in a.values())
+
+
+def test_a_webhook_that_answers_too_late_is_a_failed_post() -> None:
+    with webhook_receiver(delay=1.0) as hook:
+        began = time.monotonic()
+        error = post(SecretStr(hook.url), "遅い", timeout=0.2)
+        assert time.monotonic() - began < 0.9
+    assert error == "no answer within 0.2 s"
 
 
 def test_the_sync_succeeds_while_the_webhook_is_down(

@@ -1,7 +1,7 @@
 """A local Slack-compatible incoming webhook: a real HTTP server on 127.0.0.1 in a thread.
 
 It keeps every body posted to it and answers with the next status of ``statuses`` (200
-once they run out), so a test can make it fail and then recover.
+once they run out), so a test can make it fail and then recover, or answer too late.
 """
 
 from __future__ import annotations
@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,8 +22,9 @@ SECRET_PATH = "/services/T0001/B0001/s3cr3t-webhook-token"
 class Receiver:
     """What the webhook received, and how it answers next."""
 
-    def __init__(self, statuses: list[int]) -> None:
+    def __init__(self, statuses: list[int], delay: float) -> None:
         self.statuses = statuses
+        self.delay = delay
         self.posts: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.lock = threading.Lock()
@@ -38,6 +40,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            time.sleep(receiver.delay)
             with receiver.lock:
                 status = receiver.statuses.pop(0) if receiver.statuses else 200
                 if status == 200:
@@ -55,11 +58,17 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     return Handler
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that gave up before the answer (a timeout test) is no error here
+
+
 @contextmanager
-def webhook_receiver(statuses: list[int] | None = None) -> Iterator[Receiver]:
-    """A receiver on a free port; bodies answered with a status other than 200 are not kept."""
-    receiver = Receiver(list(statuses or []))
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(receiver))
+def webhook_receiver(statuses: list[int] | None = None, delay: float = 0.0) -> Iterator[Receiver]:
+    """A receiver on a free port that answers after ``delay`` seconds; bodies answered with a
+    status other than 200 are not kept."""
+    receiver = Receiver(list(statuses or []), delay)
+    server = _Server(("127.0.0.1", 0), _handler(receiver))
     receiver.url = f"http://127.0.0.1:{server.server_address[1]}{SECRET_PATH}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
