@@ -259,11 +259,15 @@ def serve_command(
     engine = open_store(settings)
     check_timezone(engine, settings.timezone)
 
+    warned: list[bool] = []  # intraday slots come every few minutes: say it once, not all day
+
     def connectors() -> list[SourceConnector]:
         try:
             return build_connectors(settings, "all", engine)
         except SourceNotConfigured as exc:
-            log.warning("scheduled sync has nothing to do: %s", exc)
+            if not warned:
+                log.warning("scheduled sync has nothing to do: %s", exc)
+                warned.append(True)
             return []
 
     serve(settings, engine, connectors, host, port)
