@@ -200,7 +200,7 @@ def _seed(engine: Engine, settings: Settings) -> RunningPortal:
         conn.execute(
             SyncRun.__table__.insert().values(
                 source="salesforce",
-                trigger="schedule",
+                trigger="nightly",
                 full=False,
                 started_at=ago - timedelta(minutes=2),
                 finished_at=ago,
