@@ -1,4 +1,4 @@
-"""Targets (docs/api.md /v1/targets, §11): three levels, draft and confirmed, and their revisions.
+"""Targets (docs/targets.md): three levels, draft and confirmed, and their revisions.
 
 A target is ``(kpi, grain, period_start, scope, id, level)`` → value. Its status is
 ``draft`` (a proposal: the seed's bottom-up step) or ``confirmed`` (agreed). Every

@@ -82,3 +82,8 @@ __all__ += ["WritebackPush", "WritebackPushRow", "WritebackState"]
 from models.sheets import ImprovementAction, SheetNote, SheetNoteWrite  # noqa: E402
 
 __all__ += ["ImprovementAction", "SheetNote", "SheetNoteWrite"]
+
+# The alerts sent to the webhook (pacing checks, the weekly digest).
+from models.alerts import Alert  # noqa: E402
+
+__all__ += ["Alert"]

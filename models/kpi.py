@@ -126,7 +126,7 @@ class RollupState(Base):
 
 
 class KpiTarget(Base):
-    """A target for one KPI, grain, period, scope id and level (docs/api.md /v1/targets, §11)."""
+    """A target for one KPI, grain, period, scope id and level (docs/targets.md)."""
 
     __tablename__ = "kpi_targets"
     __table_args__ = (

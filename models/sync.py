@@ -29,7 +29,7 @@ class SyncRun(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
     source: Mapped[str] = mapped_column(String(16))
-    trigger: Mapped[str] = mapped_column(String(16))  # cli, schedule, api, demo
+    trigger: Mapped[str] = mapped_column(String(16))  # nightly, intraday, api, cli, demo
     full: Mapped[bool]
     started_at: Mapped[datetime]
     finished_at: Mapped[datetime | None]

@@ -6,12 +6,14 @@ from datetime import datetime
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kpi import KpiContext
+from service.workday import BusinessHours
 
 
 def _split_tokens(value: object) -> object:
@@ -23,8 +25,14 @@ def _split_tokens(value: object) -> object:
 class Settings(BaseSettings):
     """Everything the service reads from its environment; secrets are SecretStr."""
 
+    # A validation error's text leaves the values out: one may be a secret (a token, the
+    # webhook URL). settings_errors names each bad value that is not.
     model_config = SettingsConfigDict(
-        env_prefix="ISKPI_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ISKPI_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+        hide_input_in_errors=True,
     )
 
     database_url: str = Field(
@@ -93,6 +101,19 @@ class Settings(BaseSettings):
         default=10,
         ge=0,
         description="how far an incremental sync looks back behind its cursor, in minutes",
+    )
+    sync_intraday_minutes: int = Field(
+        default=15,
+        ge=0,
+        description="`iskpi serve` also syncs every this many minutes within business hours on business days, counted from their start (0: the nightly sync only)",
+    )
+    business_hours: str = Field(
+        default="08:00-20:00",
+        description="business hours on business days, `HH:MM-HH:MM` in the business time zone: the intraday syncs run within them, and the end-of-day pacing alert follows their end",
+    )
+    alert_webhook_url: SecretStr | None = Field(
+        default=None,
+        description='a Slack-compatible incoming webhook (JSON `{"text": ...}`) for the pacing alerts and the weekly digest; unset: no alerts',
     )
 
     read_tokens: Annotated[list[SecretStr], NoDecode] = Field(
@@ -171,6 +192,31 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError) as exc:
             raise ValueError(f"unknown time zone {value!r}") from exc
         return value
+
+    @field_validator("business_hours")
+    @classmethod
+    def _business_hours(cls, value: str) -> str:
+        return str(BusinessHours.parse(value))
+
+    @field_validator("alert_webhook_url")
+    @classmethod
+    def _webhook_url(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL is a secret: the message says what is wrong without repeating it.
+        if value is None:
+            return None
+        try:
+            parts = urlsplit(value.get_secret_value())
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # a malformed host such as "[::1"
+            usable = False
+        if not usable:
+            raise ValueError("not an http:// or https:// URL with a host")
+        return value
+
+    @property
+    def hours(self) -> BusinessHours:
+        """ISKPI_BUSINESS_HOURS, parsed."""
+        return BusinessHours.parse(self.business_hours)
 
     @property
     def tz(self) -> ZoneInfo:

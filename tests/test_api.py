@@ -344,7 +344,11 @@ def test_sync_trigger_runs_and_is_listed(engine: Engine) -> None:
         def connectors() -> list[Any]:
             return [HubSpotConnector(TOKEN, host=running.url, sleep=lambda _: None)]
 
-        app = create_app(settings_for(sync_cron="0 2 1 1 *"), engine, connectors=connectors)
+        app = create_app(
+            settings_for(sync_cron="0 2 1 1 *", sync_intraday_minutes=0),
+            engine,
+            connectors=connectors,
+        )
         with TestClient(app) as client:
             assert_422(
                 client.post("/v1/sync", params={"source": "salesforce"}, headers=auth(ADMIN)),

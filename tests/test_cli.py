@@ -61,6 +61,7 @@ def test_sync_prints_a_summary_and_exits_0(portal: RunningPortal, tmp_path: Path
     result = iskpi("sync", "--source", "hubspot", env=env)
     assert result.returncode == 0, result.stderr
     assert "hubspot sync #1: ok" in result.stdout
+    assert "trigger: cli" in result.stdout
     calls = portal.portal.count("calls") + portal.portal.count("calls", archived=True)
     assert f"calls       │ {calls:>7,}" in result.stdout or f"{calls:,}" in result.stdout
     assert "API calls" in result.stdout and "quarantined" in result.stdout
@@ -123,7 +124,7 @@ def test_the_scheduler_runs_the_sync_on_the_cron_in_the_business_time_zone() -> 
     settings = Settings(sync_cron="30 2 * * 1-5", timezone="Asia/Tokyo")
     scheduler = start_scheduler(settings, engine=None, connectors=lambda: [])  # type: ignore[arg-type]
     try:
-        job = scheduler.get_job("sync")
+        job = scheduler.get_job("nightly")
         assert job.max_instances == 1 and job.coalesce is True
         assert job.misfire_grace_time == MISFIRE_GRACE_SECONDS
         assert str(job.trigger.timezone) == "Asia/Tokyo"

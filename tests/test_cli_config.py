@@ -55,6 +55,17 @@ def test_a_bad_cron_stops_serve_with_one_line(tmp_path: Path, cron: str) -> None
     one_line(run(tmp_path, "serve", ISKPI_SYNC_CRON=cron), "ISKPI_SYNC_CRON")
 
 
+def test_bad_business_hours_stop_serve_with_one_line(tmp_path: Path) -> None:
+    line = one_line(run(tmp_path, "serve", ISKPI_BUSINESS_HOURS="9-18"), "ISKPI_BUSINESS_HOURS")
+    assert "HH:MM-HH:MM" in line
+
+
+def test_a_bad_webhook_url_is_one_line_without_the_url(tmp_path: Path) -> None:
+    url = "hooks.slack.com/services/T0/B0/secret-path-token"
+    line = one_line(run(tmp_path, "serve", ISKPI_ALERT_WEBHOOK_URL=url), "ISKPI_ALERT_WEBHOOK_URL")
+    assert line == "error: ISKPI_ALERT_WEBHOOK_URL: not an http:// or https:// URL with a host"
+
+
 @pytest.mark.parametrize("command", ["serve", "sync"])
 def test_a_bad_mapping_file_stops_at_start_naming_the_key(tmp_path: Path, command: str) -> None:
     mapping = tmp_path / "mapping.toml"

@@ -50,12 +50,12 @@ from simulators.hubspot.seed import generate_dataset
 from tests.support.db import ENGINES, postgres_engine
 
 if TYPE_CHECKING:
-    from playwright.sync_api import Browser, Page
+    from playwright.sync_api import Browser, ConsoleMessage, Page
 
 ROOT = Path(__file__).resolve().parent.parent
 CHROMIUM = os.environ.get("ISKPI_TEST_CHROMIUM", "/usr/bin/chromium")
 ARTIFACTS = Path(os.environ.get("ISKPI_TEST_ARTIFACTS", ROOT / "test-artifacts")) / "dashboard"
-READ, ADMIN, PORTAL_TOKEN = "dash-read", "dash-admin", "portal-token"
+READ, WRITE, ADMIN, PORTAL_TOKEN = "dash-read", "dash-write", "dash-admin", "portal-token"
 NOW = datetime(2026, 10, 28, 10, 0, tzinfo=UTC)  # Wednesday 19:00 in Tokyo, the day's work done
 TODAY = date(2026, 10, 28)
 DATA_END = datetime(2026, 10, 29, tzinfo=UTC)
@@ -201,7 +201,7 @@ def _seed(engine: Engine, settings: Settings) -> RunningPortal:
         conn.execute(
             SyncRun.__table__.insert().values(
                 source="salesforce",
-                trigger="schedule",
+                trigger="nightly",
                 full=False,
                 started_at=ago - timedelta(minutes=2),
                 finished_at=ago,
@@ -237,6 +237,7 @@ def served(
         timezone="Asia/Tokyo",
         holidays="JP",
         read_tokens=[SecretStr(READ)],
+        write_tokens=[SecretStr(WRITE)],
         admin_tokens=[SecretStr(ADMIN)],
         now=NOW,
         field_sales_teams=[FIELD_SALES],
@@ -359,11 +360,18 @@ def open_page(
         page.clock.install()
     errors: list[str] = []
     page.on("pageerror", lambda error: errors.append(str(error)))
-    page.on(
-        "console", lambda message: errors.append(message.text) if message.type == "error" else None
-    )
+    page.on("console", lambda message: errors.append(message.text) if _logged(message) else None)
     page.goto(served.url + "/")
     return page, errors
+
+
+def _logged(message: ConsoleMessage) -> bool:
+    """An error of the page, less the reader's 403 to the sheets' role probe (an empty PUT of
+    notes: how the page finds out that the token may not write them)."""
+    if message.type != "error":
+        return False
+    probe = message.location.get("url", "").endswith("/notes")
+    return not (probe and "status of 403" in message.text)
 
 
 def sign_in(page: Page, token: str = READ) -> None:
@@ -909,17 +917,28 @@ OVERFLOWING = """() => [...document.querySelectorAll('table.grid')]
 
 
 def test_tables_fit_a_1366_pixel_screen(browser: Browser, served: Served) -> None:
-    """With the bars of three levels in them, no table is wider than a 1366-px screen."""
-    for locale in ("ja-JP", "en-US"):
+    """With the bars of three levels in them, and the sheets' notes and action forms of a
+    member, no table and no page is wider than a 1366-px screen."""
+    team = served.teams[0]["scope_id"]
+    rep = sorted(r for r, of in served.reps.items() if of == team)[0]
+    for locale, token in (("ja-JP", WRITE), ("en-US", READ)):
         page, errors = open_page(browser, served, locale, width=1366)
-        sign_in(page)
+        sign_in(page, token)
         wait_view(page, "daily")
-        team = served.teams[0]["scope_id"]
         for view in ("daily", "weekly", "monthly", "targets"):
-            for scope in ("", f"?scope=team&id={team}"):
+            for scope, scope_id in (("", "org"), (f"?scope=team&id={team}", team)):
                 page.goto(f"{served.url}/#/{view}{scope}")
-                wait_view(page, view, team if scope else "org")
+                wait_view(page, view, scope_id)
                 assert page.evaluate(OVERFLOWING) == [], (locale, view, scope)
+                assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+        for view in ("daily", "weekly", "monthly"):
+            page.goto(f"{served.url}/#/{view}?scope=rep&id={rep}")
+            wait_view(page, view, rep)
+            assert page.locator("table[data-table^=sheet-]").count() >= 2
+            assert page.evaluate(OVERFLOWING) == [], (locale, view, rep)
+            assert page.evaluate("document.documentElement.scrollWidth") <= 1366
+        if token == WRITE:  # the member's forms are on the page
+            assert page.locator('textarea[name="note-what"]').count() == 1
         assert _http_errors(errors) == []
         page.context.close()
 
@@ -1342,4 +1361,313 @@ def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
     page.click('#lang button[data-lang="en"]')
     page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert updated.inner_text() == "updated 2 min ago"
+    assert _http_errors(errors) == []
+
+
+# --- the review sheets: numbers, notes, actions, printing ------------------------------------
+
+
+def write_as_member(served: Served, method: str, path: str, body: dict[str, Any]) -> Any:
+    """A write of the API with the member (write) token, as a BI tool or a script would."""
+    response = httpx.request(
+        method, served.url + path, json=body, headers={"Authorization": f"Bearer {WRITE}"}
+    )
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+def sheet_cells(page: Page, table: str) -> dict[tuple[str, str], str]:
+    """A sheet table's cells by (kpi, field): their data-value."""
+    found = page.eval_on_selector_all(
+        f'table[data-table="{table}"] tbody tr[data-kpi] td[data-field]',
+        "tds => tds.map(td => [td.closest('tr').dataset.kpi, td.dataset.field, td.dataset.value])",
+    )
+    return {(kpi, name): value for kpi, name, value in found}
+
+
+def test_sheets_show_their_numbers(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    assert page.get_attribute(".sheet-view", "data-sheet") == "daily"
+    month = {"from": OCTOBER[0].isoformat(), "to": OCTOBER[1].isoformat(), "grain": "month"}
+    org_month = served.rows(scope="org", **month)
+    daily = served.get("/v1/sheets/daily", date=TODAY.isoformat())
+    cells = sheet_cells(page, "sheet-daily")
+    for item in daily["counts"]:
+        kpi = item["kpi"]
+        for name, value in (
+            ("midday_actual", item["midday"]["actual"]),
+            ("midday_target", item["midday"]["target"]),
+            ("actual", item["end_of_day"]["actual"]),
+            ("target", item["end_of_day"]["target"]),
+            ("progress", item["end_of_day"]["progress"]),
+        ):
+            assert number(cells[kpi, name]) == (None if value is None else pytest.approx(value))
+    # The day's calls target: October's org target ÷ its 21 business days; half of it at noon.
+    day_target = org_month["org", "calls"]["target"] / MONTH_DAYS
+    assert number(cells["calls", "target"]) == pytest.approx(day_target)
+    assert number(cells["calls", "midday_target"]) == pytest.approx(day_target / 2)
+    assert cells["connects", "target"] == ""  # connects has no target of its own
+
+    page.click('#views a[data-view="weekly"]')
+    wait_view(page, "weekly")
+    assert page.get_attribute(".sheet-view", "data-period") == "2026-W44"
+    weekly = served.get("/v1/sheets/weekly", week="2026-W44")
+    cells = sheet_cells(page, "sheet-weekly")
+    for item in weekly["kpis"]:
+        for name in ("target", "actual", "achievement", "pace_target", "previous_actual"):
+            want = item[name]
+            assert number(cells[item["kpi"], name]) == (
+                None if want is None else pytest.approx(want)
+            ), (item["kpi"], name)
+    last_week = served.rows(scope="org", grain="week", **{"from": "2026-10-19", "to": "2026-10-25"})
+    assert number(cells["calls", "previous_actual"]) == last_week["org", "calls"]["value"] > 0
+    verdict = page.locator(".sheet-verdict")
+    assert verdict.get_attribute("data-bottleneck") == (weekly["funnel"]["bottleneck"] or "")
+
+    page.click('#views a[data-view="monthly"]')
+    wait_view(page, "monthly")
+    monthly = served.get("/v1/sheets/monthly", month="2026-10")
+    cells = sheet_cells(page, "sheet-monthly")
+    assert {kpi for kpi, _ in cells} == set(served.catalog)  # every KPI
+    for item in monthly["kpis"]:
+        assert number(cells[item["kpi"], "actual"]) == org_month["org", item["kpi"]]["value"]
+        assert number(cells[item["kpi"], "target"]) == org_month["org", item["kpi"]]["target"]
+    landing = sheet_cells(page, "sheet-monthly-forecast")
+    for row in monthly["forecast"]["rows"]:
+        assert number(landing[row["kpi"], "forecast"]) == pytest.approx(row["forecast"])
+        # The landing against the full month's target, not its pace.
+        assert number(landing[row["kpi"], "achievement"]) == pytest.approx(
+            row["forecast"] / row["target"] if row["target"] else None
+        )
+    basis = page.locator(".forecast-basis")
+    assert (basis.get_attribute("data-elapsed"), basis.get_attribute("data-days")) == ("19", "21")
+    reps = page.eval_on_selector_all(
+        'table[data-table="sheet-monthly-reps"] tbody tr',
+        "trs => trs.map(tr => tr.dataset.scopeId)",
+    )
+    assert sorted(reps) == sorted(served.reps)
+    snap(page, screenshots, served, "15-monthly-sheet")
+    assert errors == []
+
+
+def test_running_week_is_coloured_by_pace(browser: Browser, served: Served) -> None:
+    """Wednesday of a five-day week: the calls are behind the whole week's target, on pace."""
+    page, errors = open_page(browser, served)
+    sign_in(page)
+    wait_view(page, "daily")
+    page.click('#views a[data-view="weekly"]')
+    wait_view(page, "weekly")
+    week = served.rows(scope="org", grain="week", **{"from": "2026-10-26", "to": "2026-11-01"})
+    month = served.rows(scope="org", grain="month", **{"from": "2026-10-01", "to": "2026-10-31"})
+    actual, month_target = week["org", "calls"]["value"], month["org", "calls"]["target"]
+    week_target = month_target * WEEK_DAYS / MONTH_DAYS  # no week target: October's, pro-rated
+    pace_target = week_target * WEEK_ELAPSED / WEEK_DAYS  # Mon–Wed of Mon–Fri
+    assert actual / week_target < 0.8 <= 1 <= actual / pace_target  # red by target, on pace
+    row = page.locator('table[data-table="sheet-weekly"] tr[data-kpi="calls"]')
+    assert row.get_attribute("data-tone") == "tone-good"
+    cells = sheet_cells(page, "sheet-weekly")
+    assert number(cells["calls", "pace_target"]) == pytest.approx(pace_target)
+    assert number(cells["calls", "pace_achievement"]) == pytest.approx(actual / pace_target)
+    assert number(cells["calls", "achievement"]) == pytest.approx(actual / week_target)
+    assert row.locator('td[data-field="achievement"]').get_attribute("class") == "num tone-good"
+    assert row.locator('td[data-field="achievement"]').inner_text() == share(actual / week_target)
+    # A row with no activity is never green: deals created this week, none yet.
+    assert week["org", "deals_created"]["value"] == 0
+    idle = page.locator('table[data-table="sheet-weekly"] tr[data-kpi="deals_created"]')
+    assert idle.get_attribute("data-tone") == "tone-bad"
+    assert errors == []
+
+
+def test_member_writes_notes_and_an_action_that_a_reload_reads_back(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    team = served.teams[0]["scope_id"]
+    rep = sorted(r for r, of in served.reps.items() if of == team)[0]
+    page, errors = open_page(browser, served, "en-US")
+    sign_in(page, WRITE)
+    wait_view(page, "daily")
+    page.goto(f"{served.url}/#/weekly?scope=team&id={team}")
+    wait_view(page, "weekly", team)
+    assert page.get_attribute(".sheet-view", "data-write") == "true"
+    hypothesis = f"{served.store}: the connect rate drops after 17:00\n→ lists by time zone"
+    page.fill('textarea[name="note-hypotheses"]', hypothesis)
+    page.fill('textarea[name="note-next_focus"]', "ヒアリング項目を3つに絞る")
+    page.click('button[name="save-notes"]')
+    page.wait_for_selector("#notes-message.ok")
+    page.wait_for_selector("body[data-state=ready]")
+
+    # An action without a title: the API's 422, its message next to the form.
+    page.fill('input[name="action-due"]', "2026-10-30")
+    page.click('button[name="add-action"]')
+    page.wait_for_selector('#actions-message[data-status="422"]')
+    body = {"title": "", "owner": rep, "due": "2026-10-30", "week": "2026-W44"}
+    refused = httpx.post(
+        served.url + "/v1/actions", json=body, headers={"Authorization": f"Bearer {WRITE}"}
+    )
+    assert refused.status_code == 422
+    assert refused.json()["detail"][0]["msg"] in page.inner_text("#actions-message")
+    title = f"{served.store}: call 10:00–12:00, the list sorted by region"
+    page.fill('input[name="action-title"]', title)
+    page.select_option('select[name="action-owner"]', rep)
+    page.select_option('select[name="action-kpi"]', "connect_rate")
+    page.click('button[name="add-action"]')
+    page.wait_for_selector("#actions-message.ok")
+    page.wait_for_selector("body[data-state=ready]")
+
+    page.reload()
+    wait_view(page, "weekly", team)
+    assert page.input_value('textarea[name="note-hypotheses"]') == hypothesis
+    assert page.input_value('textarea[name="note-next_focus"]') == "ヒアリング項目を3つに絞る"
+    who = page.get_attribute('.note-field[data-field="hypotheses"] .who-when', "data-by") or ""
+    assert who.startswith("write#1 (hmac:") and WRITE not in who
+    row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+    assert row.get_attribute("data-status") == "open" and row.get_attribute("data-owner") == rep
+    assert row.locator("td.owner").inner_text() == next(
+        r["name"] for t in served.get("/v1/teams")["data"] for r in t["reps"] if r["id"] == rep
+    )
+    assert row.locator("td.due").inner_text() == "2026-10-30"
+    assert row.locator("td.kpi-name").inner_text() == served.catalog["connect_rate"]["names"]["en"]
+    # … and through the API.
+    sheet = served.get("/v1/sheets/weekly", week="2026-W44", scope="team", id=team)
+    assert sheet["notes"]["hypotheses"] == hypothesis
+    assert sheet["notes"]["next_focus"] == "ヒアリング項目を3つに絞る"
+    (action,) = [a for a in sheet["actions"] if a["title"] == title]
+    assert (action["owner"], action["due"], action["kpi"], action["week"]) == (
+        rep,
+        "2026-10-30",
+        "connect_rate",
+        "2026-W44",
+    )
+    assert (action["scope"], action["scope_id"], action["status"]) == ("team", team, "open")
+    snap(page, screenshots, served, "16-weekly-sheet-member-en")
+    # The team's daily sheet lists it too, while it is open.
+    page.goto(f"{served.url}/#/daily?scope=team&id={team}")
+    wait_view(page, "daily", team)
+    daily_row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+    assert daily_row.get_attribute("data-action-id") == str(action["id"])
+    page.goto(f"{served.url}/#/weekly?scope=team&id={team}")
+    wait_view(page, "weekly", team)
+
+    # Done, with its result.
+    page.fill(f'input[name="result-{action["id"]}"]', "connect rate 27 % → 31 %")
+    page.click(f'button[name="done-{action["id"]}"]')
+    page.wait_for_selector(f'tr[data-action-id="{action["id"]}"][data-status="done"]')
+    page.wait_for_selector("body[data-state=ready]")
+    done = [a for a in served.get("/v1/actions", owner=rep)["data"] if a["id"] == action["id"]]
+    assert (done[0]["status"], done[0]["result"]) == ("done", "connect rate 27 % → 31 %")
+    assert page.locator(f'button[name="done-{action["id"]}"]').count() == 0
+    assert _http_errors(errors) == []
+
+
+HOSTILE = {
+    "went_well": '<img src=x onerror="window.__pwned=1">',
+    "issues": "<script>window.__pwned=2</script>",
+    "tomorrow": "</textarea><b>bold?</b>",
+}
+
+
+def test_hostile_notes_are_shown_as_text(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    day = TODAY.isoformat()
+    write_as_member(
+        served, "PUT", "/v1/sheets/daily/notes", {"period": day, "scope": "org", "notes": HOSTILE}
+    )
+    title = f'{served.store}: <img src=x onerror="window.__pwned=3">'
+    owner = sorted(served.reps)[0]
+    action = {"title": title, "owner": owner, "due": day, "week": "2026-W44"}
+    write_as_member(served, "POST", "/v1/actions", action)
+    for token in (READ, WRITE):
+        page, errors = open_page(browser, served)
+        sign_in(page, token)
+        wait_view(page, "daily")
+        notes = page.locator(".panel.notes")
+        for field, written in HOSTILE.items():
+            if token == READ:
+                shown_text = notes.locator(f'.note-text[data-field="{field}"]').text_content()
+            else:
+                shown_text = page.input_value(f'textarea[name="note-{field}"]')
+            assert shown_text == written, (token, field)
+        assert notes.locator("img, script, b").count() == 0
+        row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+        assert row.locator("td.title").text_content() == title
+        assert page.locator("#content img").count() == 0
+        assert page.evaluate("typeof window.__pwned") == "undefined"
+        if token == READ:
+            snap(page, screenshots, served, "17-daily-hostile-notes-read")
+        assert errors == []
+        page.context.close()
+
+
+def test_a_reader_sees_notes_and_actions_but_cannot_edit_them(
+    browser: Browser, served: Served, screenshots: list[Path]
+) -> None:
+    team = served.teams[-1]["scope_id"]
+    rep = sorted(r for r, of in served.reps.items() if of == team)[0]
+    notes = {"successes": f"{served.store}: the new opener", "next_focus": "follow-ups in 24 h"}
+    period = {"period": "2026-W44", "scope": "team", "id": team}
+    written = write_as_member(served, "PUT", "/v1/sheets/weekly/notes", {**period, "notes": notes})
+    title = f"{served.store}: pair calls on Thursday"
+    body = {"title": title, "owner": rep, "due": "2026-10-29", "week": "2026-W44"}
+    write_as_member(served, "POST", "/v1/actions", {**body, "scope": "team", "id": team})
+    page, errors = open_page(browser, served)
+    sign_in(page, READ)
+    wait_view(page, "daily")
+    page.goto(f"{served.url}/#/weekly?scope=team&id={team}")
+    wait_view(page, "weekly", team)
+    assert page.get_attribute(".sheet-view", "data-write") == "false"
+    for field, note in notes.items():
+        assert page.locator(f'.note-text[data-field="{field}"]').text_content() == note
+    assert written["notes"]["hypotheses"] is None
+    assert page.locator('.note-text[data-field="hypotheses"]').text_content() == DASH
+    row = page.locator('table[data-table="sheet-actions"] tr', has_text=title)
+    assert row.get_attribute("data-status") == "open"
+    # Nothing to edit: no textarea, no Save, no add-action form, no Done or Drop.
+    assert page.locator("#content textarea").count() == 0
+    assert page.locator('[data-form="add-action"], button[name="save-notes"]').count() == 0
+    assert page.locator('button[name^="done-"], button[name^="drop-"]').count() == 0
+    assert page.locator('input[name^="result-"]').count() == 0
+    snap(page, screenshots, served, "18-weekly-sheet-read-only")
+
+    # Printed: the sheet's numbers, notes and actions; no navigation, no other panel.
+    page.emulate_media(media="print")
+    assert page.locator("#views").is_hidden() and page.locator("#freshness").is_hidden()
+    assert page.locator('button[name="print"]').is_hidden()
+    assert page.locator('table[data-table="sheet-weekly"]').is_visible()
+    assert page.locator('.note-text[data-field="successes"]').is_visible()
+    assert row.is_visible()
+    assert page.locator("svg.funnel-chart").is_hidden()  # the dashboard's own panels
+    snap(page, screenshots, served, "19-weekly-sheet-print")
+    assert errors == []
+
+
+def test_a_member_prints_the_notes_as_text(browser: Browser, served: Served) -> None:
+    page, errors = open_page(browser, served)
+    sign_in(page, WRITE)
+    wait_view(page, "daily")
+    page.goto(f"{served.url}/#/monthly")
+    wait_view(page, "monthly")
+    assert page.is_visible('button[name="print"]')
+    page.fill('textarea[name="note-what"]', "meetings 12 of 20\nconversion 3.3 %")
+    # A refresh (every few seconds while a sync runs) keeps what is typed and not yet saved.
+    with page.expect_response(lambda response: "/v1/sheets/monthly" in response.url):
+        page.click("#refresh")
+    page.wait_for_selector("body[data-state=ready]")
+    assert page.input_value('textarea[name="note-what"]') == "meetings 12 of 20\nconversion 3.3 %"
+    assert served.get("/v1/sheets/monthly", month="2026-10")["notes"]["what"] is None
+    page.emulate_media(media="print")
+    assert page.locator('textarea[name="note-what"]').is_hidden()
+    mirror = page.locator('.note-field[data-field="what"] .print-text')
+    assert mirror.is_visible() and mirror.text_content() == "meetings 12 of 20\nconversion 3.3 %"
+    assert page.locator('button[name="save-notes"]').is_hidden()
+    assert page.locator('[data-form="add-action"]').count() == 0  # the monthly sheet has none
+    # A note per rep, one for each rep of the sheet.
+    rep_fields = page.eval_on_selector_all(
+        ".rep-notes .note-field", "fs => fs.map(f => f.dataset.field)"
+    )
+    assert sorted(rep_fields) == sorted(f"rep_notes.{rep}" for rep in served.reps)
     assert _http_errors(errors) == []

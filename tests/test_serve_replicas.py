@@ -63,6 +63,7 @@ def test_two_replicas_firing_the_same_minute_sync_once(tmp_path: Path) -> None:
                     "ISKPI_HUBSPOT_ACCESS_TOKEN": TOKEN,
                     "ISKPI_HUBSPOT_BASE_URL": portal.url,
                     "ISKPI_SYNC_CRON": "* * * * *",
+                    "ISKPI_SYNC_INTRADAY_MINUTES": "0",  # the nightly schedule alone
                     "ISKPI_TIMEZONE": "UTC",
                 }
                 with log.open("wb") as out:
@@ -95,7 +96,7 @@ def test_two_replicas_firing_the_same_minute_sync_once(tmp_path: Path) -> None:
                         (run_id, status)
                         for run_id, status in conn.execute(
                             select(SyncRun.id, SyncRun.status).where(
-                                SyncRun.trigger == "schedule",
+                                SyncRun.trigger == "nightly",
                                 SyncRun.started_at >= minute,
                                 SyncRun.started_at < minute + timedelta(minutes=1),
                             )

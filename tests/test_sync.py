@@ -242,7 +242,7 @@ def test_a_second_sync_of_the_same_source_is_refused_while_one_runs(
     assert count(engine, SyncRun) == 0
     scheduled_sync(engine, lambda: [connector(portal)])
     run = only(engine, SyncRun)
-    assert (run.trigger, run.status) == ("schedule", "ok")
+    assert (run.trigger, run.status) == ("nightly", "ok")
 
 
 # --- a sync killed with SIGKILL resumes without loss or duplicates ---------------------------

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
     from connectors.base import Page, SourceConnector
     from kpi import KpiContext
+    from service.alerts.dispatch import AlertConfig
     from service.settings import Settings
     from service.sync.run import SyncReport
 
@@ -85,11 +86,14 @@ def sync_progress() -> Iterator[TerminalProgress]:
         yield TerminalProgress(progress)
 
 
-def print_report(report: SyncReport) -> None:
+def print_report(report: SyncReport, trigger: str) -> None:
     """A run's figures as a table, and its error."""
     from rich.table import Table
 
-    table = Table(title=f"{report.source} sync #{report.run_id}: {report.status}")
+    table = Table(
+        title=f"{report.source} sync #{report.run_id}: {report.status}",
+        caption=f"trigger: {trigger}",
+    )
     table.add_column("stream")
     table.add_column("records", justify="right")
     for stream, count in report.records.items():
@@ -111,12 +115,15 @@ def sync_all(
     full: bool,
     trigger: str,
     kpi: KpiContext | None = None,
+    alerts: AlertConfig | None = None,
 ) -> bool:
-    """Sync each connector with progress and a summary; True when all ended ok."""
+    """Sync each connector with progress and a summary, then the due alerts; True when all ended ok."""
+    from service.alerts.dispatch import after_sync_pass
     from service.errors import SyncLocked
     from service.sync.run import run_sync
 
     ok = True
+    reports: list[SyncReport] = []
     for connector in connectors:
         try:
             with sync_progress() as progress:
@@ -127,8 +134,10 @@ def sync_all(
             err_console.print(f"[red]{exc}[/red]")
             ok = False
             continue
-        print_report(report)
+        print_report(report, trigger)
+        reports.append(report)
         ok = ok and report.status == "ok"
+    after_sync_pass(engine, kpi, alerts, reports)
     return ok
 
 
@@ -149,6 +158,7 @@ def sync_command(
     ] = False,
 ) -> None:
     """Sync now; progress on a terminal; exit 1 on failure."""
+    from service.alerts.dispatch import alert_config
     from service.errors import SourceNotConfigured
     from service.settings import get_settings, kpi_context
     from service.sync.sources import build_connectors
@@ -166,7 +176,14 @@ def sync_command(
     connectors = build_connectors(settings, source, engine)
     # A --full sync re-reads everything in the configured zone: it may change the store's.
     check_timezone(engine, settings.timezone, full=full)
-    ok = sync_all(engine, connectors, full=full, trigger="cli", kpi=kpi_context(settings))
+    ok = sync_all(
+        engine,
+        connectors,
+        full=full,
+        trigger="cli",
+        kpi=kpi_context(settings),
+        alerts=alert_config(settings),
+    )
     if full and ok and source == "all":  # every configured CRM re-read in this zone
         from service import store_meta
 
@@ -225,7 +242,7 @@ def serve_command(
     host: Annotated[str, typer.Option(help="address to listen on")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="port to listen on")] = 8000,
 ) -> None:
-    """Serve the API and run the scheduled sync (ISKPI_SYNC_CRON)."""
+    """Serve the API and run the scheduled syncs (ISKPI_SYNC_CRON, ISKPI_SYNC_INTRADAY_MINUTES)."""
     from service.errors import SourceNotConfigured
     from service.settings import get_settings
     from service.sync.scheduler import cron_trigger
@@ -242,11 +259,15 @@ def serve_command(
     engine = open_store(settings)
     check_timezone(engine, settings.timezone)
 
+    warned: list[bool] = []  # intraday slots come every few minutes: say it once, not all day
+
     def connectors() -> list[SourceConnector]:
         try:
             return build_connectors(settings, "all", engine)
         except SourceNotConfigured as exc:
-            log.warning("scheduled sync has nothing to do: %s", exc)
+            if not warned:
+                log.warning("scheduled sync has nothing to do: %s", exc)
+                warned.append(True)
             return []
 
     serve(settings, engine, connectors, host, port)

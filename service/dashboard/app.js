@@ -6,7 +6,9 @@ import { Api, ApiError, AuthError, forgetToken, getToken, setToken } from './api
 import { LEVELS, levelBar, levelReached, targetBars, trendChart } from './charts.js';
 import * as F from './format.js';
 import { SOURCES, STRINGS, initialLanguage, rememberLanguage } from './i18n.js';
+import { h, raw, section } from './dom.js';
 import { LiveData } from './live.js';
+import { sheetPanels } from './sheets.js';
 
 const VIEWS = ['daily', 'weekly', 'monthly', 'targets'];
 const PHASES = ['launch', 'growth', 'mature'];
@@ -68,36 +70,6 @@ let renderCount = 0;
 const t = () => STRINGS[state.lang];
 const $ = (selector) => document.querySelector(selector);
 
-// --- DOM -------------------------------------------------------------------------------------
-
-function h(tag, props = {}, ...children) {
-  const node = document.createElement(tag);
-  for (const [key, value] of Object.entries(props || {})) {
-    if (value === null || value === undefined || value === false) continue;
-    if (key === 'class') node.className = value;
-    else if (key === 'text') node.textContent = value;
-    else if (key === 'dataset') {
-      for (const [name, item] of Object.entries(value)) {
-        if (item !== null && item !== undefined) node.dataset[name] = String(item);
-      }
-    } else if (key.startsWith('on')) node.addEventListener(key.slice(2), value);
-    else node.setAttribute(key, value === true ? '' : String(value));
-  }
-  for (const child of children.flat()) {
-    if (child === null || child === undefined || child === false) continue;
-    node.append(child instanceof Node ? child : String(child));
-  }
-  return node;
-}
-
-function section(title, ...children) {
-  return h('section', { class: 'panel' }, h('h2', { text: title }), ...children);
-}
-
-function raw(value) {
-  return value === null || value === undefined ? '' : String(value);
-}
-
 // --- the catalog's words ------------------------------------------------------------------------
 
 function entry(key) {
@@ -141,13 +113,6 @@ function statusClass(row) {
 function statusTitle(key, row) {
   if (!row || !row.status) return null;
   return `${t()[`status_${row.status}`]} (${t().band} ${bandText(key, row.band)})`;
-}
-
-function shareClass(share) {
-  if (share === null || share === undefined || !Number.isFinite(share)) return 'tone-none';
-  if (share >= 1) return 'tone-good';
-  if (share >= 0.8) return 'tone-warn';
-  return 'tone-bad';
 }
 
 // --- the three target levels: 最低ライン / 達成目標 / ストレッチ ---------------------------------
@@ -248,6 +213,7 @@ async function loadContext() {
     keys: catalog.data.map((item) => item.key),
     teams,
     reps,
+    roles: {}, // what the token may do, as the pages find out (notes.js: roles.write)
   };
 }
 
@@ -268,6 +234,35 @@ function membersOf(scope, id) {
 
 function repsWithTeam() {
   return [...ctx.reps.values()].filter((rep) => rep.team !== null).map((rep) => rep.id);
+}
+
+/** The reps an action of a sheet may be given to: the org's, the team's, or the rep. */
+function repsIn(scope, id) {
+  if (scope === 'rep') return [ctx.reps.get(id) || { id, name: id }];
+  const ids = scope === 'org' ? repsWithTeam() : membersOf(scope, id).ids;
+  return ids.map((rep) => ctx.reps.get(rep));
+}
+
+/** What the sheet modules need of the shell: the API, the words, the catalog, the reps, a re-render. */
+function sheetEnv() {
+  return {
+    api,
+    t: t(),
+    lang: state.lang,
+    today: ctx.today,
+    keys: ctx.keys,
+    reps: ctx.reps,
+    roles: ctx.roles,
+    kpiName,
+    fmt,
+    memberLink,
+    nameOf,
+    repsIn,
+    rerender: () => {
+      api.cache.clear();
+      render();
+    },
+  };
 }
 
 function selfParams() {
@@ -581,7 +576,8 @@ async function renderDaily(main) {
       api.kpis({ ...params, kpi, grain: 'week', from: monday, to: sunday }),
       api.kpis({ ...params, kpi, grain: 'month', from: F.firstOfMonth(month), to: F.lastOfMonth(month) }),
     ]);
-  const [cal, own, members, trend] = await Promise.all([
+  const [sheet, cal, own, members, trend] = await Promise.all([
+    sheetPanels('daily', day, state.scope, state.id, sheetEnv()),
     businessCalendar(day),
     fetchRows(selfParams()),
     kids ? fetchRows({ scope: kids.scope }) : Promise.resolve([[], [], []]),
@@ -615,6 +611,7 @@ async function renderDaily(main) {
   main.replaceChildren(
     h('h1', { class: 'view-title', text: t().dailyHeading(day) }),
     controls,
+    sheet,
     section(dayLabel, dailyTable('daily-day', 'day', entities, rows, cal)),
     section(weekLabel, dailyTable('daily-week', 'week', entities, rows, cal)),
     ...notes,
@@ -670,7 +667,7 @@ function bottleneckPanel(funnel, heading) {
           h('td', { dataset: { field: 'target', value: raw(stage.target) }, text: fmt(stage.stage, stage.target) }),
           h(
             'td',
-            { class: shareClass(stage.achievement), dataset: { field: 'achievement', value: raw(stage.achievement) } },
+            { class: F.shareClass(stage.achievement), dataset: { field: 'achievement', value: raw(stage.achievement) } },
             F.formatShare(stage.achievement),
           ),
         ),
@@ -705,7 +702,8 @@ async function renderWeekly(main) {
       api.kpis({ ...params, kpi, grain: 'month', from: F.firstOfMonth(month), to: F.lastOfMonth(month) }),
     ]);
   const funnelOf = (scope, id) => api.get('/v1/funnel', { month, scope, id });
-  const [cal, own, members, funnel, memberFunnels] = await Promise.all([
+  const [sheet, cal, own, members, funnel, memberFunnels] = await Promise.all([
+    sheetPanels('weekly', F.isoWeek(week), state.scope, state.id, sheetEnv()),
     businessCalendar(asOf),
     fetchRows(selfParams()),
     kids ? fetchRows({ scope: kids.scope }) : Promise.resolve([[], []]),
@@ -731,7 +729,7 @@ async function renderWeekly(main) {
       h('th', { scope: 'row', text: kpiName(key) }),
       h('td', { class: statusClass(item.row), title: statusTitle(key, item.row), dataset: { field: 'actual', value: raw(item.value) }, text: fmt(key, item.value) }),
       h('td', { dataset: { field: 'target', value: raw(item.target) }, text: fmt(key, item.target) }),
-      h('td', { class: shareClass(item.achievement), dataset: { field: 'achievement', value: raw(item.achievement) } }, F.formatShare(item.achievement)),
+      h('td', { class: F.shareClass(item.achievement), dataset: { field: 'achievement', value: raw(item.achievement) } }, F.formatShare(item.achievement)),
       levelsTd(key, item.value, item.levels),
     );
   });
@@ -760,6 +758,7 @@ async function renderWeekly(main) {
       week <= ctx.today && ctx.today <= end ? t().businessDayOf(cal.weekElapsed, cal.weekDays) : `${cal.weekDays} ${t().businessDays}`,
       (n) => F.addDays(week, 7 * n),
     ),
+    sheet,
     section(
       t().funnelHeading,
       chart,
@@ -837,7 +836,7 @@ function kpiRow(key, row, extra = {}) {
     h('th', { scope: 'row' }, kpiName(key), extra.stars ? h('span', { class: 'stars', text: ` ${stars(extra.stars)}` }) : null),
     h('td', { class: `num ${statusClass(row)}`, title: statusTitle(key, row), dataset: { field: 'value', value: raw(row?.value) } }, fmt(key, row?.value)),
     h('td', { class: 'num', dataset: { field: 'target', value: raw(row?.target) } }, fmt(key, row?.target)),
-    h('td', { class: `num ${shareClass(row?.achievement)}`, dataset: { field: 'achievement', value: raw(row?.achievement) } }, F.formatShare(row?.achievement)),
+    h('td', { class: `num ${F.shareClass(row?.achievement)}`, dataset: { field: 'achievement', value: raw(row?.achievement) } }, F.formatShare(row?.achievement)),
     levelsTd(key, row?.value ?? null, levelsOf(row), paceOf(key, row, extra.pace)),
     h('td', { class: 'band', text: bandText(key, row?.band) }),
     h('td', { class: `status ${statusClass(row)}`, text: row?.status ? t()[`status_${row.status}`] : '' }),
@@ -877,7 +876,7 @@ function forecastSection(forecast, target, kpiRows = new Map()) {
           cell('pipeline', pipeline),
           cell('forecast', row.forecast),
           cell('target', row.target),
-          h('td', { class: `num ${shareClass(row.achievement)}`, dataset: { field: 'achievement', value: raw(row.achievement) } }, F.formatShare(row.achievement)),
+          h('td', { class: `num ${F.shareClass(row.achievement)}`, dataset: { field: 'achievement', value: raw(row.achievement) } }, F.formatShare(row.achievement)),
         );
       }),
     ),
@@ -924,7 +923,7 @@ function memberTable(name, scope, ids, rows, landing, keys, pace = 1) {
           'td',
           { class: `kpi ${statusClass(row)}`, title: statusTitle(key, row), dataset: { kpi: key, value: raw(row?.value), target: raw(row?.target), achievement: raw(row?.achievement) } },
           h('span', { class: 'v', text: fmt(key, row?.value) }),
-          row && row.target !== null ? h('span', { class: `a ${shareClass(row.achievement)}`, text: ` ${F.formatShare(row.achievement)}` }) : null,
+          row && row.target !== null ? h('span', { class: `a ${F.shareClass(row.achievement)}`, text: ` ${F.formatShare(row.achievement)}` }) : null,
           anyLevel(levelsOf(row)) ? levelsBar(key, row?.value ?? null, levelsOf(row), paceOf(key, row, pace)) : null,
         );
       }),
@@ -932,7 +931,7 @@ function memberTable(name, scope, ids, rows, landing, keys, pace = 1) {
         const row = landing.get(id);
         return h(
           'td',
-          { class: `kpi ${shareClass(row?.achievement)}`, dataset: { kpi: 'landing', value: raw(row?.forecast), target: raw(row?.target) } },
+          { class: `kpi ${F.shareClass(row?.achievement)}`, dataset: { kpi: 'landing', value: raw(row?.forecast), target: raw(row?.target) } },
           h('span', { class: 'v', text: fmt('won_amount', row?.forecast) }),
           row && row.target !== null ? h('span', { class: 'a', text: ` ${F.formatShare(row.achievement)}` }) : null,
         );
@@ -950,7 +949,8 @@ async function renderMonthly(main) {
   const forecastParams = month > current ? null : { month, as_of: month === current ? null : last };
   const kids = membersOf(state.scope, state.id);
   const range = { grain: 'month', from: first, to: last };
-  const [phaseCatalog, own, teamRows, repRows, forecast, teamLanding, repLanding] = await Promise.all([
+  const [sheet, phaseCatalog, own, teamRows, repRows, forecast, teamLanding, repLanding] = await Promise.all([
+    sheetPanels('monthly', month, state.scope, state.id, sheetEnv()),
     api.get('/v1/kpis/catalog', { phase: state.phase }),
     api.kpis({ ...selfParams(), ...range }),
     state.scope === 'org' ? api.kpis({ scope: 'team', ...range }) : Promise.resolve([]),
@@ -1032,6 +1032,7 @@ async function renderMonthly(main) {
   const content = [
     h('h1', { class: 'view-title', text: t().monthlyHeading(month) }),
     h('div', { class: 'period-row' }, periodControls('month', month, `${first} \u2013 ${last}`, (n) => F.addMonths(month, n)), phaseSelect),
+    sheet,
     section(`${t().focusHeading} \u2014 ${t()[`phase_${state.phase}`]}`, cards),
     forecastSection(forecast, me, rows),
     section(t().allKpisHeading, allTable),

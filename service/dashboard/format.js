@@ -41,6 +41,14 @@ export function formatShare(value) {
   return `${(value * 100).toFixed(0)}%`;
 }
 
+/** The tone of a share (achievement, progress): green from 1, amber from 0.8, red below. */
+export function shareClass(share) {
+  if (share === null || share === undefined || !Number.isFinite(share)) return 'tone-none';
+  if (share >= 1) return 'tone-good';
+  if (share >= 0.8) return 'tone-warn';
+  return 'tone-bad';
+}
+
 // --- dates: ISO strings (YYYY-MM-DD) in the business calendar, handled as UTC dates --------
 
 export function parseDay(day) {
@@ -84,4 +92,12 @@ export function addMonths(month, n) {
 
 export function minDay(a, b) {
   return a < b ? a : b;
+}
+
+/** The ISO week (``YYYY-Www``) of ``day``: the week's Thursday decides its year. */
+export function isoWeek(day) {
+  const thursday = parseDay(addDays(mondayOf(day), 3));
+  const year = thursday.getUTCFullYear();
+  const week = 1 + Math.floor((thursday - Date.UTC(year, 0, 1)) / (7 * 86400000));
+  return `${year}-W${String(week).padStart(2, '0')}`;
 }

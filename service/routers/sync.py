@@ -15,8 +15,9 @@ from sqlalchemy import Engine, select
 from connectors.base import SourceConnector
 from kpi import KpiContext
 from models import SyncRun
+from service.alerts.dispatch import AlertConfig, after_sync_pass, alert_config
 from service.auth import AdminAccess, ReadAccess
-from service.deps import EngineDep, KpiContextDep
+from service.deps import EngineDep, KpiContextDep, SettingsDep
 from service.errors import Conflict, SyncLocked, Unprocessable
 from service.routers.common import ADMIN_RESPONSES, READ_RESPONSES, ErrorOut
 from service.sync.run import SyncReport, run_sync
@@ -29,7 +30,9 @@ router = APIRouter(tags=["sync"], responses=READ_RESPONSES)
 class SyncRunOut(BaseModel):
     id: int
     source: str
-    trigger: str
+    trigger: str = Field(
+        description="what started the run: nightly or intraday (the schedules of `iskpi serve`), api, cli or demo"
+    )
     full: bool
     started_at: datetime
     finished_at: datetime | None
@@ -86,7 +89,11 @@ _running = threading.Lock()
 
 
 def _sync(
-    engine: Engine, connectors: list[SourceConnector], full: bool, ctx: KpiContext
+    engine: Engine,
+    connectors: list[SourceConnector],
+    full: bool,
+    ctx: KpiContext,
+    alerts: AlertConfig | None,
 ) -> list[SyncReport]:
     reports: list[SyncReport] = []
     try:
@@ -97,6 +104,7 @@ def _sync(
                 log.info("API sync of %s skipped: %s", connector.source, exc)
     finally:
         _running.release()
+    after_sync_pass(engine, ctx, alerts, reports)
     return reports
 
 
@@ -116,6 +124,7 @@ def trigger_sync(
     response: Response,
     engine: EngineDep,
     ctx: KpiContextDep,
+    settings: SettingsDep,
     source: Annotated[
         Literal["hubspot", "salesforce", "all"], Query(description="which configured CRM")
     ] = "all",
@@ -130,8 +139,9 @@ def trigger_sync(
     if not _running.acquire(blocking=False):
         raise Conflict("a sync is already running")
     sources = [c.source for c in connectors]
+    alerts = alert_config(settings)
     if wait:
-        reports = _sync(engine, connectors, full, ctx)
+        reports = _sync(engine, connectors, full, ctx, alerts)
         response.status_code = status.HTTP_200_OK
         return SyncStarted(
             status="finished",
@@ -139,6 +149,6 @@ def trigger_sync(
             reports=[SyncReportOut.model_validate(r.__dict__) for r in reports],
         )
     threading.Thread(
-        target=_sync, args=(engine, connectors, full, ctx), name="api-sync", daemon=True
+        target=_sync, args=(engine, connectors, full, ctx, alerts), name="api-sync", daemon=True
     ).start()
     return SyncStarted(status="started", sources=sources)

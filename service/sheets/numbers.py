@@ -97,6 +97,28 @@ def _header(
 # --- daily ----------------------------------------------------------------------------------
 
 
+def day_target(
+    kpi: str,
+    day_targets: dict[str, float],
+    month_targets: dict[str, float],
+    month_business_days: int,
+) -> tuple[float | None, str | None]:
+    """A KPI's target for one day and where it came from (``day`` or ``month``), else (None, None).
+
+    A day target wins; else a count's or sum's month target ÷ the month's business days,
+    and a rate's month target as it is.
+    """
+    if kpi in day_targets:
+        return day_targets[kpi], "day"
+    if kpi in month_targets:
+        if _additive(kpi):
+            if not month_business_days:
+                return None, None
+            return month_targets[kpi] / month_business_days, "month"
+        return month_targets[kpi], "month"
+    return None, None
+
+
 def daily_sheet(
     engine: Engine, ctx: KpiContext, *, day: date, scope: Scope, scope_id: str | None
 ) -> dict[str, Any]:
@@ -127,15 +149,7 @@ def daily_sheet(
         return float(value or 0)
 
     def target_of(kpi: str) -> tuple[float | None, str | None]:
-        if kpi in day_targets:
-            return day_targets[kpi], "day"
-        if kpi in month_targets:
-            if _additive(kpi):
-                if not month_business_days:
-                    return None, None
-                return month_targets[kpi] / month_business_days, "month"
-            return month_targets[kpi], "month"  # a rate's target is the month's as it is
-        return None, None
+        return day_target(kpi, day_targets, month_targets, month_business_days)
 
     counts = []
     for kpi in DAILY_COUNTS:

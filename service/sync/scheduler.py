@@ -1,24 +1,37 @@
-"""The nightly sync: APScheduler on ISKPI_SYNC_CRON in the business time zone."""
+"""The scheduled syncs: nightly on ISKPI_SYNC_CRON, and intraday every
+ISKPI_SYNC_INTRADAY_MINUTES within ISKPI_BUSINESS_HOURS on business days, with APScheduler
+in the business time zone. Each run records its schedule as its trigger (``nightly`` or
+``intraday``); the pacing alerts and the digest follow each pass.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections import defaultdict
 from collections.abc import Callable
 from datetime import UTC, datetime, tzinfo
+from typing import Literal
 
 from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.combining import OrTrigger
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import Engine
 
 from connectors.base import SourceConnector
 from kpi import KpiContext
+from service.alerts.dispatch import AlertConfig, after_sync_pass, alert_config
 from service.errors import SyncLocked
 from service.settings import Settings, kpi_context
-from service.sync.run import run_sync
+from service.sync.run import SyncReport, run_sync
+from service.workday import BusinessHours, latest_slot, slot_times
 
 log = logging.getLogger(__name__)
 
-# A run missed while the process was down still happens if it restarts within this.
+# The trigger a scheduled run records (sync_runs.trigger).
+ScheduleTrigger = Literal["nightly", "intraday"]
+
+# A nightly run missed while the process was down still happens if it restarts within this.
 MISFIRE_GRACE_SECONDS = 6 * 3600
 
 
@@ -90,21 +103,29 @@ def scheduled_sync(
     engine: Engine,
     connectors: Callable[[], list[SourceConnector]],
     kpi: KpiContext | None = None,
+    *,
+    trigger: ScheduleTrigger = "nightly",
+    slot: datetime | None = None,
+    alerts: AlertConfig | None = None,
 ) -> None:
     """One scheduled pass over every configured source; a source locked elsewhere is skipped.
 
-    The cron fires on whole minutes: the pass claims its minute, so a replica firing
-    the same minute skips a source another replica has synced in it already.
+    The pass claims its ``slot`` (by default the minute it fires in), so a replica firing
+    the same slot skips a source another replica has synced in it already. The due
+    alerts follow the pass.
     """
-    minute = datetime.now(UTC).replace(second=0, microsecond=0)
+    slot = slot or datetime.now(UTC).replace(second=0, microsecond=0)
+    reports: list[SyncReport] = []
     for connector in connectors():
         try:
-            report = run_sync(engine, connector, trigger="schedule", kpi=kpi, once_since=minute)
+            report = run_sync(engine, connector, trigger=trigger, kpi=kpi, once_since=slot)
         except SyncLocked as exc:
             log.info("scheduled sync skipped: %s", exc)
             continue
+        reports.append(report)
         log.info(
-            "scheduled sync of %s: %s, %d records, %d quarantined, %d API calls, %.1f s",
+            "%s sync of %s: %s, %d records, %d quarantined, %d API calls, %.1f s",
+            trigger,
             report.source,
             report.status,
             sum(report.records.values()),
@@ -112,23 +133,88 @@ def scheduled_sync(
             report.api_calls,
             report.seconds,
         )
+    after_sync_pass(engine, kpi, alerts, reports)
+
+
+def intraday_sync(
+    engine: Engine,
+    connectors: Callable[[], list[SourceConnector]],
+    kpi: KpiContext,
+    hours: BusinessHours,
+    every_minutes: int,
+    alerts: AlertConfig | None = None,
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+) -> None:
+    """The intraday pass of the slot it is time for; nothing on a holiday."""
+    slot = latest_slot(clock(), kpi, hours, every_minutes)
+    if slot is None:
+        log.info("intraday sync skipped: no slot now (a holiday in %s)", kpi.timezone)
+        return
+    scheduled_sync(engine, connectors, kpi, trigger="intraday", slot=slot, alerts=alerts)
+
+
+def intraday_trigger(hours: BusinessHours, every_minutes: int, timezone: tzinfo) -> BaseTrigger:
+    """Monday to Friday at each slot time (holidays are left to the job, which skips them).
+
+    Slot times are counted from the start of business hours, so every N minutes need not
+    divide an hour: the hours sharing the same minutes get one cron trigger each.
+    """
+    minutes_by_hour: dict[int, list[int]] = defaultdict(list)
+    for slot in slot_times(hours, every_minutes):
+        minutes_by_hour[slot.hour].append(slot.minute)
+    hours_by_minutes: dict[tuple[int, ...], list[int]] = defaultdict(list)
+    for hour, minutes in minutes_by_hour.items():
+        hours_by_minutes[tuple(minutes)].append(hour)
+    triggers = [
+        CronTrigger(
+            day_of_week="mon-fri",
+            hour=",".join(map(str, hour_list)),
+            minute=",".join(map(str, minutes)),
+            timezone=timezone,
+        )
+        for minutes, hour_list in hours_by_minutes.items()
+    ]
+    return triggers[0] if len(triggers) == 1 else OrTrigger(triggers)
 
 
 def start_scheduler(
     settings: Settings, engine: Engine, connectors: Callable[[], list[SourceConnector]]
 ) -> BackgroundScheduler:
-    """Start the background scheduler with the sync job; the caller shuts it down."""
+    """Start the background scheduler with the nightly and intraday syncs; the caller shuts it down."""
+    ctx = kpi_context(settings)
+    alerts = alert_config(settings)
     scheduler = BackgroundScheduler(timezone=settings.tz)
     scheduler.add_job(
         scheduled_sync,
         cron_trigger(settings.sync_cron, settings.tz),
-        args=(engine, connectors, kpi_context(settings)),
-        id="sync",
+        args=(engine, connectors, ctx),
+        kwargs={"trigger": "nightly", "alerts": alerts},
+        id="nightly",
         max_instances=1,
         coalesce=True,
         misfire_grace_time=MISFIRE_GRACE_SECONDS,
         replace_existing=True,
     )
+    every = settings.sync_intraday_minutes
+    if every:
+        scheduler.add_job(
+            intraday_sync,
+            intraday_trigger(settings.hours, every, settings.tz),
+            args=(engine, connectors, ctx, settings.hours, every, alerts),
+            id="intraday",
+            max_instances=1,
+            coalesce=True,
+            # A slot missed by more than its interval is the next slot's to run.
+            misfire_grace_time=every * 60,
+            replace_existing=True,
+        )
     scheduler.start()
-    log.info("sync scheduled on %r (%s)", settings.sync_cron, settings.timezone)
+    log.info(
+        "sync scheduled nightly on %r and %s, in %s",
+        settings.sync_cron,
+        f"every {every} minutes within {settings.hours} on business days"
+        if every
+        else "no intraday",
+        settings.timezone,
+    )
     return scheduler

@@ -139,7 +139,7 @@ CAMPAIGN_TYPES = (
 
 
 def standard_schema() -> dict[str, SObjectSpec]:
-    """The objects an inside-sales org has, with the custom fields of docs/sync.md and §9."""
+    """The objects an inside-sales org has, with the custom fields of docs/sync.md and docs/writeback.md."""
     specs = [
         SObjectSpec(
             "UserRole",
