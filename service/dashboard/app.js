@@ -64,6 +64,7 @@ const state = {
 
 let api = null;
 let live = null; // the /v1/meta poll: refreshes the numbers when the data moves
+let movedWhileEditing = false;
 let ctx = null; // {today, timezone, catalog: Map, keys: [], teams: [], reps: Map}
 let renderCount = 0;
 
@@ -455,10 +456,20 @@ function showUpdated(meta, age, failing) {
   box.hidden = false;
 }
 
-/** The data moved: new numbers, except on the targets page, whose forms would be reset. */
+/** Whether ``element`` is a field of the view: redrawn under a typing user, it loses the caret. */
+function editing(element) {
+  return !!element && $('#content').contains(element) && element.matches('input, textarea, select');
+}
+
+/** The data moved: new numbers, except on the targets page, whose forms would be reset, and
+ * while the user types in a field (a note): then when they leave it. */
 function dataMoved() {
-  if (state.view === 'targets') api?.cache.clear();
-  else refresh();
+  if (state.view !== 'targets' && !editing(document.activeElement)) {
+    refresh();
+    return;
+  }
+  api?.cache.clear(); // the next view drawn reads the new numbers
+  if (state.view !== 'targets') movedWhileEditing = true;
 }
 
 function breadcrumbs() {
@@ -1629,6 +1640,12 @@ function start() {
     showLogin();
   });
   $('#refresh').addEventListener('click', refresh);
+  $('#content').addEventListener('focusout', (event) => {
+    if (movedWhileEditing && !editing(event.relatedTarget)) {
+      movedWhileEditing = false;
+      refresh();
+    }
+  });
   // A click anywhere on a member's row drills down, as its name link does.
   $('#content').addEventListener('click', (event) => {
     const row = event.target.closest('tr.member');
