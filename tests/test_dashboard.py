@@ -39,7 +39,7 @@ from sqlalchemy import Engine, text
 
 from connectors.hubspot import HubSpotConnector
 from kpi import Level, Target, compute, put_targets
-from models import Base, SyncRun
+from models import Base, SyncRun, store
 from service.app import create_app
 from service.db import make_engine
 from service.routers.dashboard import ASSETS, DASHBOARD_DIR
@@ -1361,6 +1361,34 @@ def test_freshness_ticks_and_the_poll_speeds_up_backs_off_and_pauses(
     page.click('#lang button[data-lang="en"]')
     page.wait_for_function("() => document.documentElement.lang === 'en'")
     assert updated.inner_text() == "updated 2 min ago"
+    assert _http_errors(errors) == []
+
+
+def test_new_numbers_wait_while_a_member_types_a_note(browser: Browser, served: Served) -> None:
+    page, errors = open_page(browser, served, fake_clock=True)
+    kpi_requests: list[str] = []
+    page.on("request", lambda r: kpi_requests.append(r.url) if "/v1/kpis?" in r.url else None)
+    sign_in(page, WRITE)
+    wait_view(page, "daily")
+    note = page.locator('textarea[name="note-tomorrow"]')
+    note.click()
+    page.keyboard.type("途中まで")
+    # A sync page with nothing new in it (the cursor saved again) moves the data version.
+    with served.engine.begin() as conn:
+        state = store.load_state(conn, "hubspot", "calls")
+        assert state is not None
+        store.save_state(conn, "hubspot", "calls", state, datetime.now(UTC))
+    kpi_requests.clear()
+    with page.expect_response(lambda r: r.url.endswith("/v1/meta")):
+        page.clock.fast_forward(POLL_MS)
+    page.wait_for_timeout(500)
+    assert kpi_requests == []  # not redrawn under the typing member
+    assert page.evaluate("document.activeElement.name") == "note-tomorrow"
+    # Leaving the field brings the new numbers, and what was typed stays.
+    with page.expect_request(lambda r: "/v1/kpis?" in r.url, timeout=10_000):
+        note.blur()
+    wait_view(page, "daily")
+    assert page.input_value('textarea[name="note-tomorrow"]') == "途中まで"
     assert _http_errors(errors) == []
 
 
