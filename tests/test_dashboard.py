@@ -1379,10 +1379,16 @@ def test_new_numbers_wait_while_a_member_types_a_note(browser: Browser, served: 
     note.click()
     page.keyboard.type("途中まで")
     # A sync page with nothing new in it (the cursor saved again) moves the data version.
+    version = served.get("/v1/meta")["data_version"]
     with served.engine.begin() as conn:
         state = store.load_state(conn, "hubspot", "calls")
         assert state is not None
         store.save_state(conn, "hubspot", "calls", state, datetime.now(UTC))
+    # The server re-reads the version within ISKPI_API_CACHE_CHECK_SECONDS (1 s).
+    deadline = time.monotonic() + 5
+    while served.get("/v1/meta")["data_version"] == version:
+        assert time.monotonic() < deadline, "the data version did not move"
+        time.sleep(0.1)
     reads.clear()
     with page.expect_response(lambda r: r.url.endswith("/v1/meta")):
         page.clock.fast_forward(POLL_MS)
