@@ -17,7 +17,18 @@ from service.cache import DataVersionClock, ResponseCache, WritesInvalidate
 from service.errors import handle_error, handled_errors
 from service.limits import BodyLimit, BuildGate, HeaderLimit
 from service.meta import RunSummaries
-from service.routers import dashboard, kpis, meta, planning, push, sheets, sync, targets, teams
+from service.routers import (
+    caller,
+    dashboard,
+    kpis,
+    meta,
+    planning,
+    push,
+    sheets,
+    sync,
+    targets,
+    teams,
+)
 from service.routers.common import last_successful_sync
 from service.settings import Settings, kpi_context
 from service.sync.scheduler import start_scheduler
@@ -68,7 +79,7 @@ def create_app(
     app.state.connectors = connectors
     for error in handled_errors():
         app.add_exception_handler(error, handle_error)
-    for module in (kpis, teams, planning, targets, push, sync, meta, sheets, dashboard):
+    for module in (kpis, teams, planning, targets, push, sync, meta, caller, sheets, dashboard):
         app.include_router(module.router)
     add_docs(app)
 

@@ -259,6 +259,11 @@ def test_notes_round_trip_with_the_three_roles(clients: Clients, engine: Engine)
         "successes": "=HYPERLINK(1)",
         "next_focus": None,
     }
+    # A reader sees who wrote each field last, too.
+    assert {field: who["by"].split(" ")[0] for field, who in sheet["notes_updated"].items()} == {
+        "hypotheses": "admin#1",
+        "successes": "admin#1",
+    }
     with engine.connect() as conn:
         log = conn.execute(
             select(
@@ -286,6 +291,19 @@ def test_notes_round_trip_with_the_three_roles(clients: Clients, engine: Engine)
     assert client.put("/v1/sheets/daily/notes", json=daily, headers=auth(WRITE)).status_code == 200
     got = get(client, "/v1/sheets/daily", date="2026-12-03", scope="rep", id=R1)
     assert got["notes"]["tomorrow"] == "call at 10"
+    assert list(got["notes_updated"]) == ["tomorrow"]
+    assert sorted(team["notes_updated"]) == [f"rep_notes.{R1}", "what"]
+
+
+def test_me_names_the_token_s_role(clients: Clients) -> None:
+    client = clients(DEC_3_AFTERNOON)
+    for token, role in ((READ, "read"), (WRITE, "write"), (ADMIN, "admin")):
+        me = get(client, "/v1/me", token=token)
+        assert me["role"] == role
+        assert me["name"].startswith(f"{role}#1 (hmac:")
+        assert token not in me["name"]
+    assert client.get("/v1/me").status_code == 401
+    assert client.get("/v1/me", headers=auth("not-a-token")).status_code == 401
 
 
 def test_notes_refusals_name_the_field_and_write_nothing(clients: Clients, engine: Engine) -> None:

@@ -2,7 +2,7 @@
 // the weekly bottleneck review, and the monthly landing and factor analysis, each drilling
 // down org → team → rep. Every number comes from the public REST API (/v1/...).
 
-import { Api, ApiError, AuthError, forgetToken, getToken, setToken } from './api.js';
+import { Api, AuthError, forgetToken, getToken, setToken } from './api.js';
 import { LEVELS, levelBar, levelReached, targetBars, trendChart } from './charts.js';
 import * as F from './format.js';
 import { SOURCES, STRINGS, initialLanguage, rememberLanguage } from './i18n.js';
@@ -193,7 +193,8 @@ function go(changes) {
 // --- the organization: teams, and reps with their team and level (GET /v1/teams) -----------
 
 async function loadContext() {
-  const [catalog, forecast, listing] = await Promise.all([
+  const [me, catalog, forecast, listing] = await Promise.all([
+    api.get('/v1/me'), // the token's role: which forms the pages show
     api.get('/v1/kpis/catalog'),
     api.get('/v1/forecast', { kpi: 'calls' }),
     // The inside-sales teams and their reps, each rep with its skill level; field sales
@@ -214,7 +215,7 @@ async function loadContext() {
     keys: catalog.data.map((item) => item.key),
     teams,
     reps,
-    roles: {}, // what the token may do, as the pages find out (notes.js: roles.write)
+    role: me.role, // read, write (a member: notes and actions) or admin
   };
 }
 
@@ -253,7 +254,7 @@ function sheetEnv() {
     today: ctx.today,
     keys: ctx.keys,
     reps: ctx.reps,
-    roles: ctx.roles,
+    role: ctx.role,
     kpiName,
     fmt,
     memberLink,
@@ -1081,28 +1082,6 @@ const ui = {
   message: null, // {tone: 'ok'|'error', text, status}
 };
 
-/** Whether the token may write (an admin): a harmless dry-run allocation is refused 403 for a reader. */
-async function isAdmin(month) {
-  if (ctx.admin !== undefined) return ctx.admin;
-  try {
-    await api.send('POST', '/v1/targets/allocate', null, {
-      kpi: 'calls',
-      grain: 'month',
-      period_start: F.firstOfMonth(month),
-      scope: 'org',
-      value: 0,
-      method: 'equal',
-      dry_run: true,
-    });
-    ctx.admin = true;
-  } catch (error) {
-    if (error instanceof AuthError) throw error;
-    // Only the role refuses with 403; any other refusal (an org without reps, …) is an admin's.
-    ctx.admin = !(error instanceof ApiError && error.status === 403);
-  }
-  return ctx.admin;
-}
-
 /** The page's message: the API's text of a refusal, or a function of the language (re-rendered in it). */
 function say(tone, text, status = null) {
   ui.message = { tone, text, status };
@@ -1207,7 +1186,7 @@ function planSection(month) {
         h('td', { dataset: { field: 'per_rep', value: raw(step.per_rep) } }, F.formatValue(step.per_rep, 'ratio-free', t())),
         h('td', { dataset: { field: 'per_rep_per_business_day', value: raw(step.per_rep_per_business_day) } }, F.formatValue(step.per_rep_per_business_day, 'ratio-free', t())),
         h('td', { class: 'rate' }, step.rate ? `${kpiName(step.rate)} ${fmt(step.rate, step.rate_used)}` : '\u2014'),
-        ctx.admin
+        ctx.role === 'admin'
           ? h(
               'td',
               {},
@@ -1489,8 +1468,8 @@ function historySection(history) {
 async function renderTargets(main) {
   const month = state.month || F.monthOf(ctx.today);
   const first = F.firstOfMonth(month);
-  const [admin, listing, history] = await Promise.all([
-    isAdmin(month),
+  const admin = ctx.role === 'admin';
+  const [listing, history] = await Promise.all([
     api.get('/v1/targets', { grain: 'month', from: first, to: first }),
     api.get('/v1/targets/history', { grain: 'month', period_start: first, limit: 200 }),
   ]);

@@ -1,7 +1,7 @@
 // A sheet's notes and the week's improvement actions: editable with a member (write) or admin
 // token, read-only text for a read token. Notes and titles are inserted as text, never markup.
 
-import { ApiError, AuthError } from './api.js';
+import { AuthError } from './api.js';
 import { h, raw, section } from './dom.js';
 import * as F from './format.js';
 
@@ -24,26 +24,9 @@ function stamp(at) {
   return `${at.slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-/**
- * Whether the token may write the sheet's notes, and who last wrote each field.
- *
- * GET /v1/sheets/* does not say who wrote a note; PUT …/notes does, and with no field in it
- * writes nothing. So one empty PUT answers both: 403 for a read token (remembered, so a
- * reader is asked once), and for a member or an admin the sheet's notes with who and when.
- */
-export async function noteAccess(kind, period, scope, id, env) {
-  if (env.roles.write === false) return { canWrite: false, updated: {} };
-  try {
-    const answer = await env.api.send('PUT', `/v1/sheets/${kind}/notes`, null, { period, scope, id: scope === 'org' ? null : id, notes: {} });
-    env.roles.write = true;
-    return { canWrite: true, updated: answer.updated || {} };
-  } catch (error) {
-    if (error instanceof ApiError && error.status === 403) {
-      env.roles.write = false;
-      return { canWrite: false, updated: {} };
-    }
-    throw error;
-  }
+/** Whether the token may write the sheet's notes (a member or an admin), and who wrote each field last. */
+export function noteAccess(sheet, env) {
+  return { canWrite: env.role === 'write' || env.role === 'admin', updated: sheet.notes_updated || {} };
 }
 
 function messageNode(key, id) {

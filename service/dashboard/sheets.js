@@ -232,11 +232,11 @@ async function dailyActions(day, scope, id, env) {
 /** The sheet's panels for ``period`` (a date, a YYYY-Www week or a YYYY-MM month) and scope. */
 export async function sheetPanels(kind, period, scope, id, env) {
   const params = sheetParams(kind, period, scope, id);
-  const [sheet, notes, week] = await Promise.all([
+  const [sheet, week] = await Promise.all([
     env.api.get(`/v1/sheets/${kind}`, params),
-    noteAccess(kind, period, scope, id, env),
     kind === 'daily' ? dailyActions(period, scope, id, env) : null,
   ]);
+  const notes = noteAccess(sheet, env);
   const toolbar = h(
     'div',
     { class: 'sheet-toolbar' },

@@ -19,7 +19,7 @@ from kpi.periods import BusinessCalendar, next_period
 from kpi.planning import FUNNEL_RATES, FUNNEL_STAGES, STAGE_HINTS, FunnelStage, diagnose
 from models.kpi import KpiTarget
 from models.store import table_of
-from service.sheets.notes import check_scope, list_actions, read_notes
+from service.sheets.notes import check_scope, list_actions, note_updates, read_notes
 from service.sheets.periods import week_days, week_name
 
 DAILY_COUNTS: tuple[str, ...] = (
@@ -142,6 +142,7 @@ def daily_sheet(
         day_targets = _targets(conn, "day", day, scope, member[0])
         month_targets = _targets(conn, "month", month, scope, member[0])
         notes = read_notes(conn, "daily", day, scope, member[0])
+        notes_updated = note_updates(conn, "daily", day, scope, member[0])
 
     def actual(rows: dict[str, KpiRow], kpi: str) -> float:
         row = rows["connect_rate" if kpi == "connects" else kpi]
@@ -193,6 +194,7 @@ def daily_sheet(
         "counts": counts,
         "rates": rates,
         "notes": notes,
+        "notes_updated": notes_updated,
     }
 
 
@@ -273,6 +275,7 @@ def weekly_sheet(
         last = _by_kpi(compute(conn, ctx, start=before, end=before, **common))
         targets = week_targets(conn, ctx, monday, scope, member[0])
         notes = read_notes(conn, "weekly", monday, scope, member[0])
+        notes_updated = note_updates(conn, "weekly", monday, scope, member[0])
         actions = list_actions(conn, ctx, week_start=monday, scope=scope, scope_id=member[0])
 
     def pace_of(kpi: str, target: float | None, actual: float | None) -> tuple[Any, Any]:
@@ -329,6 +332,7 @@ def weekly_sheet(
         "kpis": kpis,
         "funnel": diagnosis,
         "notes": notes,
+        "notes_updated": notes_updated,
         "actions": actions,
     }
 
@@ -384,6 +388,7 @@ def monthly_sheet(
             members = _team_reps(conn, ctx, member[0])
             rep_rows = [r for r in rep_rows if r.scope_id in members]
         notes = read_notes(conn, "monthly", month, scope, member[0])
+        notes_updated = note_updates(conn, "monthly", month, scope, member[0])
     per_rep: dict[str, dict[str, Any]] = {}
     for r in rep_rows:
         entry = per_rep.setdefault(
@@ -429,4 +434,5 @@ def monthly_sheet(
         },
         "reps": sorted(per_rep.values(), key=lambda e: str(e["rep_id"]).encode()),
         "notes": notes,
+        "notes_updated": notes_updated,
     }
