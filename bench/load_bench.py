@@ -38,6 +38,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +57,8 @@ from bench.kpi_bench import (
     fresh_engine,
     generate,
 )
+from models import Rep
+from models.store import table_of
 
 PORTAL_TOKEN = "load-bench-portal-token"
 ZONE = ZoneInfo(TIMEZONE)
@@ -74,6 +77,15 @@ KINDS = {  # request kind → share of the requests
     "plan": 0.2,
 }
 ADD_PER_RUN, TOUCH_PER_RUN = 1_000, 500
+# What the writer's syncs leave besides records, cleared before a kept store is reused.
+WRITER_TRACES = (
+    "sync_state",
+    "sync_runs",
+    "quarantine",
+    "kpi_forecast_snapshots",
+    "kpi_rollup_dirty",
+    "kpi_lead_dirty",
+)
 
 
 # --- the writer: a portal, synced into the store in a loop, with its page-boundary states -----
@@ -317,7 +329,7 @@ def check(
 
 def writer_calls_in_store(engine: Any) -> int:
     """The writer's calls the store holds, counted directly (its rep's, outbound)."""
-    from models import Call, Rep
+    from models import Call
 
     with engine.connect() as conn:
         owner = select(Rep.crm_id).where(Rep.email == "writer@example.jp").scalar_subquery()
@@ -328,6 +340,38 @@ def writer_calls_in_store(engine: Any) -> int:
                 .where(Call.source == "hubspot", Call.rep_crm_id == owner, Call.deleted.is_(False))
             ).scalar_one()
         )
+
+
+def kept_store(schema: str) -> tuple[Any, Callable[[], None]]:
+    """An engine on ``schema`` (created and migrated if need be) that the run leaves in place."""
+    from service.db import make_engine, migrate
+
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    admin.dispose()
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    migrate(engine)
+    return engine, engine.dispose
+
+
+def remove_writer_rows(engine: Any, ctx: Any) -> None:
+    """Put a kept store back as generated: the writer's records and the syncs' traces go.
+
+    The generator stamps every row it writes with one ``synced_at`` (its transaction's
+    time); whatever a sync stored came later. The rollups are rebuilt from what is left.
+    """
+    from kpi import rebuild_rollups
+    from models import Base
+
+    with engine.begin() as conn:
+        generated = conn.execute(select(func.min(table_of(Rep).c.synced_at))).scalar_one()
+        for table in Base.metadata.sorted_tables:
+            if "synced_at" in table.c:
+                conn.execute(table.delete().where(table.c.synced_at > generated))
+        for name in WRITER_TRACES:
+            conn.execute(Base.metadata.tables[name].delete())
+        rebuild_rollups(conn, ctx)
 
 
 def run_load(url: str, clients: int, seconds: float, path: Path, kinds: str) -> list[Any]:
@@ -419,12 +463,20 @@ def main() -> None:
         default=0,
         help="first the same load with no sync writing, for reference (0: skip)",
     )
+    parser.add_argument(
+        "--store",
+        default="",
+        help="a PostgreSQL schema to keep the store in: built on the first run, reused on the "
+        "next ones (the writer's rows of an earlier run removed first); default a fresh "
+        "schema, dropped at the end",
+    )
+    parser.add_argument("--build-only", action="store_true", help="build the store, then exit")
     args = parser.parse_args()
 
     from kpi import KpiContext, ensure_rollups
 
     ctx = KpiContext(timezone=TIMEZONE, holidays=HOLIDAYS)
-    engine, drop = fresh_engine("postgresql", "load")
+    engine, drop = kept_store(args.store) if args.store else fresh_engine("postgresql", "load")
     results: dict[str, Any] = {
         "calls": args.calls,
         "clients": args.clients,
@@ -435,16 +487,24 @@ def main() -> None:
     oracle, samples_path = Path(folder.name) / "states.jsonl", Path(folder.name) / "samples.json"
     try:
         began = time.perf_counter()
-        with engine.begin() as conn:
-            results["rows"] = generate(conn, args.calls)
+        with engine.connect() as conn:
+            built = conn.execute(select(func.count()).select_from(table_of(Rep))).scalar_one() > 0
+        if built:
+            remove_writer_rows(engine, ctx)
+            results["rows"] = "reused"
+        else:
+            with engine.begin() as conn:
+                results["rows"] = generate(conn, args.calls)
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
         with engine.begin() as conn:
             ensure_rollups(conn, ctx)
             schema = conn.execute(text("SELECT current_schema()")).scalar_one()
         print(
-            f"# store of {results['rows']} built in {time.perf_counter() - began:.0f} s", flush=True
+            f"# store of {results['rows']} ready in {time.perf_counter() - began:.0f} s", flush=True
         )
+        if args.build_only:
+            return
         with serve(schema, cache_mb=256) as url:
             base = probe(url)
             print(f"# before the writer: {base}", flush=True)
