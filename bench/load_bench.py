@@ -1,28 +1,31 @@
 """Load benchmark: `iskpi serve` on PostgreSQL with the 5,000,000-call store, while a sync writes.
 
     .venv/bin/python -m bench.load_bench [--calls 5000000] [--seconds 60] [--clients 32]
-                                         [--portal-calls 200000]
+                                         [--portal-calls 200000] [--reference-seconds 60]
+                                         [--store SCHEMA] [--build-only]
 
 It builds the KPI benchmark's store (bench.kpi_bench: --calls calls over 50 reps and the
-year from 2025-10-01) in a fresh PostgreSQL schema and serves it with `iskpi serve` in its
-own process. Then, for --seconds:
+year from 2025-10-01) in a PostgreSQL schema (a fresh one, dropped at the end; or --store's,
+kept and reused) and serves it with `iskpi serve` in its own process. Then, for --seconds:
 
 - a writer process syncs a simulated HubSpot portal (--portal-calls calls of one new rep, all
-  outbound, over the same year) into the same store with ``run_sync`` — what `iskpi sync`
-  runs — first in full, then incrementally in a loop, adding 1,000 calls and touching 500
-  between runs;
+  outbound, all on today's business day, as an intraday sync writes) into the same store
+  with ``run_sync`` — what `iskpi sync` runs — first in full, then incrementally in a loop,
+  adding 1,000 calls and touching 500 between runs;
 - --clients concurrent clients in a third process send a mix of requests as fast as answers
   come: GET /v1/kpis (org calls by month; rep calls by month; every KPI per rep, the
-  BI-tool question), GET /v1/funnel (June 2026, org) and POST /v1/plan (10 wins in June).
+  BI-tool question — all three over the year; and today's org calls), GET /v1/funnel (June
+  2026, org) and POST /v1/plan (10 wins in June).
 
-It reports errors and p50/p99 latency per request kind, and checks that every answer is
-consistent: the writer records, right after each page it commits, how many of its calls the
-store holds (in all, and in June) — the store's states at page boundaries. Every org and rep
-calls total of /v1/kpis, and every June calls figure of /v1/funnel, must equal the starting
-figure plus one of those states (an answer that saw half a page would fall between two);
-each client's successive answers of a kind must never go down; and once the writer has
-stopped, the answers must equal the store counted directly. The writer's calls all count
-(outbound, in the year, their rep known), so these checks can fail.
+Every kind is asked once before the load (so the figures are of a warm server). It reports
+errors and p50/p99 latency per request kind, and checks that every answer is consistent:
+the writer records, right after each page it commits, how many of its calls the store holds
+— the store's states at page boundaries. Every answer about today's calls must equal the
+starting figure plus one of those states (an answer that saw half a page would fall
+between two), and the year's and June's calls must not move (the writer writes none
+there); each client's successive answers of a kind must never go down; and once the writer
+has stopped, the answers must equal the store counted directly. The writer's calls all
+count (outbound, today, their rep known), so these checks can fail.
 """
 
 from __future__ import annotations
@@ -69,12 +72,14 @@ CALLS_QUERY = {
     "from": YEAR_START.isoformat(),
     "to": YEAR_END.isoformat(),
 }
-KINDS = {  # request kind → share of the requests
+KINDS = {  # request kind → weight among the requests
     "kpis org calls": 0.25,
     "kpis rep calls": 0.2,
     "kpis all (rep)": 0.15,
     "funnel": 0.2,
     "plan": 0.2,
+    # Today's org calls: what the writer writes, so every page it commits moves the answer.
+    "kpis calls today": 0.05,
 }
 ADD_PER_RUN, TOUCH_PER_RUN = 1_000, 500
 # What the writer's syncs leave besides records, cleared before a kept store is reused.
@@ -91,10 +96,14 @@ WRITER_TRACES = (
 # --- the writer: a portal, synced into the store in a loop, with its page-boundary states -----
 
 
-def _call_props(rng: random.Random, owner: str) -> dict[str, str]:
-    day = YEAR_START + timedelta(days=rng.randrange((YEAR_END - YEAR_START).days + 1))
-    local = datetime(day.year, day.month, day.day, 9, tzinfo=ZONE) + timedelta(
-        seconds=rng.randrange(10 * 3600)
+def today() -> date:
+    """The business day the server answers for (Asia/Tokyo), which the writer's calls are on."""
+    return datetime.now(ZONE).date()
+
+
+def _call_props(rng: random.Random, owner: str, day: date) -> dict[str, str]:
+    local = datetime(day.year, day.month, day.day, tzinfo=ZONE) + timedelta(
+        seconds=rng.randrange(24 * 3600)
     )
     return {
         "hs_timestamp": local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -118,11 +127,18 @@ class Oracle:
         self.stop = stop
         self.seen: set[str] = set()
         self.months: dict[str, int] = defaultdict(int)
+        self.days: dict[str, int] = defaultdict(int)
+        self.today = today().isoformat()
         self.pages = self.records = 0
         self.write()
 
     def write(self) -> None:
-        line = {"t": time.time(), "total": len(self.seen), "june": self.months.get(JUNE, 0)}
+        line = {
+            "t": time.time(),
+            "total": len(self.seen),
+            "june": self.months.get(JUNE, 0),
+            "today": self.days.get(self.today, 0),
+        }
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
 
@@ -137,7 +153,9 @@ class Oracle:
             for record in page.records:
                 if record.crm_id not in self.seen and not record.deleted:
                     self.seen.add(record.crm_id)
-                    self.months[record.occurred_at.astimezone(ZONE).strftime("%Y-%m")] += 1
+                    local = record.occurred_at.astimezone(ZONE)
+                    self.months[local.strftime("%Y-%m")] += 1
+                    self.days[local.date().isoformat()] += 1
             self.write()
         if self.stop.is_set():
             raise LoadOver("the load is over")  # ends the run cleanly: recorded, rollups flushed
@@ -167,8 +185,9 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
         teams=[("990001", "Load", True)],
     )
     rng = random.Random(5)
+    day = today()
     for _ in range(portal_calls):
-        portal.create("calls", _call_props(rng, owner))
+        portal.create("calls", _call_props(rng, owner, day))
     running = serve_portal(portal)
     engine = make_engine(database_url, connect_args={"options": f"-csearch_path={schema}"})
     ctx = KpiContext(timezone=TIMEZONE, holidays=HOLIDAYS)
@@ -191,7 +210,7 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
             break
         now = datetime.now(UTC)
         for _ in range(ADD_PER_RUN):
-            portal.create("calls", _call_props(rng, owner))
+            portal.create("calls", _call_props(rng, owner, day))
         for crm_id in rng.sample(portal.ids("calls"), TOUCH_PER_RUN):
             portal.update("calls", crm_id, {}, modified_at=now)
     engine.dispose()
@@ -232,6 +251,10 @@ def ask(client: httpx.Client, url: str, kind: str) -> float | None:
                 pass
             streamed.raise_for_status()
         return None
+    elif kind == "kpis calls today":
+        day = today().isoformat()
+        params = {"kpi": "calls", "grain": "day", "from": day, "to": day, "scope": "org"}
+        response = client.get(f"{url}/v1/kpis", params=params)
     elif kind == "funnel":
         response = client.get(f"{url}/v1/funnel", params={"month": JUNE, "scope": "org"})
     else:
@@ -279,12 +302,9 @@ def load_child(url: str, clients: int, seconds: float, out: str, only: str = "")
 
 
 def probe(url: str) -> dict[str, float]:
+    """Every kind asked once (which also computes it into the cache); the figures checked."""
     with httpx.Client(headers=headers(), timeout=300) as client:
-        return {
-            kind: value
-            for kind in ("kpis org calls", "kpis rep calls", "funnel")
-            if (value := ask(client, url, kind)) is not None
-        }
+        return {kind: value for kind in KINDS if (value := ask(client, url, kind)) is not None}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -297,9 +317,11 @@ def check(
 ) -> dict[str, Any]:
     """Every figure at a page boundary; never down per client and kind."""
     valid = {
-        "kpis org calls": {base["kpis org calls"] + s["total"] for s in states},
-        "kpis rep calls": {base["kpis rep calls"] + s["total"] for s in states},
-        "funnel": {base["funnel"] + s["june"] for s in states},
+        # The writer's calls are all today's, after the year and June: those stay put.
+        "kpis org calls": {base["kpis org calls"]},
+        "kpis rep calls": {base["kpis rep calls"]},
+        "funnel": {base["funnel"]},
+        "kpis calls today": {base["kpis calls today"] + s["today"] for s in states},
     }
     off_boundary: list[Any] = []
     backwards: list[Any] = []
@@ -514,7 +536,7 @@ def main() -> None:
                 )
                 results["reference"] = summarize(samples, args.reference_seconds)
                 results["reference"]["consistency"] = check(
-                    samples, base, [{"total": 0, "june": 0}]
+                    samples, base, [{"total": 0, "june": 0, "today": 0}]
                 )
             writer = subprocess.Popen(
                 [
@@ -548,9 +570,8 @@ def main() -> None:
         results["final"] = {
             "writer_calls_in_store": stored,
             "oracle_final": states[-1]["total"],
-            "answers_equal_store": all(
-                final[kind] == base[kind] + stored for kind in ("kpis org calls", "kpis rep calls")
-            ),
+            "answers_equal_store": final["kpis calls today"] == base["kpis calls today"] + stored
+            and all(final[kind] == base[kind] for kind in ("kpis org calls", "kpis rep calls")),
         }
         results["load"] = summarize(samples, args.seconds)
         results["load"]["consistency"] = check(samples, base, states)

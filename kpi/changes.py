@@ -7,8 +7,8 @@ of every sync:
 - an activity page (calls, emails, meetings, tasks) records the local-day range of its
   records before and after the upsert, from the same keys the rollup marks compute
   (kpi/rollups.py), so a call moved from July to today changes both; calls and emails
-  also record ``touches`` (a lead's first touch, and so a response time of any period,
-  may follow);
+  also record as ``touches`` the creation days of the leads they reach (a lead's first
+  touch, and so the response time of the period it was created in, may follow);
 - a deal page records the range of its deals' created and closed days, before and after;
 - anything else — leads (their channel and industry break every activity down), reps,
   teams, call lists, a first or full sync, a rep's level — records ``all`` of its source.
@@ -30,14 +30,13 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import (
     Connection,
-    Date,
     String,
+    and_,
     bindparam,
     delete,
     func,
     insert,
     literal,
-    null,
     select,
     union_all,
 )
@@ -46,7 +45,7 @@ from sqlalchemy.sql.selectable import CTE
 from kpi.catalog import KpiSpec
 from kpi.compiler import FACTS
 from kpi.periods import Grain, TimeBuckets, next_period, period_starts
-from models.crm import Deal
+from models.crm import Deal, Lead
 from models.kpi import DataChange
 from models.store import table_of
 
@@ -71,15 +70,16 @@ class ChangeGroup:
 
 @dataclass(frozen=True)
 class Reads:
-    """What an answer reads: the local days [first_day, last_day], and lead first touches."""
+    """What an answer reads: the local days [first_day, last_day], and with ``touches`` the
+    first touches of the leads created on them."""
 
     first_day: date
     last_day: date
     touches: bool
 
     def overlaps(self, group: ChangeGroup) -> bool:
-        if group.kind == "touches":
-            return self.touches
+        if group.kind == "touches" and not self.touches:
+            return False
         if group.first_day is None or group.last_day is None:  # "all"
             return True
         return group.first_day <= self.last_day and group.last_day >= self.first_day
@@ -153,23 +153,32 @@ def _changed(kind: ChangeKind, first: Any, last: Any) -> list[Any]:
 _COLUMNS = ["source", "kind", "first_day", "last_day", "changed_at"]
 
 
-def record_days_statement(days: Any) -> Any:
+def record_days_statement(days: Any, kind: ChangeKind = "days") -> Any:
     """INSERT of the range of ``days`` (a column of local days) as one change, if there are any."""
     bounds = select(func.min(days).label("lo"), func.max(days).label("hi")).subquery("bounds")
     return insert(table_of(DataChange)).from_select(
         _COLUMNS,
-        select(*_changed("days", bounds.c.lo, bounds.c.hi)).where(bounds.c.lo.is_not(None)),
+        select(*_changed(kind, bounds.c.lo, bounds.c.hi)).where(bounds.c.lo.is_not(None)),
     )
 
 
-def record_touches_statement(found: CTE, has_contact: Any) -> Any:
-    """INSERT of a ``touches`` change when any of the ``found`` activities reaches a contact."""
-    return insert(table_of(DataChange)).from_select(
-        _COLUMNS,
-        select(*_changed("touches", null().cast(Date), null().cast(Date))).where(
-            select(literal(1)).select_from(found).where(has_contact).exists()
-        ),
+def record_touches_statement(found: CTE, buckets: TimeBuckets) -> Any:
+    """INSERT of the creation days of the leads the ``found`` activities reach, as a
+    ``touches`` change: their first touches, and so their response times, may move."""
+    lead = table_of(Lead)
+    created = (
+        select(buckets.local_day(lead.c.created_at).label("day"))
+        .select_from(found)
+        .join(
+            lead,
+            and_(
+                lead.c.source == bindparam("source", type_=String),
+                lead.c.crm_id == found.c.contact,
+            ),
+        )
+        .subquery("touched_leads")
     )
+    return record_days_statement(created.c.day, "touches")
 
 
 def record_deal_days(conn: Connection, zone_name: str, source: str, crm_ids: Sequence[str]) -> None:

@@ -438,7 +438,7 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         )
         .on_conflict_do_nothing()
     )
-    record_touches = record_touches_statement(found, has_contact)
+    record_touches = record_touches_statement(found, b)
     if dialect != "postgresql":
         return [mark_days, mark_leads, record_days, record_touches]
     # One statement: the days' insert and the change log's as data-modifying CTEs beside

@@ -120,7 +120,8 @@ class DataChange(Base):
 
     ``kind`` ``days``: records of ``source`` whose local days (business time zone) lie in
     [first_day, last_day] changed, before or after the write; ``touches``: calls or emails
-    changed, so lead first touches of any day may have; ``all``: anything of ``source``
+    reached leads created on those days, whose first touches may have changed; ``all``:
+    anything of ``source``
     (first_day and last_day null). An answer's version is the newest id, the count and the
     sum of ids over the changes it reads (service/cache.py); old rows are pruned.
     """

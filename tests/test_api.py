@@ -23,8 +23,8 @@ from sqlalchemy import Engine
 from connectors.hubspot import HubSpotConnector
 from connectors.records import Call
 from kpi import CATALOG, put_targets
-from models import TABLE_BY_KIND, store
 from service.app import create_app
+from service.cache import StoreVersions
 from service.kpi_answers import XLSX_MEDIA_TYPE
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
 from tests.support.api import ADMIN, READ, auth, settings_for
@@ -32,6 +32,7 @@ from tests.support.hubspot import TOKEN, small_dataset
 from tests.support.kpi_records import FIXTURE, put
 from tests.support.planning import HISTORY, PEOPLE, SEED_MONTH, seed_targets
 from tests.support.planning import NOW as PLANNING_NOW
+from tests.support.sync_pages import store_page
 
 
 @pytest.fixture
@@ -520,25 +521,17 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
     hits = cache.hits
     assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 5
     assert cache.hits == hits + 1
-    # A sync page: the record and its stream's cursor in one transaction, as run_sync stores it.
-    page_at = datetime(2026, 11, 15, 4, 0, tzinfo=UTC)
-    with engine.begin() as conn:
-        store.upsert_records(
-            conn,
-            TABLE_BY_KIND["call"],
-            [
-                Call(
-                    source="hubspot",
-                    crm_id="c-new",
-                    occurred_at=datetime(2026, 10, 20, 1, tzinfo=UTC),
-                    outcome="connected",
-                    direction="outbound",
-                    rep_crm_id="r1",
-                ).as_row()
-            ],
-            page_at,
-        )
-        store.save_state(conn, "hubspot", "calls", {"cursor": "x"}, page_at)
+    # A sync page: the record, its change and its stream's cursor in one transaction, as
+    # run_sync stores it.
+    new_call = Call(
+        source="hubspot",
+        crm_id="c-new",
+        occurred_at=datetime(2026, 10, 20, 1, tzinfo=UTC),
+        outcome="connected",
+        direction="outbound",
+        rep_crm_id="r1",
+    )
+    store_page(engine, client.app.state.kpi, [new_call])  # type: ignore[attr-defined]
     assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 6
     # Big answers travel gzipped to clients that accept it (httpx decodes them).
     response = client.get(
@@ -573,9 +566,9 @@ def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestCl
     assert clock.fresh() is None
     # An older read finishing after a newer one never replaces it.
     now = time.monotonic()
-    clock.observe(("new",), now + 2)
-    clock.observe(("old",), now + 1)
-    assert clock._version == ("new",)
+    clock.observe(StoreVersions(("new",), (), ()), now + 2)
+    clock.observe(StoreVersions(("old",), (), ()), now + 1)
+    assert clock._versions == StoreVersions(("new",), (), ())
 
 
 def test_one_build_per_request_while_the_version_moves() -> None:
