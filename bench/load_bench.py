@@ -378,7 +378,8 @@ def kept_store(schema: str) -> tuple[Any, Callable[[], None]]:
 
 
 def remove_writer_rows(engine: Any, ctx: Any) -> None:
-    """Put a kept store back as generated: the writer's records and the syncs' traces go.
+    """Put a kept store back as generated: the writer's records and the syncs' traces go
+    (its rep and team stay, as an intraday sync finds them).
 
     The generator stamps every row it writes with one ``synced_at`` (its transaction's
     time); whatever a sync stored came later. The rollups are rebuilt from what is left.
@@ -389,7 +390,8 @@ def remove_writer_rows(engine: Any, ctx: Any) -> None:
     with engine.begin() as conn:
         generated = conn.execute(select(func.min(table_of(Rep).c.synced_at))).scalar_one()
         for table in Base.metadata.sorted_tables:
-            if "synced_at" in table.c:
+            # Its rep and team stay: the next writer syncs a rep the store knows.
+            if "synced_at" in table.c and table.name not in ("reps", "teams"):
                 conn.execute(table.delete().where(table.c.synced_at > generated))
         for name in WRITER_TRACES:
             conn.execute(Base.metadata.tables[name].delete())

@@ -10,8 +10,9 @@ of every sync:
   also record as ``touches`` the creation days of the leads they reach (a lead's first
   touch, and so the response time of the period it was created in, may follow);
 - a deal page records the range of its deals' created and closed days, before and after;
-- anything else — leads (their channel and industry break every activity down), reps,
-  teams, call lists, a first or full sync, a rep's level — records ``all`` of its source.
+- anything else — leads (their channel and industry break every activity down), call
+  lists, a first or full sync, a rep's level, and reps and teams whose stored rows the
+  page changed (a sync re-reads them every run) — records ``all`` of its source.
 
 An answer reads the changes overlapping its whole periods (``reads_for``); its version is
 (newest id, count, sum of ids) over them (``version_of``), which moves on every change
@@ -45,11 +46,13 @@ from sqlalchemy.sql.selectable import CTE
 from kpi.catalog import KpiSpec
 from kpi.compiler import FACTS
 from kpi.periods import Grain, TimeBuckets, next_period, period_starts
-from models.crm import Deal, Lead
+from models.crm import TABLE_BY_KIND, Deal, Lead
 from models.kpi import DataChange
 from models.store import table_of
 
 ChangeKind = Literal["days", "touches", "all"]
+# Kinds a sync re-reads whole every run: compared before and after, recorded if they differ.
+COMPARED_KINDS = frozenset({"rep", "team"})
 KEEP_CHANGES = 10_000
 # Measures of the facts that put a record in a period by one timestamp: a KPI of these
 # reads only the days of its periods.
@@ -193,6 +196,20 @@ def record_deal_days(conn: Connection, zone_name: str, source: str, crm_ids: Seq
         select(b.local_day(t.c.closed_at).label("day")).where(*mine, t.c.closed_at.is_not(None)),
     ).subquery("deal_days")
     conn.execute(record_days_statement(days.c.day), {"source": source})
+
+
+def stored_rows(
+    conn: Connection, kind: str, source: str, crm_ids: Sequence[str]
+) -> tuple[tuple[Any, ...], ...]:
+    """The stored reps or teams ``crm_ids`` as they are now, but for when they were synced."""
+    t = table_of(TABLE_BY_KIND[kind])
+    columns = [c for c in t.c if c.name not in ("id", "synced_at")]
+    rows = conn.execute(
+        select(*columns)
+        .where(t.c.source == source, t.c.crm_id.in_(list(crm_ids)))
+        .order_by(t.c.crm_id)
+    )
+    return tuple(tuple(row) for row in rows)
 
 
 def prune_changes(conn: Connection) -> None:

@@ -55,11 +55,13 @@ from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.sql.selectable import CTE
 
 from kpi.changes import (
+    COMPARED_KINDS,
     prune_changes,
     record_all,
     record_days_statement,
     record_deal_days,
     record_touches_statement,
+    stored_rows,
 )
 from kpi.compiler import ACTIVITY_FACT_BY_KIND, Fact, RowEnv, dirty_days, first_touches
 from kpi.periods import KpiContext, TimeBuckets, sql_text
@@ -512,6 +514,7 @@ class RollupToken:
     source: str
     crm_ids: tuple[str, ...]
     active: bool = True  # the rollup marks (and with them the change log's days) are kept
+    stored: tuple[tuple[Any, ...], ...] | None = None  # reps and teams: the rows before
 
 
 class RollupMaintainer:
@@ -542,6 +545,10 @@ class RollupMaintainer:
         if kind == "deal":
             record_deal_days(conn, self.ctx.timezone, source, ids)
             return RollupToken(kind, source, ids, active=False)
+        if kind in COMPARED_KINDS:
+            # Re-read every run (an owners list has no modification time): only a real
+            # change of a rep or team moves the answers.
+            return RollupToken(kind, source, ids, False, stored_rows(conn, kind, source, ids))
         active = kind in MAINTAINED_KINDS and self._active(conn, source)
         if not active or kind == "lead":
             # Nothing tells which days these change: everything of the source may have.
@@ -556,6 +563,10 @@ class RollupMaintainer:
         """Mark the keys the records are on after the write (same transaction)."""
         if token.kind == "deal" and token.crm_ids:
             record_deal_days(conn, self.ctx.timezone, token.source, token.crm_ids)
+            return
+        if token.stored is not None:
+            if stored_rows(conn, token.kind, token.source, token.crm_ids) != token.stored:
+                record_all(conn, token.source)
             return
         if not token.active:
             return

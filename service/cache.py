@@ -106,6 +106,7 @@ class DataVersionClock:
         self._versions: StoreVersions | None = None
         self._read_at = 0.0
         self._lock = threading.Lock()
+        self._reading = threading.Lock()
 
     def fresh_versions(self) -> StoreVersions | None:
         """The versions if they were read recently enough, without touching the database."""
@@ -115,12 +116,19 @@ class DataVersionClock:
             return None
 
     def read_versions(self) -> StoreVersions:
-        """Read the versions from the store now (blocking; call from a worker thread)."""
-        began = time.monotonic()
-        with self.engine.connect() as conn:
-            versions = store_versions(conn)
-        self.observe(versions, began)
-        return versions
+        """Read the versions from the store now (blocking; call from a worker thread).
+
+        One read at a time: requests that find the versions stale together wait for the
+        first one's read instead of each sending their own.
+        """
+        with self._reading:
+            began = time.monotonic()
+            if began - self._read_at < self.check_seconds and self._versions is not None:
+                return self._versions  # read while this one waited
+            with self.engine.connect() as conn:
+                versions = store_versions(conn)
+            self.observe(versions, began)
+            return versions
 
     def fresh(self) -> tuple[object, ...] | None:
         """The data version if it was read recently enough, without touching the database."""

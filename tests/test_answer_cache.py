@@ -10,18 +10,24 @@ the answers computed, not served from the cache.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
+from datetime import date
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 
-from kpi import KpiContext
+import kpi.changes
+from connectors.records import Lead, Rep
+from kpi import KpiContext, flush_rollups, record_all
+from kpi.rollups import mark_whole_source
+from models import DataChange
 from service.app import create_app
 from service.cache import ResponseCache
 from tests.support.api import ADMIN, auth, settings_for
-from tests.support.kpi_records import call, put
-from tests.support.planning import HISTORY, NOW, deal
+from tests.support.kpi_records import at, call, put
+from tests.support.planning import CTX, HISTORY, NOW, PEOPLE, deal
 from tests.support.sync_pages import build_rollups, store_page
 
 TODAY = "2026-10-15"
@@ -174,3 +180,73 @@ def engine_of(client: TestClient) -> Engine:
     engine = client.app.state.engine  # type: ignore[attr-defined]
     assert isinstance(engine, Engine)
     return engine
+
+
+def test_a_first_touch_today_moves_the_response_time_of_its_leads_month(
+    client: TestClient,
+) -> None:
+    lead = Lead(source="hubspot", crm_id="lead-jul", created_at=at("2026-07-10T01:00"))
+    store_page(engine_of(client), ctx_of(client), [lead])
+    response_time = {**JULY, "kpi": "lead_response_minutes"}
+    assert value(client, **response_time) is None  # no lead of July was touched
+    assert value(client, **JULY) == 2
+    before = builds(client)
+    # Today's first call to it: 10 July 01:00 → 15 October 02:00 UTC is 97 days and an
+    # hour, 97 × 1,440 + 60 = 139,740 minutes.
+    store_page(
+        engine_of(client),
+        ctx_of(client),
+        [call("new1", "2026-10-15T02:00", contact_crm_id="lead-jul", rep_crm_id="r1")],
+    )
+    assert value(client, **JULY) == 2
+    assert builds(client) == before  # July's calls are not what the page changed
+    assert value(client, **response_time) == 139_740
+    assert builds(client) == before + 1
+
+
+def changes(engine: Engine) -> list[tuple[str, str, date | None, date | None]]:
+    t = DataChange.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.c.source, t.c.kind, t.c.first_day, t.c.last_day).order_by(t.c.id)
+        ).all()
+    return [tuple(row) for row in rows]  # type: ignore[misc]
+
+
+def test_the_change_log_holds_each_pages_days_before_and_after(engine: Engine) -> None:
+    put(engine, HISTORY)
+    build_rollups(engine, CTX)
+    # jul2 moved to today (15 Oct JST): 2 July before the upsert, 15 October after.
+    store_page(engine, CTX, [call("jul2", "2026-10-15T02:00", "no_answer", rep_crm_id="r1")])
+    assert changes(engine) == [
+        ("hubspot", "days", date(2026, 7, 2), date(2026, 7, 2)),
+        ("hubspot", "days", date(2026, 10, 15), date(2026, 10, 15)),
+    ]
+    # A deal: created 4 August, closed 24 August (before and after alike).
+    store_page(engine, CTX, [deal("d-aug3", "2026-08-24T01:00", True, "r2")])
+    assert changes(engine)[2:] == [("hubspot", "days", date(2026, 8, 4), date(2026, 8, 24))] * 2
+    # A rep as it was (re-read every run): nothing; renamed: anything of the source.
+    aiko = PEOPLE[1]
+    assert isinstance(aiko, Rep)
+    store_page(engine, CTX, [aiko])
+    assert changes(engine)[4:] == []
+    store_page(engine, CTX, [replace(aiko, name="Aiko Sato")])
+    assert changes(engine)[4:] == [("hubspot", "all", None, None)]
+    # A first sync marks the source as a whole: its pages record it all.
+    with engine.begin() as conn:
+        mark_whole_source(conn, "hubspot")
+    store_page(engine, CTX, [call("new1", "2026-10-15T02:00")])
+    assert changes(engine)[5:] == [("hubspot", "all", None, None)]
+
+
+def test_old_changes_are_pruned_at_a_flush(engine: Engine, monkeypatch: Any) -> None:
+    monkeypatch.setattr(kpi.changes, "KEEP_CHANGES", 2)
+    build_rollups(engine, CTX)
+    with engine.begin() as conn:
+        for _ in range(5):
+            record_all(conn, "hubspot")
+        flush_rollups(conn, CTX, "hubspot")
+    t = DataChange.__table__
+    with engine.connect() as conn:
+        ids = conn.execute(select(t.c.id).order_by(t.c.id)).scalars().all()
+    assert len(ids) == 2 and ids[1] - ids[0] == 1  # the newest two
