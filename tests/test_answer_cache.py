@@ -27,7 +27,7 @@ from service.app import create_app
 from service.cache import ResponseCache
 from tests.support.api import ADMIN, auth, settings_for
 from tests.support.kpi_records import at, call, put
-from tests.support.planning import CTX, HISTORY, NOW, PEOPLE, deal
+from tests.support.planning import CTX, HISTORY, NOW, PEOPLE, deal, meeting
 from tests.support.sync_pages import build_rollups, store_page
 
 TODAY = "2026-10-15"
@@ -213,6 +213,11 @@ def changes(engine: Engine) -> list[tuple[str, str, date | None, date | None]]:
     return [tuple(row) for row in rows]  # type: ignore[misc]
 
 
+def clear_changes(engine: Engine) -> None:
+    with engine.begin() as conn:
+        conn.execute(DataChange.__table__.delete())
+
+
 def test_the_change_log_holds_each_pages_days_before_and_after(engine: Engine) -> None:
     put(engine, HISTORY)
     build_rollups(engine, CTX)
@@ -225,18 +230,25 @@ def test_the_change_log_holds_each_pages_days_before_and_after(engine: Engine) -
     # A deal: created 4 August, closed 24 August (before and after alike).
     store_page(engine, CTX, [deal("d-aug3", "2026-08-24T01:00", True, "r2")])
     assert changes(engine)[2:] == [("hubspot", "days", date(2026, 8, 4), date(2026, 8, 24))] * 2
+    # A meeting booked 3 July (m-jul) re-booked on 7 August.
+    store_page(engine, CTX, [meeting("m-jul", "2026-08-07T01:00", "r1")])
+    assert changes(engine)[4:] == [
+        ("hubspot", "days", date(2026, 7, 3), date(2026, 7, 3)),
+        ("hubspot", "days", date(2026, 8, 7), date(2026, 8, 7)),
+    ]
+    clear_changes(engine)
     # A rep as it was (re-read every run): nothing; renamed: anything of the source.
     aiko = PEOPLE[1]
     assert isinstance(aiko, Rep)
     store_page(engine, CTX, [aiko])
-    assert changes(engine)[4:] == []
+    assert changes(engine) == []
     store_page(engine, CTX, [replace(aiko, name="Aiko Sato")])
-    assert changes(engine)[4:] == [("hubspot", "all", None, None)]
+    assert changes(engine) == [("hubspot", "all", None, None)]
     # A first sync marks the source as a whole: its pages record it all.
     with engine.begin() as conn:
         mark_whole_source(conn, "hubspot")
     store_page(engine, CTX, [call("new1", "2026-10-15T02:00")])
-    assert changes(engine)[5:] == [("hubspot", "all", None, None)]
+    assert changes(engine)[1:] == [("hubspot", "all", None, None)]
 
 
 def test_old_changes_are_pruned_at_a_flush(engine: Engine, monkeypatch: Any) -> None:
