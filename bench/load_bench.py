@@ -90,6 +90,7 @@ WRITER_TRACES = (
     "kpi_forecast_snapshots",
     "kpi_rollup_dirty",
     "kpi_lead_dirty",
+    "kpi_data_changes",
 )
 
 
@@ -394,7 +395,8 @@ def remove_writer_rows(engine: Any, ctx: Any) -> None:
             if "synced_at" in table.c and table.name not in ("reps", "teams"):
                 conn.execute(table.delete().where(table.c.synced_at > generated))
         for name in WRITER_TRACES:
-            conn.execute(Base.metadata.tables[name].delete())
+            if name in Base.metadata.tables:  # an older checkout may not have them all
+                conn.execute(Base.metadata.tables[name].delete())
         rebuild_rollups(conn, ctx)
 
 
