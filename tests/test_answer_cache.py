@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import date
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pytest
@@ -19,13 +19,17 @@ from fastapi.testclient import TestClient
 from sqlalchemy import Engine, select
 
 import kpi.changes
+from connectors.hubspot import HubSpotConnector
 from connectors.records import Lead, Rep
 from kpi import KpiContext, flush_rollups, record_all
 from kpi.rollups import mark_whole_source
-from models import DataChange
+from models import Call, DataChange
 from service.app import create_app
 from service.cache import ResponseCache
+from service.sync.run import run_sync
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
 from tests.support.api import ADMIN, auth, settings_for
+from tests.support.hubspot import TOKEN, small_dataset
 from tests.support.kpi_records import at, call, put
 from tests.support.planning import CTX, HISTORY, NOW, PEOPLE, deal, meeting
 from tests.support.sync_pages import build_rollups, store_page
@@ -262,3 +266,41 @@ def test_old_changes_are_pruned_at_a_flush(engine: Engine, monkeypatch: Any) -> 
     with engine.connect() as conn:
         ids = conn.execute(select(t.c.id).order_by(t.c.id)).scalars().all()
     assert len(ids) == 2 and ids[1] - ids[0] == 1  # the newest two
+
+
+@pytest.fixture
+def portal() -> Iterator[RunningPortal]:
+    hub = HubSpotPortal(TOKEN)
+    hub.load(small_dataset())
+    running = serve_portal(hub)
+    try:
+        yield running
+    finally:
+        running.stop()
+
+
+def test_a_sync_records_what_its_pages_changed(engine: Engine, portal: RunningPortal) -> None:
+    hub = portal.portal
+    hubspot = HubSpotConnector(TOKEN, host=portal.url, sleep=lambda _: None)
+    # Without a KPI context nothing works the days out: each page changes anything.
+    run_sync(engine, hubspot)
+    assert {kind for _, kind, _, _ in changes(engine)} == {"all"}
+    clear_changes(engine)
+    # With one, a first sync (--full) rewrites the source: anything again (deals also say
+    # their days, as they always do).
+    run_sync(engine, hubspot, full=True, kpi=CTX)
+    assert {kind for _, kind, _, _ in changes(engine)} == {"all", "days"}
+    clear_changes(engine)
+    # An incremental run: a call moved to 30 October (JST) changes its old day and that one.
+    moved = hub.ids("calls")[3]
+    with engine.connect() as conn:
+        old = conn.execute(select(Call.occurred_at).where(Call.crm_id == moved)).scalar_one()
+    old_day = old.astimezone(CTX.zone).date()
+    hub.update(
+        "calls", moved, {"hs_timestamp": "2026-10-30T01:00:00.000Z"}, modified_at=datetime.now(UTC)
+    )
+    assert run_sync(engine, hubspot, kpi=CTX).status == "ok"
+    recorded = changes(engine)
+    assert ("hubspot", "days", old_day, old_day) in recorded
+    assert ("hubspot", "days", date(2026, 10, 30), date(2026, 10, 30)) in recorded
+    assert all(kind != "all" for _, kind, _, _ in recorded)  # the owners were as they were
