@@ -184,6 +184,7 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
         first_name="Load",
         last_name="Writer",
         teams=[("990001", "Load", True)],
+        created_at=datetime(2025, 9, 1, tzinfo=UTC),  # one rep, the same in every run
     )
     rng = random.Random(5)
     day = today()

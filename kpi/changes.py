@@ -201,9 +201,10 @@ def record_deal_days(conn: Connection, zone_name: str, source: str, crm_ids: Seq
 def stored_rows(
     conn: Connection, kind: str, source: str, crm_ids: Sequence[str]
 ) -> tuple[tuple[Any, ...], ...]:
-    """The stored reps or teams ``crm_ids`` as they are now, but for when they were synced."""
+    """The stored reps or teams ``crm_ids`` as answers read them (not when they were synced
+    or last modified in the CRM: a touched, unchanged owner moves no answer)."""
     t = table_of(TABLE_BY_KIND[kind])
-    columns = [c for c in t.c if c.name not in ("id", "synced_at")]
+    columns = [c for c in t.c if c.name not in ("id", "synced_at", "modified_at")]
     rows = conn.execute(
         select(*columns)
         .where(t.c.source == source, t.c.crm_id.in_(list(crm_ids)))
