@@ -245,6 +245,7 @@ def test_the_change_log_holds_each_pages_days_before_and_after(engine: Engine) -
     aiko = PEOPLE[1]
     assert isinstance(aiko, Rep)
     store_page(engine, CTX, [aiko])
+    store_page(engine, CTX, [replace(aiko, modified_at=at("2026-10-15T02:00"))])  # touched
     assert changes(engine) == []
     store_page(engine, CTX, [replace(aiko, name="Aiko Sato")])
     assert changes(engine) == [("hubspot", "all", None, None)]
