@@ -199,7 +199,7 @@ def set_rep_level(bind: Connection | Engine, rep_id: str, level: SkillLevel | No
         )
         if result.rowcount == 0:
             raise KpiRequestError("id", f"no rep with id {rep_id!r}")
-        record_all(conn, key[0])  # a level moves the rep's bands in every period
+        record_all(conn, key[0])  # as any change of a rep: every answer of its source moves
 
 
 def is_reps(
