@@ -305,3 +305,12 @@ def test_a_sync_records_what_its_pages_changed(engine: Engine, portal: RunningPo
     assert ("hubspot", "days", old_day, old_day) in recorded
     assert ("hubspot", "days", date(2026, 10, 30), date(2026, 10, 30)) in recorded
     assert all(kind != "all" for _, kind, _, _ in recorded)  # the owners were as they were
+
+
+def test_a_rep_level_put_invalidates_the_answers_of_its_source(client: TestClient) -> None:
+    assert value(client, **JULY) == 2
+    before = builds(client)
+    response = client.put("/v1/reps/hubspot:r1", json={"level": "senior"}, headers=auth(ADMIN))
+    assert response.status_code == 200, response.text
+    assert value(client, **JULY) == 2
+    assert builds(client) == before + 1  # computed again: the store moved under it
