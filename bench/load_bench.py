@@ -1,28 +1,31 @@
 """Load benchmark: `iskpi serve` on PostgreSQL with the 5,000,000-call store, while a sync writes.
 
     .venv/bin/python -m bench.load_bench [--calls 5000000] [--seconds 60] [--clients 32]
-                                         [--portal-calls 200000]
+                                         [--portal-calls 200000] [--reference-seconds 60]
+                                         [--store SCHEMA] [--build-only]
 
 It builds the KPI benchmark's store (bench.kpi_bench: --calls calls over 50 reps and the
-year from 2025-10-01) in a fresh PostgreSQL schema and serves it with `iskpi serve` in its
-own process. Then, for --seconds:
+year from 2025-10-01) in a PostgreSQL schema (a fresh one, dropped at the end; or --store's,
+kept and reused) and serves it with `iskpi serve` in its own process. Then, for --seconds:
 
 - a writer process syncs a simulated HubSpot portal (--portal-calls calls of one new rep, all
-  outbound, over the same year) into the same store with ``run_sync`` — what `iskpi sync`
-  runs — first in full, then incrementally in a loop, adding 1,000 calls and touching 500
-  between runs;
+  outbound, all on today's business day, as an intraday sync writes) into the same store
+  with ``run_sync`` — what `iskpi sync` runs — first in full, then incrementally in a loop,
+  adding 1,000 calls and touching 500 between runs;
 - --clients concurrent clients in a third process send a mix of requests as fast as answers
   come: GET /v1/kpis (org calls by month; rep calls by month; every KPI per rep, the
-  BI-tool question), GET /v1/funnel (June 2026, org) and POST /v1/plan (10 wins in June).
+  BI-tool question — all three over the year; and today's org calls), GET /v1/funnel (June
+  2026, org) and POST /v1/plan (10 wins in June).
 
-It reports errors and p50/p99 latency per request kind, and checks that every answer is
-consistent: the writer records, right after each page it commits, how many of its calls the
-store holds (in all, and in June) — the store's states at page boundaries. Every org and rep
-calls total of /v1/kpis, and every June calls figure of /v1/funnel, must equal the starting
-figure plus one of those states (an answer that saw half a page would fall between two);
-each client's successive answers of a kind must never go down; and once the writer has
-stopped, the answers must equal the store counted directly. The writer's calls all count
-(outbound, in the year, their rep known), so these checks can fail.
+Every kind is asked once before the load (so the figures are of a warm server). It reports
+errors and p50/p99 latency per request kind, and checks that every answer is consistent:
+the writer records, right after each page it commits, how many of its calls the store holds
+— the store's states at page boundaries. Every answer about today's calls must equal the
+starting figure plus one of those states (an answer that saw half a page would fall
+between two), and the year's and June's calls must not move (the writer writes none
+there); each client's successive answers of a kind must never go down; and once the writer
+has stopped, the answers must equal the store counted directly. The writer's calls all
+count (outbound, today, their rep known), so these checks can fail.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ import tempfile
 import threading
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -56,6 +60,8 @@ from bench.kpi_bench import (
     fresh_engine,
     generate,
 )
+from models import Rep
+from models.store import table_of
 
 PORTAL_TOKEN = "load-bench-portal-token"
 ZONE = ZoneInfo(TIMEZONE)
@@ -66,23 +72,39 @@ CALLS_QUERY = {
     "from": YEAR_START.isoformat(),
     "to": YEAR_END.isoformat(),
 }
-KINDS = {  # request kind → share of the requests
+KINDS = {  # request kind → weight among the requests
     "kpis org calls": 0.25,
     "kpis rep calls": 0.2,
     "kpis all (rep)": 0.15,
     "funnel": 0.2,
     "plan": 0.2,
+    # Today's org calls: what the writer writes, so every page it commits moves the answer.
+    "kpis calls today": 0.05,
 }
 ADD_PER_RUN, TOUCH_PER_RUN = 1_000, 500
+# What the writer's syncs leave besides records, cleared before a kept store is reused.
+WRITER_TRACES = (
+    "sync_state",
+    "sync_runs",
+    "quarantine",
+    "kpi_forecast_snapshots",
+    "kpi_rollup_dirty",
+    "kpi_lead_dirty",
+    "kpi_data_changes",
+)
 
 
 # --- the writer: a portal, synced into the store in a loop, with its page-boundary states -----
 
 
-def _call_props(rng: random.Random, owner: str) -> dict[str, str]:
-    day = YEAR_START + timedelta(days=rng.randrange((YEAR_END - YEAR_START).days + 1))
-    local = datetime(day.year, day.month, day.day, 9, tzinfo=ZONE) + timedelta(
-        seconds=rng.randrange(10 * 3600)
+def today() -> date:
+    """The business day the server answers for (Asia/Tokyo), which the writer's calls are on."""
+    return datetime.now(ZONE).date()
+
+
+def _call_props(rng: random.Random, owner: str, day: date) -> dict[str, str]:
+    local = datetime(day.year, day.month, day.day, tzinfo=ZONE) + timedelta(
+        seconds=rng.randrange(24 * 3600)
     )
     return {
         "hs_timestamp": local.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z"),
@@ -106,11 +128,18 @@ class Oracle:
         self.stop = stop
         self.seen: set[str] = set()
         self.months: dict[str, int] = defaultdict(int)
+        self.days: dict[str, int] = defaultdict(int)
+        self.today = today().isoformat()
         self.pages = self.records = 0
         self.write()
 
     def write(self) -> None:
-        line = {"t": time.time(), "total": len(self.seen), "june": self.months.get(JUNE, 0)}
+        line = {
+            "t": time.time(),
+            "total": len(self.seen),
+            "june": self.months.get(JUNE, 0),
+            "today": self.days.get(self.today, 0),
+        }
         self.out.write(json.dumps(line) + "\n")
         self.out.flush()
 
@@ -125,7 +154,9 @@ class Oracle:
             for record in page.records:
                 if record.crm_id not in self.seen and not record.deleted:
                     self.seen.add(record.crm_id)
-                    self.months[record.occurred_at.astimezone(ZONE).strftime("%Y-%m")] += 1
+                    local = record.occurred_at.astimezone(ZONE)
+                    self.months[local.strftime("%Y-%m")] += 1
+                    self.days[local.date().isoformat()] += 1
             self.write()
         if self.stop.is_set():
             raise LoadOver("the load is over")  # ends the run cleanly: recorded, rollups flushed
@@ -153,10 +184,12 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
         first_name="Load",
         last_name="Writer",
         teams=[("990001", "Load", True)],
+        created_at=datetime(2025, 9, 1, tzinfo=UTC),  # one rep, the same in every run
     )
     rng = random.Random(5)
+    day = today()
     for _ in range(portal_calls):
-        portal.create("calls", _call_props(rng, owner))
+        portal.create("calls", _call_props(rng, owner, day))
     running = serve_portal(portal)
     engine = make_engine(database_url, connect_args={"options": f"-csearch_path={schema}"})
     ctx = KpiContext(timezone=TIMEZONE, holidays=HOLIDAYS)
@@ -179,7 +212,7 @@ def writer_child(database_url: str, schema: str, portal_calls: int, oracle: str)
             break
         now = datetime.now(UTC)
         for _ in range(ADD_PER_RUN):
-            portal.create("calls", _call_props(rng, owner))
+            portal.create("calls", _call_props(rng, owner, day))
         for crm_id in rng.sample(portal.ids("calls"), TOUCH_PER_RUN):
             portal.update("calls", crm_id, {}, modified_at=now)
     engine.dispose()
@@ -220,6 +253,10 @@ def ask(client: httpx.Client, url: str, kind: str) -> float | None:
                 pass
             streamed.raise_for_status()
         return None
+    elif kind == "kpis calls today":
+        day = today().isoformat()
+        params = {"kpi": "calls", "grain": "day", "from": day, "to": day, "scope": "org"}
+        response = client.get(f"{url}/v1/kpis", params=params)
     elif kind == "funnel":
         response = client.get(f"{url}/v1/funnel", params={"month": JUNE, "scope": "org"})
     else:
@@ -267,12 +304,9 @@ def load_child(url: str, clients: int, seconds: float, out: str, only: str = "")
 
 
 def probe(url: str) -> dict[str, float]:
+    """Every kind asked once (which also computes it into the cache); the figures checked."""
     with httpx.Client(headers=headers(), timeout=300) as client:
-        return {
-            kind: value
-            for kind in ("kpis org calls", "kpis rep calls", "funnel")
-            if (value := ask(client, url, kind)) is not None
-        }
+        return {kind: value for kind in KINDS if (value := ask(client, url, kind)) is not None}
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -285,9 +319,11 @@ def check(
 ) -> dict[str, Any]:
     """Every figure at a page boundary; never down per client and kind."""
     valid = {
-        "kpis org calls": {base["kpis org calls"] + s["total"] for s in states},
-        "kpis rep calls": {base["kpis rep calls"] + s["total"] for s in states},
-        "funnel": {base["funnel"] + s["june"] for s in states},
+        # The writer's calls are all today's, after the year and June: those stay put.
+        "kpis org calls": {base["kpis org calls"]},
+        "kpis rep calls": {base["kpis rep calls"]},
+        "funnel": {base["funnel"]},
+        "kpis calls today": {base["kpis calls today"] + s["today"] for s in states},
     }
     off_boundary: list[Any] = []
     backwards: list[Any] = []
@@ -317,7 +353,7 @@ def check(
 
 def writer_calls_in_store(engine: Any) -> int:
     """The writer's calls the store holds, counted directly (its rep's, outbound)."""
-    from models import Call, Rep
+    from models import Call
 
     with engine.connect() as conn:
         owner = select(Rep.crm_id).where(Rep.email == "writer@example.jp").scalar_subquery()
@@ -328,6 +364,41 @@ def writer_calls_in_store(engine: Any) -> int:
                 .where(Call.source == "hubspot", Call.rep_crm_id == owner, Call.deleted.is_(False))
             ).scalar_one()
         )
+
+
+def kept_store(schema: str) -> tuple[Any, Callable[[], None]]:
+    """An engine on ``schema`` (created and migrated if need be) that the run leaves in place."""
+    from service.db import make_engine, migrate
+
+    admin = make_engine(POSTGRES_URL)
+    with admin.begin() as conn:
+        conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{schema}"'))
+    admin.dispose()
+    engine = make_engine(POSTGRES_URL, connect_args={"options": f"-csearch_path={schema}"})
+    migrate(engine)
+    return engine, engine.dispose
+
+
+def remove_writer_rows(engine: Any, ctx: Any) -> None:
+    """Put a kept store back as generated: the writer's records and the syncs' traces go
+    (its rep and team stay, as an intraday sync finds them).
+
+    The generator stamps every row it writes with one ``synced_at`` (its transaction's
+    time); whatever a sync stored came later. The rollups are rebuilt from what is left.
+    """
+    from kpi import rebuild_rollups
+    from models import Base
+
+    with engine.begin() as conn:
+        generated = conn.execute(select(func.min(table_of(Rep).c.synced_at))).scalar_one()
+        for table in Base.metadata.sorted_tables:
+            # Its rep and team stay: the next writer syncs a rep the store knows.
+            if "synced_at" in table.c and table.name not in ("reps", "teams"):
+                conn.execute(table.delete().where(table.c.synced_at > generated))
+        for name in WRITER_TRACES:
+            if name in Base.metadata.tables:  # an older checkout may not have them all
+                conn.execute(Base.metadata.tables[name].delete())
+        rebuild_rollups(conn, ctx)
 
 
 def run_load(url: str, clients: int, seconds: float, path: Path, kinds: str) -> list[Any]:
@@ -419,12 +490,20 @@ def main() -> None:
         default=0,
         help="first the same load with no sync writing, for reference (0: skip)",
     )
+    parser.add_argument(
+        "--store",
+        default="",
+        help="a PostgreSQL schema to keep the store in: built on the first run, reused on the "
+        "next ones (the writer's rows of an earlier run removed first); default a fresh "
+        "schema, dropped at the end",
+    )
+    parser.add_argument("--build-only", action="store_true", help="build the store, then exit")
     args = parser.parse_args()
 
     from kpi import KpiContext, ensure_rollups
 
     ctx = KpiContext(timezone=TIMEZONE, holidays=HOLIDAYS)
-    engine, drop = fresh_engine("postgresql", "load")
+    engine, drop = kept_store(args.store) if args.store else fresh_engine("postgresql", "load")
     results: dict[str, Any] = {
         "calls": args.calls,
         "clients": args.clients,
@@ -435,16 +514,24 @@ def main() -> None:
     oracle, samples_path = Path(folder.name) / "states.jsonl", Path(folder.name) / "samples.json"
     try:
         began = time.perf_counter()
-        with engine.begin() as conn:
-            results["rows"] = generate(conn, args.calls)
+        with engine.connect() as conn:
+            built = conn.execute(select(func.count()).select_from(table_of(Rep))).scalar_one() > 0
+        if built:
+            remove_writer_rows(engine, ctx)
+            results["rows"] = "reused"
+        else:
+            with engine.begin() as conn:
+                results["rows"] = generate(conn, args.calls)
         with engine.connect() as conn:
             conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM ANALYZE"))
         with engine.begin() as conn:
             ensure_rollups(conn, ctx)
             schema = conn.execute(text("SELECT current_schema()")).scalar_one()
         print(
-            f"# store of {results['rows']} built in {time.perf_counter() - began:.0f} s", flush=True
+            f"# store of {results['rows']} ready in {time.perf_counter() - began:.0f} s", flush=True
         )
+        if args.build_only:
+            return
         with serve(schema, cache_mb=256) as url:
             base = probe(url)
             print(f"# before the writer: {base}", flush=True)
@@ -454,7 +541,7 @@ def main() -> None:
                 )
                 results["reference"] = summarize(samples, args.reference_seconds)
                 results["reference"]["consistency"] = check(
-                    samples, base, [{"total": 0, "june": 0}]
+                    samples, base, [{"total": 0, "june": 0, "today": 0}]
                 )
             writer = subprocess.Popen(
                 [
@@ -488,9 +575,8 @@ def main() -> None:
         results["final"] = {
             "writer_calls_in_store": stored,
             "oracle_final": states[-1]["total"],
-            "answers_equal_store": all(
-                final[kind] == base[kind] + stored for kind in ("kpis org calls", "kpis rep calls")
-            ),
+            "answers_equal_store": final["kpis calls today"] == base["kpis calls today"] + stored
+            and all(final[kind] == base[kind] for kind in ("kpis org calls", "kpis rep calls")),
         }
         results["load"] = summarize(samples, args.seconds)
         results["load"]["consistency"] = check(samples, base, states)

@@ -6,7 +6,8 @@
 
 The sync keeps the daily rollups current: ``ensure_rollups`` at the start of a run,
 ``RollupMaintainer`` around each page's writes, ``flush_rollups`` at the end, then
-``store_forecast_snapshot`` for the landing forecast's history.
+``store_forecast_snapshot`` for the landing forecast's history. Each write records what
+it changed in the change log (``kpi.changes``), so cached answers follow what they read.
 """
 
 from kpi.allocation import (
@@ -29,6 +30,7 @@ from kpi.catalog import (
     PhasePriority,
     catalog,
 )
+from kpi.changes import ChangeGroup, Reads, change_groups, reads_for, record_all, version_of
 from kpi.compiler import BYS, SCOPES, By, Scope
 from kpi.engine import (
     MAX_ROWS,
@@ -107,6 +109,7 @@ __all__ = [
     "TIERS",
     "Allocation",
     "Band",
+    "ChangeGroup",
     "BusinessCalendar",
     "By",
     "ForecastRow",
@@ -122,6 +125,7 @@ __all__ = [
     "Method",
     "PhasePriority",
     "Plan",
+    "Reads",
     "PlanRate",
     "PlanStep",
     "RepLevel",
@@ -159,6 +163,10 @@ __all__ = [
     "put_cost",
     "put_targets",
     "rebuild_rollups",
+    "record_all",
+    "reads_for",
+    "change_groups",
+    "version_of",
     "rep_levels",
     "rollups_current",
     "set_rep_level",

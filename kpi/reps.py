@@ -18,6 +18,7 @@ from typing import Any, Literal, get_args
 from sqlalchemy import Connection, Engine, false, func, select, true, update
 from sqlalchemy.sql.elements import ColumnElement
 
+from kpi.changes import record_all
 from kpi.compiler import Scope, not_field_sales
 from kpi.engine import KpiRequestError, _connection, parse_scope_id
 from kpi.periods import KpiContext, day_start_utc
@@ -198,6 +199,7 @@ def set_rep_level(bind: Connection | Engine, rep_id: str, level: SkillLevel | No
         )
         if result.rowcount == 0:
             raise KpiRequestError("id", f"no rep with id {rep_id!r}")
+        record_all(conn, key[0])  # as any change of a rep: every answer of its source moves
 
 
 def is_reps(

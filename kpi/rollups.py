@@ -54,6 +54,15 @@ from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine.interfaces import Compiled
 from sqlalchemy.sql.selectable import CTE
 
+from kpi.changes import (
+    COMPARED_KINDS,
+    prune_changes,
+    record_all,
+    record_days_statement,
+    record_deal_days,
+    record_touches_statement,
+    stored_rows,
+)
 from kpi.compiler import ACTIVITY_FACT_BY_KIND, Fact, RowEnv, dirty_days, first_touches
 from kpi.periods import KpiContext, TimeBuckets, sql_text
 from models.crm import Lead
@@ -254,6 +263,7 @@ def flush_rollups(conn: Connection, ctx: KpiContext, source: str | None = None) 
     The sync calls it at the end of a run, for its own source (another source's sync
     may be marking keys at the same time). Returns the keys recomputed.
     """
+    prune_changes(conn)
     if not rollups_current(conn, ctx):
         return 0
     dirty = table_of(RollupDirtyDay)
@@ -389,6 +399,7 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         .distinct()
         .subquery("keys")
     )
+    record_days = record_days_statement(b.local_day(found.c.at))
     day = keys.c.day
     next_day = (
         day + literal(1, Integer) if dialect == "postgresql" else func.date(day, sql_text("+1 day"))
@@ -410,7 +421,9 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         .on_conflict_do_nothing()
     )
     if fact.name not in TOUCH_FACTS:
-        return [mark_days]
+        if dialect != "postgresql":
+            return [mark_days, record_days]
+        return [record_days.add_cte(mark_days.cte("mark_days"))]
     # SQLite would answer "contact IS NOT NULL" through the contact index, scanning every
     # activity of the source with a contact (50 ms a page at 100,000 calls) instead of
     # probing the page's ids; wrapped in a function the test cannot use that index.
@@ -427,10 +440,18 @@ def _mark_statements(dialect: str, fact: Fact, zone_name: str) -> list[Any]:
         )
         .on_conflict_do_nothing()
     )
+    record_touches = record_touches_statement(found, b)
     if dialect != "postgresql":
-        return [mark_days, mark_leads]
-    # One statement: the days' insert as a data-modifying CTE beside the leads' insert.
-    return [mark_leads.add_cte(mark_days.cte("mark_days"))]
+        return [mark_days, mark_leads, record_days, record_touches]
+    # One statement: the days' insert and the change log's as data-modifying CTEs beside
+    # the leads' insert.
+    return [
+        mark_leads.add_cte(
+            mark_days.cte("mark_days"),
+            record_days.cte("record_days"),
+            record_touches.cte("record_touches"),
+        )
+    ]
 
 
 def _mark_leads_pg() -> Any:
@@ -492,11 +513,13 @@ class RollupToken:
     kind: str
     source: str
     crm_ids: tuple[str, ...]
-    active: bool = True
+    active: bool = True  # the rollup marks (and with them the change log's days) are kept
+    stored: tuple[tuple[Any, ...], ...] | None = None  # reps and teams: the rows before
 
 
 class RollupMaintainer:
-    """Marks the rollup rows and first touches a sync's pages invalidate (one per run)."""
+    """Marks the rollup rows and first touches a sync's pages invalidate (one per run), and
+    records in the change log (kpi/changes.py) what the pages changed."""
 
     def __init__(self, ctx: KpiContext) -> None:
         self.ctx = ctx
@@ -517,7 +540,20 @@ class RollupMaintainer:
     ) -> RollupToken:
         """Mark the keys the records are on before the write (in the page's transaction)."""
         ids = tuple(dict.fromkeys(crm_ids))
-        if not ids or kind not in MAINTAINED_KINDS or not self._active(conn, source):
+        if not ids:
+            return RollupToken(kind, source, ids, active=False)
+        if kind == "deal":
+            record_deal_days(conn, self.ctx.timezone, source, ids)
+            return RollupToken(kind, source, ids, active=False)
+        if kind in COMPARED_KINDS:
+            # Re-read every run (an owners list has no modification time): only a real
+            # change of a rep or team moves the answers.
+            return RollupToken(kind, source, ids, False, stored_rows(conn, kind, source, ids))
+        active = kind in MAINTAINED_KINDS and self._active(conn, source)
+        if not active or kind == "lead":
+            # Nothing tells which days these change: everything of the source may have.
+            record_all(conn, source)
+        if not active:
             return RollupToken(kind, source, ids, active=False)
         if kind != "lead":
             _run_marks(conn, ACTIVITY_FACT_BY_KIND[kind], self.ctx.timezone, source, ids)
@@ -525,6 +561,13 @@ class RollupMaintainer:
 
     def after_upsert(self, conn: Connection, token: RollupToken) -> None:
         """Mark the keys the records are on after the write (same transaction)."""
+        if token.kind == "deal" and token.crm_ids:
+            record_deal_days(conn, self.ctx.timezone, token.source, token.crm_ids)
+            return
+        if token.stored is not None:
+            if stored_rows(conn, token.kind, token.source, token.crm_ids) != token.stored:
+                record_all(conn, token.source)
+            return
         if not token.active:
             return
         fact = None if token.kind == "lead" else ACTIVITY_FACT_BY_KIND[token.kind]

@@ -115,6 +115,27 @@ class LeadDirty(Base):
     lead_crm_id: Mapped[str] = mapped_column(String(64), primary_key=True)
 
 
+class DataChange(Base):
+    """What one sync page (or another write) changed, for the answers that read it.
+
+    ``kind`` ``days``: records of ``source`` whose local days (business time zone) lie in
+    [first_day, last_day] changed, before or after the write; ``touches``: calls or emails
+    reached leads created on those days, whose first touches may have changed; ``all``:
+    anything of ``source``
+    (first_day and last_day null). An answer's version is the newest id, the count and the
+    sum of ids over the changes it reads (service/cache.py); old rows are pruned.
+    """
+
+    __tablename__ = "kpi_data_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    source: Mapped[str] = mapped_column(String(16))
+    kind: Mapped[str] = mapped_column(String(8))
+    first_day: Mapped[date | None]
+    last_day: Mapped[date | None]
+    changed_at: Mapped[datetime]
+
+
 class RollupState(Base):
     """What the rollups were built for (time zone, effective-call threshold) and when."""
 

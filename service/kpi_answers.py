@@ -1,4 +1,4 @@
-"""The answer to GET /v1/kpis: computed once per data version, cached, JSON, CSV or XLSX.
+"""The answer to GET /v1/kpis: computed once per version of what it reads, cached, JSON, CSV or XLSX.
 
 A cached answer is served from the event loop; computing one runs in a worker thread.
 CSV is UTF-8 with a byte-order mark (Excel then reads Japanese names as they are), and a
@@ -13,8 +13,7 @@ import csv
 import gc
 import io
 import re
-import time
-from collections.abc import Hashable, Sequence
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -26,10 +25,11 @@ from fastapi.concurrency import run_in_threadpool
 from openpyxl import Workbook
 from openpyxl.cell import Cell, WriteOnlyCell
 from openpyxl.worksheet._write_only import WriteOnlyWorksheet
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
-from kpi import By, Grain, KpiContext, KpiRow, Scope, catalog, compute
-from service.cache import DataVersionClock, ResponseCache, data_version
+from kpi import By, Grain, KpiContext, KpiRow, Scope, catalog, compute, reads_for
+from kpi.engine import select_specs
+from service.cache import DataVersionClock, ResponseCache, answer_key, versioned_build
 from service.limits import BIG_ANSWER_ROWS, BuildGate, estimated_rows
 from service.routers.common import freshness
 
@@ -206,37 +206,24 @@ async def answer_kpis(
         ctx.today(),  # the running period's pace moves with the day
     )
 
-    def build() -> tuple[bytes, Hashable | None]:
-        # The answer is labelled with the version it was computed from: read before and
-        # after in one snapshot (PostgreSQL: REPEATABLE READ); if a page landed in
-        # between (SQLite reads statement by statement), the answer is not cached.
-        began = time.monotonic()
-        with engine.connect() as conn:
-            if conn.dialect.name == "postgresql":
-                conn = conn.execution_options(isolation_level="REPEATABLE READ")
-            before = data_version(conn)
-            rows = compute(
-                conn,
-                ctx,
-                kpis=keys,
-                grain=query.grain,
-                start=start,
-                end=end,
-                scope=query.scope,
-                scope_id=query.id,
-                by=query.by,
-                tier=query.tier,
-                as_of=query.as_of,
-            )
-            after = data_version(conn)
-        true_key: Hashable | None = None
-        if before == after:
-            clock.observe(after, began)
-            true_key = (request_key, after)
+    def render(conn: Connection) -> bytes:
+        rows = compute(
+            conn,
+            ctx,
+            kpis=keys,
+            grain=query.grain,
+            start=start,
+            end=end,
+            scope=query.scope,
+            scope_id=query.id,
+            by=query.by,
+            tier=query.tier,
+            as_of=query.as_of,
+        )
         if query.format == "csv":
-            return _csv(rows), true_key
+            return _csv(rows)
         if query.format == "xlsx":
-            return _xlsx(rows), true_key
+            return _xlsx(rows)
         meta = {
             **freshness(engine, ctx).model_dump(mode="json"),
             "grain": query.grain,
@@ -249,10 +236,13 @@ async def answer_kpis(
             "kpis": sorted({row.kpi for row in rows}),
             "rows": len(rows),
         }
-        return orjson.dumps({"data": _json_rows(rows), "meta": meta}), true_key
+        return orjson.dumps({"data": _json_rows(rows), "meta": meta})
 
-    version = clock.fresh() or await run_in_threadpool(clock.read)
-    key = (request_key, version)
+    # An answer follows the changes of the days its periods cover, not every page.
+    reads = reads_for(
+        select_specs(keys, query.tier), query.grain, start, end, ctx.fiscal_year_start_month
+    )
+    key = await answer_key(clock, request_key, reads)
     entry = cache.lookup(key)
     if entry is None:
         size = estimated_rows(
@@ -265,6 +255,7 @@ async def answer_kpis(
         )
         big = builds is not None and size > BIG_ANSWER_ROWS
         async with builds.turn(big) if builds is not None else nullcontext():
+            build = versioned_build(engine, clock, request_key, reads, render)
             entry = await run_in_threadpool(cache.get_or_build, key, build, flight=request_key)
     headers = {"Vary": "Accept-Encoding"}
     media_type = MEDIA_TYPES[query.format]

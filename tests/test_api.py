@@ -25,13 +25,15 @@ from connectors.records import Call
 from kpi import CATALOG, put_targets
 from models import TABLE_BY_KIND, SyncRun, store
 from service.app import create_app
+from service.cache import StoreVersions
 from service.kpi_answers import XLSX_MEDIA_TYPE
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
-from tests.support.api import ADMIN, READ, auth, settings_for
+from tests.support.api import ADMIN, READ, WRITE, auth, settings_for
 from tests.support.hubspot import TOKEN, small_dataset
 from tests.support.kpi_records import FIXTURE, put
 from tests.support.planning import HISTORY, PEOPLE, SEED_MONTH, seed_targets
 from tests.support.planning import NOW as PLANNING_NOW
+from tests.support.sync_pages import store_page
 
 
 @pytest.fixture
@@ -524,25 +526,17 @@ def test_kpis_answers_are_cached_until_a_synced_page_moves_the_data_version(
     hits = cache.hits
     assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 5
     assert cache.hits == hits + 1
-    # A sync page: the record and its stream's cursor in one transaction, as run_sync stores it.
-    page_at = datetime(2026, 11, 15, 4, 0, tzinfo=UTC)
-    with engine.begin() as conn:
-        store.upsert_records(
-            conn,
-            TABLE_BY_KIND["call"],
-            [
-                Call(
-                    source="hubspot",
-                    crm_id="c-new",
-                    occurred_at=datetime(2026, 10, 20, 1, tzinfo=UTC),
-                    outcome="connected",
-                    direction="outbound",
-                    rep_crm_id="r1",
-                ).as_row()
-            ],
-            page_at,
-        )
-        store.save_state(conn, "hubspot", "calls", {"cursor": "x"}, page_at)
+    # A sync page: the record, its change and its stream's cursor in one transaction, as
+    # run_sync stores it.
+    new_call = Call(
+        source="hubspot",
+        crm_id="c-new",
+        occurred_at=datetime(2026, 10, 20, 1, tzinfo=UTC),
+        outcome="connected",
+        direction="outbound",
+        rep_crm_id="r1",
+    )
+    store_page(engine, client.app.state.kpi, [new_call])  # type: ignore[attr-defined]
     assert get(client, "/v1/kpis", **params)["data"][0]["value"] == 6
     # Big answers travel gzipped to clients that accept it (httpx decodes them).
     response = client.get(
@@ -577,9 +571,9 @@ def test_only_writes_make_the_next_answer_reread_the_data_version(client: TestCl
     assert clock.fresh() is None
     # An older read finishing after a newer one never replaces it.
     now = time.monotonic()
-    clock.observe(("new",), now + 2)
-    clock.observe(("old",), now + 1)
-    assert clock._version == ("new",)
+    clock.observe(StoreVersions(("new",), (), ()), now + 2)
+    clock.observe(StoreVersions(("old",), (), ()), now + 1)
+    assert clock._versions == StoreVersions(("new",), (), ())
 
 
 def test_one_build_per_request_while_the_version_moves() -> None:
@@ -736,6 +730,10 @@ def test_meta_data_version_moves_when_data_is_stored_and_only_then(
     assert client.put("/v1/targets", json=[target], headers=auth(ADMIN)).status_code == 200
     third = get(client, "/v1/meta")["data_version"]
     assert third not in (first, second)
+    # So does a member's review note: a dashboard showing it refreshes on the version too.
+    note = {"period": "2026-11-16", "scope": "org", "notes": {"issues": "list ran dry"}}
+    assert client.put("/v1/sheets/daily/notes", json=note, headers=auth(WRITE)).status_code == 200
+    assert get(client, "/v1/meta")["data_version"] not in (first, second, third)
 
 
 def test_meta_polled_often_reads_the_store_once_per_check_interval(engine: Engine) -> None:
@@ -752,10 +750,12 @@ def test_meta_polled_often_reads_the_store_once_per_check_interval(engine: Engin
             # Within the check interval the polls touch nothing.
             assert [get(client, "/v1/meta") for _ in range(20)] == [first] * 20
             assert statements == []
-            # Once it is over (as after a write), one query: the version, which has not moved,
-            # so the run summary read for it stands.
+            # Once it is over (as after a write), the versions' two queries (the one-row
+            # version, the change log's groups); the version has not moved, so the run
+            # summary read for it stands.
             app.state.data_version.invalidate()
             assert get(client, "/v1/meta") == first
-            assert len(statements) == 1 and "sync_state" in statements[0], statements
+            assert len(statements) == 2, statements
+            assert "sync_state" in statements[0] and "kpi_data_changes" in statements[1]
         finally:
             event.remove(engine, "before_cursor_execute", count)

@@ -30,8 +30,8 @@ class SourceSyncOut(BaseModel):
 
 class MetaOut(BaseModel):
     data_version: str = Field(
-        description="opaque; changes whenever a synced page, a run, a target, a cost or a "
-        "forecast snapshot is stored, and only then",
+        description="opaque; changes whenever a synced page, a run, a target, a cost, a "
+        "forecast snapshot or a review note or action is stored, and only then",
         examples=["5d41402abc4b2a76b971"],
     )
     syncs: list[SourceSyncOut] = Field(description="per configured or synced source, by name")

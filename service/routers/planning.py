@@ -1,17 +1,25 @@
-"""The manager's month (docs/targets.md): landing forecast, plan (逆算), funnel diagnosis."""
+"""The manager's month (docs/targets.md): landing forecast, plan (逆算), funnel diagnosis.
+
+Answers are cached like /v1/kpis (service/cache.py): by the request and the version of
+the days they read, so a sync writing today's calls leaves a June funnel cached.
+"""
 
 from __future__ import annotations
 
 from datetime import date
 from typing import Annotated, Literal
 
-from fastapi import APIRouter, Body, Query
+from fastapi import APIRouter, Body, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import Connection
 
-from kpi import Scope, funnel, landing_forecast, plan
+from kpi import FORECAST_KPIS, PLAN_RATES, Scope, funnel, landing_forecast, plan, reads_for
+from kpi.engine import select_specs
+from kpi.planning import FUNNEL_STAGES, trailing_months
 from service.auth import ReadAccess
+from service.cache import CachedBody, cached_answer
 from service.dates import BoundedDate, BoundedMonth
-from service.deps import EngineDep, KpiContextDep
+from service.deps import DataVersionDep, EngineDep, KpiCacheDep, KpiContextDep
 from service.routers.common import (
     READ_RESPONSES,
     Freshness,
@@ -69,10 +77,13 @@ class ForecastOut(BaseModel):
 
 
 @router.get("/v1/forecast", response_model=ForecastOut)
-def get_forecast(
+async def get_forecast(
     _: ReadAccess,
+    request: Request,
     engine: EngineDep,
     ctx: KpiContextDep,
+    cache: KpiCacheDep,
+    clock: DataVersionDep,
     month: MonthQuery = None,
     as_of: AsOfQuery = None,
     scope: ScopeQuery = "org",
@@ -80,18 +91,31 @@ def get_forecast(
     kpi: Annotated[
         str | None, Query(description="KPI keys, comma-separated; default every forecast KPI")
     ] = None,
-) -> ForecastOut:
+) -> Response:
     """The landing forecast (着地予測) of a month per scope id: run rate and weighted pipeline."""
     day = as_of or ctx.today()
     first = parse_month(month) or day.replace(day=1)
     keys = [k.strip() for k in (kpi or "").split(",") if k.strip()] or None
-    rows = landing_forecast(
-        engine, ctx, month=first, as_of=day, scope=scope, scope_id=id, kpis=keys
-    )
-    return ForecastOut(
-        data=[ForecastRowOut.model_validate(row.__dict__) for row in rows],
-        meta=ForecastMeta(**freshness(engine, ctx).model_dump(), month=first, as_of=day),
-    )
+
+    def render(conn: Connection) -> bytes:
+        rows = landing_forecast(
+            conn, ctx, month=first, as_of=day, scope=scope, scope_id=id, kpis=keys
+        )
+        return (
+            ForecastOut(
+                data=[ForecastRowOut.model_validate(row.__dict__) for row in rows],
+                meta=ForecastMeta(**freshness(engine, ctx).model_dump(), month=first, as_of=day),
+            )
+            .model_dump_json()
+            .encode()
+        )
+
+    # The month's actuals through as_of and its deals closing after: the month's days.
+    specs = select_specs([k for k in keys or FORECAST_KPIS if k in FORECAST_KPIS])
+    reads = reads_for(specs, "month", first, first, ctx.fiscal_year_start_month)
+    request_key = ("forecast", first, day, scope, id, tuple(keys or ()), ctx.today())
+    entry = await cached_answer(engine, cache, clock, request_key, reads, render)
+    return json_response(entry, request)
 
 
 # --- plan (逆算) -----------------------------------------------------------------------------------
@@ -188,13 +212,16 @@ class PlanOut(BaseModel):
 
 
 @router.post("/v1/plan", response_model=PlanOut)
-def post_plan(
+async def post_plan(
     _: ReadAccess,
+    request: Request,
     engine: EngineDep,
     ctx: KpiContextDep,
+    cache: KpiCacheDep,
+    clock: DataVersionDep,
     body: Annotated[PlanIn, Body()],
     as_of: AsOfQuery = None,
-) -> PlanOut:
+) -> Response:
     """Work back from a won target to meetings, effective contacts and calls (逆算).
 
     meetings = won ÷ meeting_win_rate, contacts = meetings ÷ meeting_conversion_rate,
@@ -203,22 +230,37 @@ def post_plan(
     per inside-sales rep.
     """
     month = parse_month(body.month)  # the pattern has been checked
-    result = plan(
-        engine,
-        ctx,
-        won_target=body.won_target,
-        won_amount_target=body.won_amount_target,
-        avg_deal_size=body.avg_deal_size,
-        meeting_win_rate=body.meeting_win_rate,
-        win_rate=body.win_rate,
-        meeting_conversion_rate=body.meeting_conversion_rate,
-        effective_contact_rate=body.effective_contact_rate,
-        month=month,
-        scope=body.scope,
-        scope_id=body.id,
-        as_of=as_of,
+
+    def render(conn: Connection) -> bytes:
+        result = plan(
+            conn,
+            ctx,
+            won_target=body.won_target,
+            won_amount_target=body.won_amount_target,
+            avg_deal_size=body.avg_deal_size,
+            meeting_win_rate=body.meeting_win_rate,
+            win_rate=body.win_rate,
+            meeting_conversion_rate=body.meeting_conversion_rate,
+            effective_contact_rate=body.effective_contact_rate,
+            month=month,
+            scope=body.scope,
+            scope_id=body.id,
+            as_of=as_of,
+        )
+        return PlanOut.model_validate(result.as_dict()).model_dump_json().encode()
+
+    # Missing rates come from the trailing three complete months before as_of's month.
+    window = trailing_months(as_of or ctx.today())
+    reads = reads_for(
+        select_specs([*PLAN_RATES, "is_won_amount"]),
+        "month",
+        window[0],
+        window[-1],
+        ctx.fiscal_year_start_month,
     )
-    return PlanOut.model_validate(result.as_dict())
+    request_key = ("plan", body.model_dump_json(), as_of, ctx.today())
+    entry = await cached_answer(engine, cache, clock, request_key, reads, render)
+    return json_response(entry, request)
 
 
 # --- funnel diagnosis ---------------------------------------------------------------------------
@@ -260,15 +302,37 @@ class FunnelOut(BaseModel):
 
 
 @router.get("/v1/funnel", response_model=FunnelOut)
-def get_funnel(
+async def get_funnel(
     _: ReadAccess,
+    request: Request,
     engine: EngineDep,
     ctx: KpiContextDep,
+    cache: KpiCacheDep,
+    clock: DataVersionDep,
     month: MonthQuery = None,
     scope: ScopeQuery = "org",
     id: IdQuery = None,
-) -> FunnelOut:
+) -> Response:
     """The month's funnel against its targets: the bottleneck stage and its cause."""
     first = parse_month(month) or ctx.today().replace(day=1)
-    result = funnel(engine, ctx, month=first, scope=scope, scope_id=id)
-    return FunnelOut.model_validate(result.as_dict())
+
+    def render(conn: Connection) -> bytes:
+        result = funnel(conn, ctx, month=first, scope=scope, scope_id=id)
+        return FunnelOut.model_validate(result.as_dict()).model_dump_json().encode()
+
+    reads = reads_for(
+        select_specs(list(FUNNEL_STAGES)), "month", first, first, ctx.fiscal_year_start_month
+    )
+    # Today too: a running month's count stages are compared with their pace.
+    request_key = ("funnel", first, scope, id, ctx.today())
+    entry = await cached_answer(engine, cache, clock, request_key, reads, render)
+    return json_response(entry, request)
+
+
+def json_response(entry: CachedBody, request: Request) -> Response:
+    """A cached JSON body, gzipped when the client accepts it and the body is worth it."""
+    headers = {"Vary": "Accept-Encoding"}
+    if entry.gzipped is not None and "gzip" in request.headers.get("accept-encoding", ""):
+        headers["Content-Encoding"] = "gzip"
+        return Response(entry.gzipped, media_type="application/json", headers=headers)
+    return Response(entry.body, media_type="application/json", headers=headers)

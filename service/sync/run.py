@@ -27,7 +27,14 @@ from sqlalchemy.exc import SQLAlchemyError
 from connectors.base import Page, SourceConnector, StreamSpec
 from connectors.errors import AuthError, ConnectorError, QuotaExhausted
 from connectors.records import Rejected
-from kpi import KpiContext, RollupMaintainer, ensure_rollups, flush_rollups, store_forecast_snapshot
+from kpi import (
+    KpiContext,
+    RollupMaintainer,
+    ensure_rollups,
+    flush_rollups,
+    record_all,
+    store_forecast_snapshot,
+)
 from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
 from service.errors import SyncAlreadyRan
 from service.sync.locks import SourceLock, source_lock
@@ -175,6 +182,10 @@ def _store_page(
             ],
             run_id,
         )
+    if rollups is None:
+        # Without a KPI context the pages' days are not worked out: the change log says
+        # anything of the source may have changed, so no cached answer outlives the page.
+        record_all(conn, source)
     store.save_state(conn, source, page.stream, page.state, at)
     report.records[page.stream] = report.records.get(page.stream, 0) + stored
     report.quarantined += len(rejected)
