@@ -243,7 +243,7 @@ def _upsert_plan(
             ),
             stage=stage,
             create_stage=(
-                f"CREATE TEMPORARY TABLE {stage} ON COMMIT DELETE ROWS "
+                f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS "
                 f"AS SELECT * FROM {target} WITH NO DATA"
             ),
             copy=f"COPY {stage} ({names}) FROM STDIN",
@@ -252,18 +252,19 @@ def _upsert_plan(
     return plan
 
 
-# The key, in a DBAPI connection's info, of the stage tables its session holds.
+# The key, in a DBAPI connection's info, of the stage tables its session is known to hold.
 _STAGES = "iskpi_stages"
 
 
 def _forget_stages(conn: Connection, *_: Any) -> None:
-    # A rolled-back transaction takes the stages it created with it.
+    # A rolled-back transaction takes the stages it created with it; which ones it created
+    # is not worth tracking: the next page creates its stage again if it does not exist.
     if not conn.invalidated:
         conn.connection.info.pop(_STAGES, None)
 
 
 def _stage(conn: Connection, plan: _UpsertPlan, values: list[list[Any]]) -> None:
-    """Copy rows into the plan's stage table, creating it first in a new session."""
+    """Copy rows into the plan's stage table, creating it first unless the session holds it."""
     assert plan.stage is not None
     info = conn.connection.info
     stages: set[str] = info.setdefault(_STAGES, set())
