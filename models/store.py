@@ -277,7 +277,7 @@ def _stage(conn: Connection, plan: _UpsertPlan, values: list[list[Any]]) -> None
     driver = conn.connection.driver_connection
     assert driver is not None
     try:
-        with driver.cursor() as cursor, cursor.copy(plan.copy) as copy:  # type: ignore[attr-defined]
+        with driver.cursor() as cursor, cursor.copy(plan.copy) as copy:
             for value in values:
                 copy.write_row(value)
     except conn.dialect.loaded_dbapi.Error as exc:
