@@ -18,7 +18,7 @@ from models import Call as CallRow
 from models import Deal as DealRow
 from models import QuarantinedRecord, store
 from models import Rep as RepRow
-from service.db import downgrade, make_engine, migrate
+from service.db import at_head, downgrade, head_revision, make_engine, migrate
 from service.errors import SyncLocked
 from service.sync.locks import SourceLock, source_lock
 from tests.support.db import POSTGRES_URL, postgres_engine
@@ -89,6 +89,29 @@ def test_migrations_upgrade_and_downgrade(backend: str, tmp_path: Any) -> None:
             with admin.begin() as conn:
                 conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from service.db import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
+    assert head_revision() == script.get_current_head()
+
+
+def test_a_store_at_head_is_not_migrated_again_and_one_behind_is(engine: Engine) -> None:
+    assert at_head(engine)  # the fixture's store is migrated
+    counter = StatementCounter(engine)
+    migrate(engine)
+    assert counter.statements == ["SELECT version_num FROM alembic_version"]
+    downgrade(engine, "-1")
+    try:
+        assert not at_head(engine)
+        migrate(engine)
+        assert at_head(engine)
+    finally:
+        migrate(engine)
 
 
 def test_upsert_is_one_statement_per_page_and_never_duplicates(engine: Engine) -> None:
