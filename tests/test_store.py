@@ -178,6 +178,23 @@ def test_pages_in_one_transaction_each_move_only_their_own_rows(engine: Engine) 
     ]
 
 
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_value_postgresql_refuses_in_the_copy_is_a_store_error_without_it(
+    engine: Engine,
+) -> None:
+    from sqlalchemy.exc import DataError
+
+    from service.sync.run import safe_error
+
+    row = _calls(1)[0] | {"duration_ms": "Secret-Customer-Name"}
+    with pytest.raises(DataError) as caught, engine.begin() as conn:
+        store.upsert_records(conn, CallRow, [row], T0)
+    assert "InvalidTextRepresentation" in safe_error(caught.value)
+    assert "Secret-Customer-Name" not in safe_error(caught.value)
+    with engine.begin() as conn:  # the connection is usable again, its stage too
+        assert store.upsert_records(conn, CallRow, _calls(2), T0) == 2
+
+
 def test_a_page_repeating_a_record_keeps_the_later_copy(engine: Engine) -> None:
     rows = _calls(2)
     later = {**rows[0], "outcome": "voicemail"}
