@@ -8,11 +8,15 @@ measurement runs in a fresh child process (so its peak RSS is its own):
 - fetch: the same client pulls every page of every stream, mapping them, storing nothing;
 - full:  `run_sync` into an empty store (the fetch plus the store);
 - noop:  an incremental run right after, with nothing changed (wall time of the whole
-         `iskpi sync` process as well: imports and start-up included);
+         `iskpi sync` process as well: imports and start-up included, after one untimed
+         `iskpi sync` that builds the KPI rollups the benchmark's own runs leave out);
 - incr:  an incremental run after 1% of the calls were modified;
 - store: the pages of a full sync fetched first, into memory, then written by `run_sync`
          from a connector that replays them: the store code alone (`--store-only`).
 
+Every full sync is measured right after a fetch-only run of its own, and full ÷ fetch-only
+is the median of those pairs' ratios: on a machine whose load changes from minute to
+minute, a ratio of medians taken minutes apart says more about the load than the store.
 Prints medians over --repeat runs and the ratios the goals are stated in. With
 ``--compare DIR`` every measurement also runs on the checkout in DIR, alternating with
 this one in the same run, and the ratios between the two are printed.
@@ -246,7 +250,8 @@ def bench(
         figures["fetch_peak_rss_mb"] = max(f["peak_rss_mb"] for f in fetches)
         for engine_name in engines:
             runs: dict[str | None, dict[str, list[Any]]] = {
-                t: {"full": [], "noop": [], "noop_cli": [], "incr": [], "store": []} for t in trees
+                t: {"full": [], "noop": [], "noop_cli": [], "incr": [], "store": [], "pairs": []}
+                for t in trees
             }
             for i in range(repeat):
                 # Alternate the checkouts measurement by measurement, so load hits them alike.
@@ -254,8 +259,11 @@ def bench(
                     got = runs[tree]
                     url, schema = fresh_store(engine_name, str(calls))
                     try:
+                        paired = run_child("fetch", portal.url)
                         got["full"].append(run_child("full", portal.url, url, schema, tree))
+                        got["pairs"].append(got["full"][-1]["seconds"] / paired["seconds"])
                         got["noop"].append(run_child("noop", portal.url, url, schema, tree))
+                        noop_cli_seconds(portal.url, url, schema, tree)  # builds the rollups
                         got["noop_cli"].append(noop_cli_seconds(portal.url, url, schema, tree))
                         if i == 0 and tree is None:
                             portal.command(f"touch calls {calls // 100}")
@@ -277,7 +285,8 @@ def bench(
                     "records": full["records"],
                     "records_per_second": full["records"] / full_s,
                     "full_requests_per_100": per100(full["requests"], full["records"]),
-                    "full_to_fetch_ratio": full_s / fetch_s,
+                    "full_to_fetch_ratio": statistics.median(got["pairs"]),
+                    "full_to_fetch_pairs": got["pairs"],
                     "noop_requests": noop["requests"],
                     "noop_streams": len(noop["per_stream"]),
                     "noop_seconds": statistics.median(f["seconds"] for f in got["noop"]),
@@ -288,7 +297,8 @@ def bench(
                     f"{engine_name} [{_label(tree)}]: full sync {row['records']:,} records in "
                     f"{full_s:.1f} s (median of {repeat}) = {row['records_per_second']:,.0f} records/s; "
                     f"{row['full_requests_per_100']:.3f} requests per 100 records; "
-                    f"full / fetch-only = {row['full_to_fetch_ratio']:.2f}; "
+                    f"full / fetch-only = {row['full_to_fetch_ratio']:.2f} (median of pairs "
+                    f"{', '.join(f'{r:.2f}' for r in got['pairs'])}); "
                     f"no-change run: {row['noop_requests']} requests over {row['noop_streams']} "
                     f"streams, run_sync {row['noop_seconds']:.2f} s, `iskpi sync` process "
                     f"{row['noop_cli_seconds']:.2f} s; peak RSS {row['peak_rss_mb']:.0f} MB"
@@ -297,9 +307,13 @@ def bench(
                     incr = got["incr"][0]
                     row["incr_records"] = incr["records"]
                     row["incr_requests_per_100"] = per100(incr["requests"], incr["records"])
+                    row["incr_seconds"] = incr["seconds"]
+                    row["incr_requests"] = incr["requests"]
                     line += (
                         f"; incremental after 1% modified: {row['incr_records']:,} records, "
-                        f"{row['incr_requests_per_100']:.3f} requests per 100"
+                        f"{row['incr_requests']:,} requests over {len(incr['per_stream'])} "
+                        f"streams ({row['incr_requests_per_100']:.3f} per 100), "
+                        f"run_sync {row['incr_seconds']:.2f} s"
                     )
                 if got["store"]:
                     store_s = statistics.median(f["seconds"] for f in got["store"])

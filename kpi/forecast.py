@@ -181,7 +181,19 @@ def store_forecast_snapshot(
     if not rows:
         return 0
     table = table_of(ForecastSnapshot)
-    stmt = upsert(conn, table).values(
+    # The rows as parameters of one cached statement: a VALUES list of them was compiled
+    # anew every run, a quarter of a no-change sync's snapshot.
+    stmt = upsert(conn, table)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["month", "as_of", "scope", "scope_id", "kpi"],
+        set_={
+            "actual": stmt.excluded.actual,
+            "forecast": stmt.excluded.forecast,
+            "taken_at": stmt.excluded.taken_at,
+        },
+    )
+    conn.execute(
+        stmt,
         [
             {
                 "month": r.month,
@@ -194,16 +206,6 @@ def store_forecast_snapshot(
                 "taken_at": taken,
             }
             for r in rows
-        ]
-    )
-    conn.execute(
-        stmt.on_conflict_do_update(
-            index_elements=["month", "as_of", "scope", "scope_id", "kpi"],
-            set_={
-                "actual": stmt.excluded.actual,
-                "forecast": stmt.excluded.forecast,
-                "taken_at": stmt.excluded.taken_at,
-            },
-        )
+        ],
     )
     return len(rows)

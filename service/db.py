@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event, make_url
+from sqlalchemy.exc import DBAPIError
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -41,6 +44,8 @@ def safe_url(engine: Engine) -> str:
 
 
 def alembic_config(engine: Engine) -> Config:
+    from alembic.config import Config
+
     config = Config(str(MIGRATIONS / "alembic.ini"))
     config.set_main_option("script_location", str(MIGRATIONS))
     return config
@@ -48,6 +53,37 @@ def alembic_config(engine: Engine) -> Config:
 
 # Serializes migrations of one PostgreSQL database (replicas starting together).
 MIGRATION_LOCK_KEY = 0x69736B7069_00  # "iskpi", 0
+
+# A migration's own id and its parent's, as every file in migrations/versions declares them.
+_REVISION_LINE = re.compile(r'^(revision|down_revision)\b[^=]*=\s*(?:"([^"]+)"|None)\s*$', re.M)
+
+
+def head_revision() -> str | None:
+    """The newest migration's id, read from the files' text; None unless there is exactly one."""
+    revisions: set[str] = set()
+    parents: set[str] = set()
+    for path in (MIGRATIONS / "versions").glob("*.py"):
+        found = dict(_REVISION_LINE.findall(path.read_text()))
+        if not found.get("revision"):
+            return None  # a file this reading does not understand: let Alembic decide
+        revisions.add(found["revision"])
+        if found.get("down_revision"):
+            parents.add(found["down_revision"])
+    heads = revisions - parents
+    return heads.pop() if len(heads) == 1 else None
+
+
+def at_head(engine: Engine) -> bool:
+    """Whether the store is already at the newest migration (then Alembic need not load)."""
+    head = head_revision()
+    if head is None:
+        return False
+    try:
+        with engine.connect() as conn:
+            stamped = conn.exec_driver_sql("SELECT version_num FROM alembic_version").all()
+    except DBAPIError:  # no store yet
+        return False
+    return [row[0] for row in stamped] == [head]
 
 
 def migrate(engine: Engine, revision: str = "head") -> None:
@@ -62,6 +98,12 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     migration's connection and the transaction is begun explicitly, the workaround SQLAlchemy
     documents for pysqlite; BEGIN IMMEDIATE also makes a second process wait its turn.
     """
+    if revision == "head" and at_head(engine):
+        # Every command migrates first: Alembic's import and its look at the store were a
+        # quarter of a no-change sync's start-up.
+        return
+    from alembic import command
+
     config = alembic_config(engine)
     if engine.dialect.name != "sqlite":
         with engine.begin() as connection:
@@ -91,6 +133,8 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 def downgrade(engine: Engine, revision: str) -> None:
     """Downgrade the store to ``revision`` ("base" drops everything)."""
+    from alembic import command
+
     config = alembic_config(engine)
     with engine.begin() as connection:
         config.attributes["connection"] = connection

@@ -634,7 +634,7 @@ def terminate(pid: int) -> None:
 
 
 class FailAt:
-    """Make the nth statement starting with ``prefix`` fail as a dropped connection would.
+    """Make the nth statement holding ``prefix`` fail as a dropped connection would.
 
     PostgreSQL: its backend is terminated (pg_terminate_backend from another connection) just
     before the statement is sent. SQLite has no server to lose: the statement raises the
@@ -656,7 +656,9 @@ class FailAt:
         context: ExecutionContext | None,
         executemany: bool,
     ) -> None:
-        if self.done or not statement.lstrip().upper().startswith(self.prefix):
+        # "Holding": on PostgreSQL a page's rows move from their stage table in a statement
+        # that opens with its WITH clause.
+        if self.done or self.prefix not in statement.upper():
             return
         self.seen += 1
         if self.seen != self.nth:

@@ -18,7 +18,7 @@ from models import Call as CallRow
 from models import Deal as DealRow
 from models import QuarantinedRecord, store
 from models import Rep as RepRow
-from service.db import downgrade, make_engine, migrate
+from service.db import at_head, downgrade, head_revision, make_engine, migrate
 from service.errors import SyncLocked
 from service.sync.locks import SourceLock, source_lock
 from tests.support.db import POSTGRES_URL, postgres_engine
@@ -91,11 +91,36 @@ def test_migrations_upgrade_and_downgrade(backend: str, tmp_path: Any) -> None:
             admin.dispose()
 
 
+def test_the_head_read_from_the_migration_files_is_alembics() -> None:
+    from alembic.script import ScriptDirectory
+
+    from service.db import alembic_config
+
+    script = ScriptDirectory.from_config(alembic_config(make_engine("sqlite://")))
+    assert head_revision() == script.get_current_head()
+
+
+def test_a_store_at_head_is_not_migrated_again_and_one_behind_is(engine: Engine) -> None:
+    assert at_head(engine)  # the fixture's store is migrated
+    counter = StatementCounter(engine)
+    migrate(engine)
+    assert counter.statements == ["SELECT version_num FROM alembic_version"]
+    downgrade(engine, "-1")
+    try:
+        assert not at_head(engine)
+        migrate(engine)
+        assert at_head(engine)
+    finally:
+        migrate(engine)
+
+
 def test_upsert_is_one_statement_per_page_and_never_duplicates(engine: Engine) -> None:
     counter = StatementCounter(engine)
     with engine.begin() as conn:
         assert store.upsert_records(conn, CallRow, _calls(250), T0) == 250
-    inserts = [s for s in counter.statements if s.lstrip().upper().startswith("INSERT")]
+    # SQLite: one INSERT stepped through the rows; PostgreSQL: one move from the stage
+    # the rows were copied into (the COPY goes to the driver, past this counter).
+    inserts = [s for s in counter.statements if "INSERT INTO" in s.upper()]
     assert len(inserts) == 1
     # The same page again, now with another outcome: updated in place, not duplicated.
     with engine.begin() as conn:
@@ -104,6 +129,70 @@ def test_upsert_is_one_statement_per_page_and_never_duplicates(engine: Engine) -
         assert conn.execute(select(func.count()).select_from(CallRow)).scalar_one() == 250
         outcomes = conn.execute(select(CallRow.outcome).distinct()).scalars().all()
     assert outcomes == ["busy"]
+
+
+def test_a_page_rolled_back_with_its_new_stage_leaves_the_next_page_working(
+    engine: Engine,
+) -> None:
+    # PostgreSQL creates the page's stage table in the page's transaction: rolled back, the
+    # stage is gone, and the next page on the same pooled connection must create it again.
+    engine.pool.dispose()
+
+    class Boom(Exception):
+        pass
+
+    with pytest.raises(Boom), engine.begin() as conn:
+        store.upsert_records(conn, CallRow, _calls(3), T0)
+        raise Boom
+    with engine.begin() as conn:
+        assert store.upsert_records(conn, CallRow, _calls(5), T0) == 5
+    with engine.begin() as conn:
+        store.upsert_records(conn, CallRow, _calls(2, outcome="busy"), T0)
+    with engine.connect() as conn:
+        outcomes = conn.execute(select(CallRow.crm_id, CallRow.outcome).order_by(CallRow.crm_id))
+        assert outcomes.all() == [
+            ("1000", "busy"),
+            ("1001", "busy"),
+            ("1002", "connected"),
+            ("1003", "connected"),
+            ("1004", "connected"),
+        ]
+
+
+def test_pages_in_one_transaction_each_move_only_their_own_rows(engine: Engine) -> None:
+    # Several pages share a transaction when they were fetched already: each page's move
+    # takes its rows out of the stage, so a record on two pages is written twice, in order.
+    first = _calls(3)
+    second = [{**first[1], "outcome": "voicemail"}, *_calls(1, outcome="busy")]
+    with engine.begin() as conn:
+        assert store.upsert_records(conn, CallRow, first, T0) == 3
+        assert store.upsert_records(conn, CallRow, second, T0 + timedelta(minutes=1)) == 2
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(CallRow.crm_id, CallRow.outcome, CallRow.synced_at).order_by(CallRow.crm_id)
+        ).all()
+    assert rows == [
+        ("1000", "busy", T0 + timedelta(minutes=1)),
+        ("1001", "voicemail", T0 + timedelta(minutes=1)),
+        ("1002", "connected", T0),
+    ]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_value_postgresql_refuses_in_the_copy_is_a_store_error_without_it(
+    engine: Engine,
+) -> None:
+    from sqlalchemy.exc import DataError
+
+    from service.sync.run import safe_error
+
+    row = _calls(1)[0] | {"duration_ms": "Secret-Customer-Name"}
+    with pytest.raises(DataError) as caught, engine.begin() as conn:
+        store.upsert_records(conn, CallRow, [row], T0)
+    assert "InvalidTextRepresentation" in safe_error(caught.value)
+    assert "Secret-Customer-Name" not in safe_error(caught.value)
+    with engine.begin() as conn:  # the connection is usable again, its stage too
+        assert store.upsert_records(conn, CallRow, _calls(2), T0) == 2
 
 
 def test_a_page_repeating_a_record_keeps_the_later_copy(engine: Engine) -> None:

@@ -205,12 +205,12 @@ _PROGRESS = (
 )
 
 
-# A transaction may take up to this many pages, or pages for this long, while the store is
-# behind the fetch; a page whose successor is not fetched yet is committed at once. One: on
-# 2026-12-04, ten pages a commit stored 47,000 calls into SQLite in 0.6x the time in
-# isolation, yet made the demo's whole sync (portal, fetch and store in one process) 1.1-1.5x
-# slower in wall time, alternated on a loaded machine; so each page is its own commit.
-BATCH_PAGES = 1
+# A transaction takes up to this many pages, or pages for this long, while the store is
+# behind the fetch (the next page already waits); a page whose successor is not fetched yet
+# is committed at once, so a sync that keeps up still commits every page. Ten: on PostgreSQL
+# a commit waits for the WAL to reach the disk, and writing pre-fetched pages ten a commit
+# took 0.5-0.6x the time of one a commit (2026-12-06, docs/benchmarks.md).
+BATCH_PAGES = 10
 BATCH_SECONDS = 0.5
 
 
