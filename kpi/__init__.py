@@ -30,7 +30,15 @@ from kpi.catalog import (
     PhasePriority,
     catalog,
 )
-from kpi.changes import ChangeGroup, Reads, change_groups, reads_for, record_all, version_of
+from kpi.changes import (
+    ChangeGroup,
+    Reads,
+    change_groups,
+    newest_change,
+    reads_for,
+    record_all,
+    version_of,
+)
 from kpi.compiler import BYS, SCOPES, By, Scope
 from kpi.engine import (
     MAX_ROWS,
@@ -47,7 +55,13 @@ from kpi.engine import (
     list_teams,
     put_cost,
 )
-from kpi.forecast import FORECAST_KPIS, ForecastRow, landing_forecast, store_forecast_snapshot
+from kpi.forecast import (
+    FORECAST_KPIS,
+    ForecastRow,
+    landing_forecast,
+    snapshot_taken,
+    store_forecast_snapshot,
+)
 from kpi.periods import GRAINS, BusinessCalendar, Grain, KpiContext
 from kpi.planning import (
     FUNNEL_STAGES,
@@ -164,12 +178,14 @@ __all__ = [
     "put_targets",
     "rebuild_rollups",
     "record_all",
+    "newest_change",
     "reads_for",
     "change_groups",
     "version_of",
     "rep_levels",
     "rollups_current",
     "set_rep_level",
+    "snapshot_taken",
     "store_forecast_snapshot",
     "suggest_targets",
     "validate_target",

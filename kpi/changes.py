@@ -134,6 +134,11 @@ def change_groups(conn: Connection) -> tuple[ChangeGroup, ...]:
     return tuple(ChangeGroup(k, f, last, int(n), int(c), int(s)) for k, f, last, n, c, s in rows)
 
 
+def newest_change(conn: Connection) -> int:
+    """The id of the newest recorded change (0 before any): what a run compares at its end."""
+    return int(conn.execute(select(func.max(table_of(DataChange).c.id))).scalar() or 0)
+
+
 def record_all(conn: Connection, source: str) -> None:
     """Record that anything of ``source`` may have changed (in the writer's transaction)."""
     conn.execute(

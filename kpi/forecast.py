@@ -165,6 +165,12 @@ def _pipeline(
     return {scope_id: float(expected or 0) for scope_id, expected in rows}
 
 
+def snapshot_taken(conn: Connection, day: date) -> bool:
+    """Whether a landing-forecast snapshot of ``day`` is stored already."""
+    table = table_of(ForecastSnapshot)
+    return conn.execute(select(table.c.id).where(table.c.as_of == day).limit(1)).first() is not None
+
+
 def store_forecast_snapshot(
     conn: Connection, ctx: KpiContext, *, taken_at: datetime | None = None
 ) -> int:

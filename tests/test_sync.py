@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Engine, func, select, text
+from sqlalchemy import Engine, event, func, select, text
 from sqlalchemy.orm import Session
 
 from connectors.hubspot import HubSpotConnector
@@ -342,3 +342,28 @@ def test_sync_keeps_kpi_rollups_equal_to_raw_rows_and_snapshots_the_forecast(
             .where(Call.rep_crm_id.in_(select(Rep.crm_id).where(Rep.deleted.is_(False))))
         ).scalar_one()
     assert calls == outbound > 0
+
+
+def test_a_run_that_changed_nothing_keeps_today_s_forecast_snapshot(
+    engine: Engine, portal: RunningPortal
+) -> None:
+    hub = portal.portal
+    ctx = KpiContext(timezone="Asia/Tokyo", now=END)
+    snapshots: list[str] = []
+
+    def count(*args: Any) -> None:
+        if args[2].startswith("INSERT INTO kpi_forecast_snapshots"):
+            snapshots.append(args[2])
+
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        assert run_sync(engine, connector(portal), kpi=ctx).status == "ok"
+        assert len(snapshots) == 1
+        assert run_sync(engine, connector(portal), kpi=ctx).status == "ok"
+        assert len(snapshots) == 1  # nothing changed: today's snapshot of the same data stands
+        call = hub.ids("calls")[0]
+        hub.update("calls", call, {"hs_call_duration": "59999"}, modified_at=datetime.now(UTC))
+        assert run_sync(engine, connector(portal), kpi=ctx).status == "ok"
+        assert len(snapshots) == 2  # a changed call: taken again
+    finally:
+        event.remove(engine, "before_cursor_execute", count)

@@ -32,7 +32,9 @@ from kpi import (
     RollupMaintainer,
     ensure_rollups,
     flush_rollups,
+    newest_change,
     record_all,
+    snapshot_taken,
     store_forecast_snapshot,
 )
 from models import TABLE_BY_KIND, QuarantinedRecord, SyncRun, store
@@ -341,12 +343,19 @@ def _close_interrupted_runs(engine: Engine, source: str) -> None:
         )
 
 
-def _finish_kpis(engine: Engine, kpi: KpiContext, source: str) -> None:
-    """Recompute the rollup days the run touched, then snapshot the landing forecast."""
+def _finish_kpis(engine: Engine, kpi: KpiContext, source: str, changes_before: int) -> None:
+    """Recompute the rollup days the run touched, then snapshot the landing forecast.
+
+    A run during which nothing changed (no change recorded since it started, by it or any
+    other writer) keeps today's snapshot as it is: the forecast of the same data on the
+    same day is the same, and computing it is most of an intraday no-change run's work.
+    """
     try:
         with engine.begin() as conn:
             flush_rollups(conn, kpi, source)
         with engine.begin() as conn:
+            if newest_change(conn) == changes_before and snapshot_taken(conn, kpi.today()):
+                return
             store_forecast_snapshot(conn, kpi)
     except Exception as exc:
         # KPIs stay exact without the flush (unflushed days are read from raw rows);
@@ -395,6 +404,7 @@ def run_sync(
         with engine.begin() as conn:
             if full:
                 store.clear_state(conn, source)
+            changes_before = newest_change(conn)
             run_id = conn.execute(
                 insert(SyncRun)
                 .values(
@@ -468,7 +478,7 @@ def run_sync(
             report.status, report.error = "failed", safe_error(exc)
             log_failure(f"sync of {source} failed", exc)
         if kpi is not None:
-            _finish_kpis(engine, kpi, source)
+            _finish_kpis(engine, kpi, source, changes_before)
         if report.error:
             # A CRM's error text may quote a value with a NUL, which PostgreSQL cannot store.
             report.error = report.error.replace("\x00", "")
