@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -42,7 +43,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from pydantic import SecretStr
-from sqlalchemy import Engine, inspect, select, text
+from sqlalchemy import Engine, inspect, select
 
 from connectors.base import SourceConnector
 from connectors.hubspot import HubSpotConnector
@@ -53,13 +54,13 @@ from service.alerts.dispatch import AlertConfig, after_sync_pass, send_due_alert
 from service.alerts.due import AlertKey, due_alerts
 from service.alerts.messages import number
 from service.alerts.webhook import post
-from service.db import downgrade, make_engine, migrate
+from service.db import downgrade, migrate
 from service.settings import Settings
 from service.sync.run import SyncReport
 from service.sync.scheduler import scheduled_sync
 from service.workday import BusinessHours
 from simulators.hubspot.portal import HubSpotPortal, serve_portal
-from tests.support.db import POSTGRES_URL, postgres_engine
+from tests.support.db import ENGINES, bare_store
 from tests.support.hubspot import TOKEN, small_dataset
 from tests.support.kpi_records import H, at, call, put
 from tests.support.webhook import SECRET_PATH, refused_url, webhook_receiver
@@ -417,27 +418,11 @@ def test_the_webhook_url_is_a_secret() -> None:
     assert "s3cr3t" not in str(caught.value)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def bare(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+@pytest.fixture(params=ENGINES)
+def bare(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of its own (migrations run on it step by step)."""
-    if request.param == "sqlite":
-        db = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with bare_store(request.param, tmp_path, "alerts") as db:
         yield db
-        db.dispose()
-        return
-    schema = f"iskpi_alerts_{threading.get_native_id()}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = postgres_engine(schema)
-    try:
-        yield db
-    finally:
-        db.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_the_alerts_migration_builds_the_model_and_goes_back(bare: Engine) -> None:

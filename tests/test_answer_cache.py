@@ -27,9 +27,9 @@ from models import Call, DataChange
 from service.app import create_app
 from service.cache import ResponseCache
 from service.sync.run import run_sync
-from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
+from simulators.hubspot.portal import RunningPortal
 from tests.support.api import ADMIN, auth, settings_for
-from tests.support.hubspot import TOKEN, small_dataset
+from tests.support.hubspot import TOKEN, small_portal
 from tests.support.kpi_records import at, call, put
 from tests.support.planning import CTX, HISTORY, NOW, PEOPLE, deal, meeting
 from tests.support.sync_pages import build_rollups, store_page
@@ -271,13 +271,8 @@ def test_old_changes_are_pruned_at_a_flush(engine: Engine, monkeypatch: Any) -> 
 
 @pytest.fixture
 def portal() -> Iterator[RunningPortal]:
-    hub = HubSpotPortal(TOKEN)
-    hub.load(small_dataset())
-    running = serve_portal(hub)
-    try:
+    with small_portal() as running:
         yield running
-    finally:
-        running.stop()
 
 
 def test_a_sync_records_what_its_pages_changed(engine: Engine, portal: RunningPortal) -> None:

@@ -19,8 +19,8 @@ from models import SyncRun
 from service.settings import Settings, settings_errors
 from service.sync.scheduler import intraday_sync, intraday_trigger, start_scheduler
 from service.workday import BusinessHours, is_intraday_slot, latest_slot, slot_times
-from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
-from tests.support.hubspot import TOKEN, small_dataset
+from simulators.hubspot.portal import RunningPortal
+from tests.support.hubspot import TOKEN, small_portal
 
 CTX = KpiContext(timezone="Asia/Tokyo", holidays="JP")
 HOURS = BusinessHours(time(8, 0), time(20, 0))
@@ -143,13 +143,8 @@ def test_an_interval_that_does_not_divide_the_hour_fires_at_the_slot_times() -> 
 
 @pytest.fixture
 def portal() -> Iterator[RunningPortal]:
-    hub = HubSpotPortal(TOKEN)
-    hub.load(small_dataset())
-    running = serve_portal(hub)
-    try:
+    with small_portal() as running:
         yield running
-    finally:
-        running.stop()
 
 
 def intraday_runs(engine: Engine) -> list[tuple[str, str]]:

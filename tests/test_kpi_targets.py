@@ -9,10 +9,10 @@ Coming of Age Day on the 11th).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterable, Iterator
 from datetime import UTC, date, datetime
 from fractions import Fraction
+from pathlib import Path
 from typing import Any, Final
 
 import pytest
@@ -40,8 +40,8 @@ from models import Base, store
 from models.crm import TABLE_BY_KIND
 from models.crm import Rep as RepRow
 from models.store import table_of
-from service.db import downgrade, make_engine, migrate
-from tests.support.db import POSTGRES_URL, postgres_engine
+from service.db import downgrade, migrate
+from tests.support.db import ENGINES, bare_store
 
 H: Final = "hubspot"
 NOW = datetime(2026, 12, 10, 3, 0, tzinfo=UTC)
@@ -607,27 +607,11 @@ def test_suggestion_scales_by_the_target_months_business_days(engine: Engine) ->
 TARGET_TABLES = ("kpi_targets", "kpi_target_revisions", "reps")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def bare(request: pytest.FixtureRequest, tmp_path: Any) -> Iterator[Engine]:
+@pytest.fixture(params=ENGINES)
+def bare(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
     """An empty database of its own (migrations run on it step by step)."""
-    if request.param == "sqlite":
-        db = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    with bare_store(request.param, tmp_path, "tg") as db:
         yield db
-        db.dispose()
-        return
-    schema = f"iskpi_tg_{os.getpid()}"
-    admin = make_engine(POSTGRES_URL)
-    with admin.begin() as conn:
-        conn.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        conn.execute(text(f'CREATE SCHEMA "{schema}"'))
-    db = postgres_engine(schema)
-    try:
-        yield db
-    finally:
-        db.dispose()
-        with admin.begin() as conn:
-            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-        admin.dispose()
 
 
 def test_the_targets_migration_keeps_existing_targets_confirmed(bare: Engine) -> None:

@@ -43,8 +43,8 @@ from service.errors import SyncLocked
 from service.sync.locks import source_lock
 from service.sync.run import run_sync
 from service.sync.scheduler import scheduled_sync
-from simulators.hubspot.portal import HubSpotPortal, RunningPortal, serve_portal
-from tests.support.hubspot import END, TOKEN, small_dataset
+from simulators.hubspot.portal import HubSpotPortal, RunningPortal
+from tests.support.hubspot import END, TOKEN, small_portal
 
 TABLES = {
     "contacts": Lead,
@@ -59,13 +59,8 @@ CONTENT_TABLES = (Team, Rep, Lead, Call, Email, Meeting, FollowUpTask, Deal)
 
 @pytest.fixture
 def portal() -> Iterator[RunningPortal]:
-    hub = HubSpotPortal(TOKEN)
-    hub.load(small_dataset())
-    running = serve_portal(hub)
-    try:
+    with small_portal() as running:
         yield running
-    finally:
-        running.stop()
 
 
 def connector(running: RunningPortal, **kwargs: Any) -> HubSpotConnector:
